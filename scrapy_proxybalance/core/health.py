@@ -1,0 +1,76 @@
+"""Passive health of one proxy: healthy -> ejected -> trial -> healthy, with growing backoff."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from enum import Enum
+
+
+class State(Enum):
+    HEALTHY = "healthy"
+    EJECTED = "ejected"
+    TRIAL = "trial"  # back from ejection: one request at a time until one succeeds
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """Ejection time: ``min(cap, base * 2**(n-1))`` scaled by ``uniform(1 - jitter, 1)``."""
+
+    base: float
+    cap: float
+    jitter: float = 0.25
+
+    def delay(self, ejections: int, rng: random.Random) -> float:
+        full = min(self.cap, self.base * 2 ** min(ejections - 1, 60))
+        return full * rng.uniform(1.0 - self.jitter, 1.0)
+
+
+# Consecutive successes after which one ejection is forgiven, so an old incident
+# does not make the next backoff long forever (Envoy decrements its multiplier alike).
+FORGIVE_AFTER = 10
+
+
+@dataclass(slots=True)
+class Health:
+    """One proxy's health state machine.
+
+    ``record_failure`` returns the ejection delay when the failure ejects the proxy, so the
+    caller can schedule its return; the caller calls ``revive`` when that time has come.
+    """
+
+    max_failures: int
+    state: State = State.HEALTHY
+    consecutive_failures: int = 0
+    consecutive_successes: int = 0
+    level: int = 0  # ejections not yet forgiven: drives the backoff
+    ejections: int = 0  # ejections ever, for reports
+    ejected_until: float = field(default=0.0)
+
+    def record_success(self) -> None:
+        if self.state is State.EJECTED:
+            return  # a late answer from before the ejection changes nothing
+        self.state = State.HEALTHY
+        self.consecutive_failures = 0
+        self.consecutive_successes += 1
+        if self.consecutive_successes % FORGIVE_AFTER == 0 and self.level:
+            self.level -= 1
+
+    def record_failure(self, now: float, backoff: Backoff, rng: random.Random) -> float | None:
+        if self.state is State.EJECTED:
+            return None
+        self.consecutive_successes = 0
+        self.consecutive_failures += 1
+        if self.state is State.TRIAL or self.consecutive_failures >= self.max_failures:
+            self.level += 1
+            self.ejections += 1
+            self.state = State.EJECTED
+            delay = backoff.delay(self.level, rng)
+            self.ejected_until = now + delay
+            return delay
+        return None
+
+    def revive(self) -> None:
+        """The ejection time is over: allow a single trial request."""
+        self.state = State.TRIAL
+        self.consecutive_failures = 0

@@ -1,0 +1,32 @@
+"""Runtime state of one proxy of the pool, shared by the balancer and its strategies."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .health import Health, State
+from .metrics import Metrics
+from .proxy import Proxy
+
+
+@dataclass(slots=True, eq=False)
+class ProxyState:
+    """A proxy plus everything the balancer knows about it. ``id`` is its dense index."""
+
+    id: int
+    proxy: Proxy
+    health: Health
+    in_flight: int = 0
+    metrics: Metrics = field(default_factory=Metrics)
+
+    @property
+    def key(self) -> str:
+        return self.proxy.key
+
+    @property
+    def weight(self) -> float:
+        return self.proxy.weight
+
+    def can_take_request(self) -> bool:
+        """A proxy on trial carries one request at a time."""
+        return self.health.state is State.HEALTHY or self.in_flight == 0

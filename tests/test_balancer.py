@@ -1,0 +1,168 @@
+"""Health, cooldowns, exclusions, regions and backups, with a fake clock."""
+
+import random
+
+import pytest
+
+from scrapy_proxybalance.core.balancer import Wait
+from scrapy_proxybalance.core.bans import BanPolicy, Outcome, parse_retry_after
+from scrapy_proxybalance.core.errors import NoProxyAvailable
+from scrapy_proxybalance.core.health import Backoff, State
+
+from .conftest import host, make_balancer
+
+
+def fail(b, proxy_index, times, domain="a"):
+    p = b.states[proxy_index]
+    for _ in range(times):
+        b.release(b._lease(p, domain, b.clock()), Outcome.FAILURE)
+
+
+def test_proxy_is_ejected_after_max_failures_in_a_row(clock):
+    b = make_balancer(clock, max_failures=3)
+    fail(b, 0, 2)
+    b.release(b._lease(b.states[0], "a", clock()), Outcome.SUCCESS)  # resets the run
+    fail(b, 0, 2)
+    assert b.states[0].health.state is State.HEALTHY
+    fail(b, 0, 1)
+    assert b.states[0].health.state is State.EJECTED
+    assert {host(b.acquire("a")) for _ in range(20)} == {2, 3}
+
+
+def test_ejected_proxy_returns_after_backoff_as_a_single_trial(clock):
+    b = make_balancer(clock, ["http://10.0.0.1:1"], max_failures=1, backoff=Backoff(60, 600, jitter=0))
+    fail(b, 0, 1)
+    wait = b.acquire("a")
+    assert wait == Wait(60.0)
+    clock.advance(60)
+    trial = b.acquire("a")
+    assert host(trial) == 1 and trial.trial
+    assert isinstance(b.acquire("b"), Wait)  # one request at a time while on trial
+    b.release(trial, Outcome.SUCCESS)
+    assert b.states[0].health.state is State.HEALTHY
+    assert host(b.acquire("b")) == 1 and host(b.acquire("c")) == 1
+
+
+def test_failed_trial_ejects_again_at_once_for_twice_as_long(clock):
+    b = make_balancer(clock, ["http://10.0.0.1:1"], max_failures=3, backoff=Backoff(60, 100, jitter=0))
+    fail(b, 0, 3)
+    clock.advance(60)
+    b.release(b.acquire("a"), Outcome.FAILURE)
+    assert b.states[0].health.state is State.EJECTED
+    assert b.acquire("a") == Wait(100.0)  # 120 capped at 100
+    assert b.states[0].health.ejections == 2
+
+
+def test_backoff_doubles_is_capped_and_jitters_downward_only():
+    rng = random.Random(1)
+    backoff = Backoff(10, 100, jitter=0.25)
+    for n, full in ((1, 10), (2, 20), (3, 40), (4, 80), (5, 100), (40, 100)):
+        for _ in range(50):
+            assert 0.75 * full <= backoff.delay(n, rng) <= full
+
+
+def test_domain_cooldown_keeps_a_proxy_off_the_same_domain_only(clock):
+    b = make_balancer(clock, ["http://10.0.0.1:1", "http://10.0.0.2:1"], domain_cooldown=2.0)
+    first, second = b.acquire("a"), b.acquire("a")
+    assert {host(first), host(second)} == {1, 2}
+    assert b.acquire("a") == Wait(2.0)
+    assert isinstance(b.acquire("b"), type(first))  # another domain is free
+    clock.advance(1.5)
+    assert b.acquire("a") == Wait(0.5)
+    clock.advance(0.5)
+    assert host(b.acquire("a")) in (1, 2)
+
+
+def test_retry_after_cools_that_proxy_on_that_site_for_the_time_asked(clock):
+    b = make_balancer(clock, ["http://10.0.0.1:1", "http://10.0.0.2:1"], strategy="round_robin")
+    lease = b.acquire("a")
+    b.release(lease, Outcome.BAN, retry_after=30)
+    assert all(host(b.acquire("a")) == 2 for _ in range(5))
+    assert host(b.acquire("b")) == 1  # fine for another site
+    clock.advance(30)
+    assert 1 in {host(b.acquire("a")) for _ in range(4)}
+
+
+def test_retry_after_is_clamped(clock):
+    b = make_balancer(clock, ["http://10.0.0.1:1"], max_hold=120)
+    b.release(b.acquire("a"), Outcome.BAN, retry_after=10**9)
+    assert b.acquire("a") == Wait(120.0)
+
+
+def test_excluded_proxies_are_never_handed_out(clock):
+    b = make_balancer(clock)
+    tried = {b.states[0].key, b.states[2].key}
+    assert all(host(b.acquire("a", tried)) == 2 for _ in range(10))
+    with pytest.raises(NoProxyAvailable, match="all 3 proxies were tried"):
+        b.acquire("a", {p.key for p in b.states})
+
+
+def test_region_filtering(clock):
+    entries = [{"url": "http://10.0.0.1:1", "region": "eu"}, {"url": "http://10.0.0.2:1", "region": "us"},
+               {"url": "http://10.0.0.3:1", "region": "eu"}]
+    b = make_balancer(clock, entries)
+    assert {host(b.acquire("a", region="eu")) for _ in range(10)} == {1, 3}
+    assert {host(b.acquire("a", region="us")) for _ in range(10)} == {2}
+    assert {host(b.acquire("a")) for _ in range(10)} == {1, 2, 3}
+    with pytest.raises(NoProxyAvailable, match="region 'asia'"):
+        b.acquire("a", region="asia")
+
+
+def test_backups_serve_only_while_no_primary_is_available(clock):
+    entries = ["http://10.0.0.1:1", "http://10.0.0.2:1", {"url": "http://10.0.0.9:1", "backup": True}]
+    b = make_balancer(clock, entries, max_failures=1, domain_cooldown=1.0)
+    first = [b.acquire("a") for _ in range(2)]
+    assert {host(lease) for lease in first} == {1, 2}
+    assert isinstance(b.acquire("a"), Wait)  # primaries cooling on a: wait, spare the backup
+    assert host(b.acquire("a", {b.states[0].key, b.states[1].key})) == 9  # primaries tried
+    for lease in first:
+        b.release(lease, Outcome.SUCCESS)
+    clock.advance(5)
+    fail(b, 0, 1)
+    fail(b, 1, 1)
+    assert host(b.acquire("x")) == 9  # every primary ejected
+    clock.advance(60)
+    assert host(b.acquire("y")) in (1, 2)  # primaries back on trial take over again
+
+
+def test_a_revived_proxy_still_finishing_old_requests_makes_requests_wait_not_fail(clock):
+    b = make_balancer(clock, ["http://10.0.0.1:1"], max_failures=1, backoff=Backoff(30, 300, jitter=0))
+    old = b.acquire("a")
+    fail(b, 0, 1)
+    clock.advance(30)
+    assert b.acquire("b") == Wait(0.5)  # on trial, but its pre-ejection request is in flight
+    b.release(old, Outcome.NEUTRAL)
+    assert host(b.acquire("b")) == 1
+
+
+def test_all_ejected_waits_for_the_earliest_recovery(clock):
+    b = make_balancer(clock, ["http://10.0.0.1:1", "http://10.0.0.2:1"], max_failures=1,
+                      backoff=Backoff(30, 300, jitter=0))
+    fail(b, 0, 1)
+    clock.advance(10)
+    fail(b, 1, 1)
+    assert b.acquire("a") == Wait(20.0)
+
+
+def test_release_is_idempotent_and_in_flight_never_negative(clock):
+    b = make_balancer(clock)
+    lease = b.acquire("a")
+    b.release(lease, Outcome.SUCCESS)
+    b.release(lease, Outcome.FAILURE)
+    assert lease.state.in_flight == 0
+    assert lease.state.metrics.failures == 0
+
+
+def test_ban_policy_tells_failures_bans_and_site_answers_apart():
+    policy = BanPolicy([403, 407, 429])
+    assert policy.response_outcome(429) is Outcome.BAN
+    assert policy.response_outcome(407) is Outcome.FAILURE  # the proxy's own refusal
+    assert policy.response_outcome(404) is Outcome.SUCCESS  # the site's answer, delivered
+    assert policy.response_outcome(500) is Outcome.SUCCESS
+
+
+def test_parse_retry_after():
+    assert parse_retry_after(b"120", 0) == 120.0
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", 1445412470.0) == 10.0
+    assert parse_retry_after(b"soon", 0) is None
+    assert parse_retry_after(None, 0) is None

@@ -1,0 +1,99 @@
+"""Each strategy's rule, checked with exact sequences where the rule is deterministic."""
+
+from collections import Counter
+
+import pytest
+
+from scrapy_proxybalance.core.bans import Outcome
+from scrapy_proxybalance.core.strategies import STRATEGIES
+
+from .conftest import host, make_balancer
+
+
+def picks(b, n, domain="site.test", latency=None):
+    out = []
+    for _ in range(n):
+        lease = b.acquire(domain)
+        out.append(host(lease))
+        b.release(lease, Outcome.SUCCESS, latency(lease) if latency else None)
+    return out
+
+
+def test_round_robin_cycles_in_pool_order(clock):
+    assert picks(make_balancer(clock, strategy="round_robin"), 7) == [1, 2, 3, 1, 2, 3, 1]
+
+
+def test_weighted_round_robin_gives_exactly_5_3_1_interleaved(clock):
+    entries = [{"url": "http://10.0.0.1:1", "weight": 5}, {"url": "http://10.0.0.2:1", "weight": 3},
+               {"url": "http://10.0.0.3:1", "weight": 1}]
+    seq = picks(make_balancer(clock, entries, strategy="weighted_round_robin"), 90)
+    for start in range(0, 90, 9):
+        assert Counter(seq[start:start + 9]) == {1: 5, 2: 3, 3: 1}
+    # smooth, not in bursts: the heaviest never takes more than two picks in a row
+    assert max(len(run) for run in "".join(map(str, seq)).replace("2", " ").replace("3", " ").split()) <= 2
+    assert seq[:9] == [1, 2, 1, 1, 2, 1, 3, 2, 1] or Counter(seq[:9])[1] == 5
+
+
+def test_least_connections_picks_the_proxy_with_fewest_in_flight(clock):
+    b = make_balancer(clock, strategy="least_connections")
+    held = [b.acquire("a"), b.acquire("a")]
+    assert {host(h) for h in held} == {1, 2}
+    third = b.acquire("a")
+    assert host(third) == 3
+    b.release(held[0], Outcome.SUCCESS)  # proxy 1 now has 0 in flight, the others 1
+    assert host(b.acquire("a")) == 1
+
+
+def test_least_connections_under_random_in_flight_load(clock):
+    import random
+
+    rng = random.Random(7)
+    b = make_balancer(clock, [f"http://10.0.0.{i}:1" for i in range(1, 11)], strategy="least_connections")
+    leases = []
+    for _ in range(2000):
+        if leases and rng.random() < 0.45:
+            b.release(leases.pop(rng.randrange(len(leases))), Outcome.SUCCESS)
+        else:
+            fewest = min(p.in_flight for p in b.states)
+            lease = b.acquire("a")
+            assert lease.state.in_flight - 1 == fewest
+            leases.append(lease)
+
+
+def test_least_latency_tries_unknown_proxies_first_then_prefers_fast(clock):
+    b = make_balancer(clock, [f"http://10.0.0.{i}:1" for i in range(1, 5)], strategy="least_latency")
+    latency = {1: 0.8, 2: 0.05, 3: 0.4, 4: 0.6}
+    seq = picks(b, 400, latency=lambda lease: latency[host(lease)])
+    assert sorted(seq[:4]) == [1, 2, 3, 4]  # every proxy measured before any is preferred
+    counts = Counter(seq[4:])
+    assert counts[2] > counts[3] > counts[1]
+    assert counts[2] > 0.4 * 396
+
+
+def test_random_is_uniform(clock):
+    b = make_balancer(clock, [f"http://10.0.0.{i}:1" for i in range(1, 11)], strategy="random")
+    counts = Counter(picks(b, 20000))
+    assert set(counts) == set(range(1, 11))
+    assert all(1800 <= c <= 2200 for c in counts.values()), counts
+
+
+def test_weighted_random_follows_weight_times_success_rate(clock):
+    entries = [{"url": f"http://10.0.0.{i}:1", "weight": w} for i, w in ((1, 1), (2, 2), (3, 7))]
+    b = make_balancer(clock, entries, strategy="weighted_random", ban_cooldown=0.0)
+    counts = Counter(picks(b, 20000))
+    for proxy, weight in ((1, 1), (2, 2), (3, 7)):
+        assert abs(counts[proxy] / 20000 - weight / 10) < 0.02, counts
+    # a proxy that is always banned sinks to the floor: weight 7 * 0.1 = 0.7 of 3.7
+    counts = Counter()
+    for _ in range(20000):
+        lease = b.acquire("site.test")
+        counts[host(lease)] += 1
+        b.release(lease, Outcome.BAN if host(lease) == 3 else Outcome.SUCCESS)
+    assert abs(counts[3] / 20000 - 0.7 / 3.7) < 0.02, counts
+
+
+@pytest.mark.parametrize("name", sorted(STRATEGIES))
+def test_every_strategy_skips_rejected_members_and_finds_the_last_free_one(clock, name):
+    b = make_balancer(clock, [f"http://10.0.0.{i}:1" for i in range(1, 51)], strategy=name, domain_cooldown=5.0)
+    seen = [host(b.acquire("a")) for _ in range(50)]  # each proxy once, then all cool
+    assert sorted(seen) == list(range(1, 51))
