@@ -1,0 +1,267 @@
+"""A local proxy farm for demos and tests: one site and forward proxies on 127.0.0.1.
+
+Every proxy sends every host name to the one local site, so ``http://shop-a.test/`` and
+``http://shop-b.test/`` are two domains without DNS. Each page carries a token
+(:func:`token`) so a crawl can prove it got the real page. Proxy behaviours:
+
+- ``healthy``: forwards at once; ``slow``: forwards after ``delay`` seconds;
+- ``dead``: nothing listens (connection refused); ``hung``: accepts, never answers;
+- ``reset``: reads the request, then drops the connection;
+- ``banning``: answers 429 (``Retry-After``) to a host it saw less than ``min_interval`` ago;
+- ``auth``: wants ``Proxy-Authorization`` for ``user:password``, else answers 407.
+
+Run ``python -m scrapy_proxybalance.farm --run CMD ...`` to start the farm, run CMD with
+``FARM_POOL_FILE`` (a PROXY_POOL file) and ``FARM_SITE`` in its environment, then stop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import hashlib
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+
+HOST = "127.0.0.1"
+PAGES = 60  # pages per host on the site's index
+
+
+def token(host: str, path: str) -> str:
+    """The token the site puts in the page at ``host`` + ``path``."""
+    return hashlib.sha256(f"{host}{path}".encode()).hexdigest()[:16]
+
+
+@dataclass
+class Seen:
+    """One request as a proxy (or the site) received it."""
+
+    at: float
+    host: str
+    path: str
+    headers: dict[str, str]
+
+
+@dataclass
+class ProxySpec:
+    name: str
+    kind: str = "healthy"
+    delay: float = 0.0
+    min_interval: float = 0.0
+    retry_after: int = 5
+    user: str = ""
+    password: str = ""
+    port: int = 0
+    seen: list[Seen] = field(default_factory=list)
+    last: dict[str, float] = field(default_factory=dict)
+    server: asyncio.AbstractServer | None = None
+
+    @property
+    def url(self) -> str:
+        creds = f"{self.user}:{self.password}@" if self.user else ""
+        return f"http://{creds}{HOST}:{self.port}"
+
+
+async def _read_head(reader: asyncio.StreamReader) -> tuple[str, dict[str, str]] | None:
+    try:
+        raw = await reader.readuntil(b"\r\n\r\n")
+    except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
+        return None
+    lines = raw.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in lines[1:]:
+        if ":" in line:
+            name, value = line.split(":", 1)
+            headers[name.strip().lower()] = value.strip()
+    return lines[0], headers
+
+
+def _response(status: int, body: bytes, extra: str = "") -> bytes:
+    reason = {200: "OK", 404: "Not Found", 407: "Proxy Authentication Required", 429: "Too Many Requests",
+              502: "Bad Gateway"}.get(status, "Status")
+    return (
+        f"HTTP/1.1 {status} {reason}\r\nContent-Type: text/html\r\nContent-Length: {len(body)}\r\n"
+        f"Connection: close\r\n{extra}\r\n"
+    ).encode() + body
+
+
+def site_page(host: str, path: str) -> tuple[int, bytes]:
+    """The site: ``/`` links to ``/page/1`` .. ``/page/N``; every page shows its token."""
+    if path in ("/", ""):
+        links = "".join(f'<a href="/page/{i}">page {i}</a>\n' for i in range(1, PAGES + 1))
+        return 200, f"<html><body><h1>{host}</h1>\n{links}</body></html>".encode()
+    if path.startswith("/page/") and path[6:].isdigit():
+        return 200, f'<html><body><p class="token">{token(host, path)}</p></body></html>'.encode()
+    return 404, b"<html><body>not found</body></html>"
+
+
+class Farm:
+    """The site and the proxies, served by one asyncio loop in a background thread."""
+
+    def __init__(self, specs: list[ProxySpec]) -> None:
+        self.specs = specs
+        self.site_seen: list[Seen] = []
+        self.site_port = 0
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="proxy-farm", daemon=True)
+        self.hung: set[asyncio.StreamWriter] = set()
+
+    def __enter__(self) -> Farm:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        self.thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(timeout=10)
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self._stop(), self.loop).result(timeout=10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=10)
+        self.loop.close()
+
+    async def _start(self) -> None:
+        site = await asyncio.start_server(self._serve_site, HOST, 0)
+        self.site_port = site.sockets[0].getsockname()[1]
+        self.site = site
+        for spec in self.specs:
+            if spec.kind == "dead":
+                spec.port = _closed_port()
+                continue
+            spec.server = await asyncio.start_server(lambda r, w, s=spec: self._serve_proxy(s, r, w), HOST, 0)
+            spec.port = spec.server.sockets[0].getsockname()[1]
+
+    async def _stop(self) -> None:
+        for writer in self.hung:
+            writer.close()
+        for server in [self.site, *(s.server for s in self.specs if s.server)]:
+            server.close()
+
+    def pool(self) -> list[str]:
+        return [s.url for s in self.specs]
+
+    def write_pool(self, path: str) -> None:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write("# written by scrapy_proxybalance.farm\n")
+            for spec in self.specs:
+                f.write(f"{spec.url}  # {spec.name}: {spec.kind}\n")
+
+    async def _serve_site(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await _read_head(reader)
+        if head is not None:
+            request_line, headers = head
+            path = request_line.split(" ")[1]
+            host = headers.get("host", "").split(":")[0]
+            self.site_seen.append(Seen(time.monotonic(), host, path, headers))
+            status, body = site_page(host, path)
+            writer.write(_response(status, body))
+            await writer.drain()
+        writer.close()
+
+    async def _serve_proxy(self, spec: ProxySpec, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await _read_head(reader)
+        if head is None:
+            writer.close()
+            return
+        request_line, headers = head
+        method, target, _ = request_line.split(" ", 2)
+        host, path = _split_target(target)
+        now = time.monotonic()
+        spec.seen.append(Seen(now, host, path, headers))
+        if spec.kind == "hung":
+            self.hung.add(writer)  # never answered; closed when the farm stops
+            return
+        if spec.kind == "reset":
+            writer.transport.abort()
+            return
+        if spec.kind == "auth" and headers.get("proxy-authorization") != _basic(spec.user, spec.password):
+            writer.write(_response(407, b"proxy auth required", 'Proxy-Authenticate: Basic realm="farm"\r\n'))
+        elif spec.kind == "banning" and now - spec.last.get(host, -1e9) < spec.min_interval:
+            spec.last[host] = now
+            writer.write(_response(429, b"slow down", f"Retry-After: {spec.retry_after}\r\n"))
+        else:
+            spec.last[host] = now
+            if spec.delay:
+                await asyncio.sleep(spec.delay)
+            writer.write(await self._forward(method, host, path, headers))
+        await writer.drain()
+        writer.close()
+
+    async def _forward(self, method: str, host: str, path: str, headers: dict[str, str]) -> bytes:
+        try:
+            reader, writer = await asyncio.open_connection(HOST, self.site_port)
+        except OSError:
+            return _response(502, b"site down")
+        hop = {"proxy-authorization", "proxy-connection", "connection", "keep-alive", "host"}
+        lines = [f"{method} {path} HTTP/1.1", f"Host: {host}", "Connection: close"]
+        lines += [f"{k}: {v}" for k, v in headers.items() if k not in hop]
+        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        await writer.drain()
+        answer = await reader.read()
+        writer.close()
+        return answer
+
+
+def _split_target(target: str) -> tuple[str, str]:
+    """``http://host:port/path`` -> (host, /path)."""
+    rest = target.split("://", 1)[-1]
+    hostport, _, path = rest.partition("/")
+    return hostport.split(":")[0], "/" + path
+
+
+def _basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def demo_specs() -> list[ProxySpec]:
+    """The demo farm: healthy, slow, dead, hung, banning and credential-requiring proxies."""
+    return [
+        ProxySpec("fast-1"),
+        ProxySpec("fast-2"),
+        ProxySpec("fast-3"),
+        ProxySpec("slow", kind="slow", delay=0.4),
+        ProxySpec("dead", kind="dead"),
+        ProxySpec("hung", kind="hung"),
+        ProxySpec("strict", kind="banning", min_interval=3.0, retry_after=5),
+        ProxySpec("private", kind="auth", user="demo", password="s3cret"),
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m scrapy_proxybalance.farm", description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=3600, help="stop after this long without --run")
+    parser.add_argument("--run", nargs=argparse.REMAINDER, help="command to run while the farm is up")
+    args = parser.parse_args(argv)
+    with Farm(demo_specs()) as farm, tempfile.TemporaryDirectory() as tmp:
+        pool_file = os.path.join(tmp, "proxies.txt")
+        farm.write_pool(pool_file)
+        site = f"http://{HOST}:{farm.site_port}"
+        print(f"farm: site {site}, {len(farm.specs)} proxies in {pool_file}", flush=True)
+        if not args.run:
+            print(f"farm: running for {args.seconds:.0f} s (Ctrl-C stops it)", flush=True)
+            try:
+                threading.Event().wait(args.seconds)
+            except KeyboardInterrupt:
+                pass
+            return 0
+        env = {**os.environ, "FARM_POOL_FILE": pool_file, "FARM_SITE": site}
+        return subprocess.call(args.run, env=env)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
