@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import re
 import time
 from typing import TYPE_CHECKING
 
@@ -25,7 +26,7 @@ from scrapy.utils.misc import load_object
 from .config import Config
 from .core.balancer import Balancer, Lease, Wait
 from .core.bans import BanPolicy, Outcome, parse_retry_after
-from .core.errors import NoProxyAvailable
+from .core.errors import ConfigError, NoProxyAvailable
 from .core.health import Backoff
 from .stats import PREFIX, record_proxies, summary, table
 from .waiting import ParkingLot
@@ -43,6 +44,8 @@ LEASE = "_proxybalance_lease"  # id of the lease this attempt holds
 TRIED = "_proxybalance_tried"  # keys of the proxies this request already failed through
 RETRIES = "proxy_retry_times"  # our own retry count, apart from RetryMiddleware's retry_times
 
+USERINFO = re.compile(r"//[^@/]*@")
+
 PROXY_FAILURES = tuple(
     load_object(path)
     for path in (
@@ -58,6 +61,10 @@ PROXY_FAILURES = tuple(
         "scrapy.core.downloader.handlers.http11.TunnelError",
     )
 )
+
+
+def _without_userinfo(url: str | None) -> str | None:
+    return USERINFO.sub("//", url) if url else url
 
 
 class ProxyBalanceMiddleware:
@@ -88,7 +95,12 @@ class ProxyBalanceMiddleware:
     def from_crawler(cls, crawler: Crawler) -> ProxyBalanceMiddleware:
         if not crawler.settings.getbool("PROXY_ENABLED", True):
             raise NotConfigured("PROXY_ENABLED is False")
-        mw = cls(crawler, Config.from_settings(crawler.settings))
+        try:
+            config = Config.from_settings(crawler.settings)
+        except ConfigError as exc:
+            logger.error("scrapy-proxybalance cannot start: %s", exc)
+            raise
+        mw = cls(crawler, config)
         crawler.signals.connect(mw.parking.on_request_scheduled, signal=signals.request_scheduled)
         crawler.signals.connect(mw.parking.on_spider_idle, signal=signals.spider_idle)
         crawler.signals.connect(mw.spider_opened, signal=signals.spider_opened)
@@ -101,9 +113,10 @@ class ProxyBalanceMiddleware:
         meta = request.meta
         self._release(meta.pop(LEASE, None), Outcome.NEUTRAL)  # an attempt that never reported
         ours = meta.pop(OUR_PROXY, None)
-        if ours is not None and meta.get("proxy") == ours:
-            # Our choice from the previous attempt (a retry or redirect): choose again, and
-            # make sure the old proxy's credentials cannot travel to the next one.
+        if ours is not None and _without_userinfo(meta.get("proxy")) == _without_userinfo(ours):
+            # Our choice from the previous attempt (a retry or redirect; HttpProxyMiddleware
+            # has since removed its credentials from meta['proxy']): choose again, and make
+            # sure the old proxy's credentials cannot travel to the next one.
             del meta["proxy"]
             meta.pop("_auth_proxy", None)
             request.headers.pop(b"Proxy-Authorization", None)

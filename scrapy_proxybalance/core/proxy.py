@@ -40,16 +40,21 @@ class Proxy:
     backup: bool = False
 
     @property
+    def hostport(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host  # IPv6
+        return f"{host}:{self.port}"
+
+    @property
     def url(self) -> str:
         """The URL to put in ``request.meta['proxy']`` (with credentials)."""
         if not self.username:
-            return f"{self.scheme}://{self.host}:{self.port}"
-        return f"{self.scheme}://{self._userinfo(self.password)}@{self.host}:{self.port}"
+            return f"{self.scheme}://{self.hostport}"
+        return f"{self.scheme}://{self._userinfo(self.password)}@{self.hostport}"
 
     @property
     def key(self) -> str:
         user = f"{quote(self.username, safe='')}@" if self.username else ""
-        return f"{self.scheme}://{user}{self.host}:{self.port}"
+        return f"{self.scheme}://{user}{self.hostport}"
 
     def _userinfo(self, password: str) -> str:
         return f"{quote(self.username, safe='')}:{password}"
@@ -57,7 +62,7 @@ class Proxy:
     def __str__(self) -> str:
         if not self.username:
             return self.key
-        return f"{self.scheme}://{self._userinfo('***')}@{self.host}:{self.port}"
+        return f"{self.scheme}://{self._userinfo('***')}@{self.hostport}"
 
 
 def parse_proxy(entry: object, setting: str = "PROXY_POOL") -> Proxy:
@@ -135,7 +140,7 @@ def load_pool(value: object, setting: str = "PROXY_POOL") -> list[Proxy]:
 
     Duplicate entries (same key) are an error, since they would silently double a weight.
     """
-    if isinstance(value, str) and "://" in value:
+    if isinstance(value, str) and ("://" in value or not value.strip()):
         value = [v for v in value.split(",") if v.strip()]
     if isinstance(value, str | Path):
         entries = _read_file(Path(value), setting)

@@ -1,0 +1,75 @@
+"""Helpers for end-to-end tests: a farm in this process, a real crawl in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from scrapy_proxybalance.farm import Farm, ProxySpec, token
+
+RUNNER = Path(__file__).with_name("crawl_runner.py")
+ROOT = Path(__file__).parent.parent
+
+REACTORS = {
+    "asyncio": {"TWISTED_REACTOR": "twisted.internet.asyncioreactor.AsyncioSelectorReactor"},
+    "plain": {"TWISTED_REACTOR": "twisted.internet.epollreactor.EPollReactor"},
+}
+
+BASE_SETTINGS = {
+    "ADDONS": {"scrapy_proxybalance.Addon": 0},
+    "LOG_LEVEL": "DEBUG",
+    "TELNETCONSOLE_ENABLED": False,
+    "REMOTE_CONTROL_ENABLED": False,
+    "CONCURRENT_REQUESTS": 16,
+    "CONCURRENT_REQUESTS_PER_DOMAIN": 16,
+    "DOWNLOAD_TIMEOUT": 3,
+    "PROXY_STATS_INTERVAL": 1.0,
+    "RETRY_ENABLED": True,
+}
+
+
+def crawl(tmp_path: Path, farm: Farm, urls_or_requests: list, reactor: str = "asyncio", timeout: float = 120,
+          **settings) -> dict:
+    """Crawl through ``farm``'s proxies (unless PROXY_POOL is given); return the results,
+    with ``log`` holding the whole crawl log."""
+    requests = [r if isinstance(r, dict) else {"url": r} for r in urls_or_requests]
+    log = tmp_path / "crawl.log"
+    job = {
+        "settings": {**BASE_SETTINGS, **REACTORS[reactor], "PROXY_POOL": farm.pool(), "LOG_FILE": str(log),
+                     **settings},
+        "requests": requests,
+        "out": str(tmp_path / "results.json"),
+    }
+    job_path = tmp_path / "job.json"
+    job_path.write_text(json.dumps(job))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, str(RUNNER), str(job_path)], env=env, timeout=timeout,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads((tmp_path / "results.json").read_text())
+    results["log"] = log.read_text()
+    return results
+
+
+def pages(host: str, n: int, start: int = 1) -> list[str]:
+    return [f"http://{host}/page/{i}" for i in range(start, start + n)]
+
+
+def valid(page: dict) -> bool:
+    host, path = page["url"].split("/", 3)[2], "/" + page["url"].split("/", 3)[3]
+    return token(host, path) in page["text"]
+
+
+def attempts(farm: Farm) -> dict[tuple[str, str], list[tuple[float, str]]]:
+    """Per (host, path): the (time, proxy name) of every attempt any proxy received, in order."""
+    seen: dict[tuple[str, str], list[tuple[float, str]]] = {}
+    for spec in farm.specs:
+        for s in spec.seen:
+            seen.setdefault((s.host, s.path), []).append((s.at, spec.name))
+    return {k: sorted(v) for k, v in seen.items()}
+
+
+__all__ = ["Farm", "ProxySpec", "attempts", "crawl", "pages", "valid"]

@@ -1,0 +1,172 @@
+"""End-to-end: real crawls through real proxies on 127.0.0.1 that misbehave on purpose."""
+
+import subprocess
+import sys
+
+import pytest
+
+from scrapy_proxybalance.farm import HOST
+
+from .e2e import ROOT, Farm, ProxySpec, attempts, crawl, pages, valid
+
+COOLDOWN = 1.0
+DELIVERY_JITTER = 0.1  # the cooldown holds at lease time; the way to the proxy adds jitter
+
+
+@pytest.fixture
+def hostile_farm():
+    specs = [
+        ProxySpec("ok-1"), ProxySpec("ok-2"), ProxySpec("ok-3"), ProxySpec("ok-4"),
+        ProxySpec("dead", kind="dead"),
+        ProxySpec("hung", kind="hung"),
+        ProxySpec("reset", kind="reset"),
+        ProxySpec("strict", kind="banning", min_interval=2.5, retry_after=4),
+    ]
+    with Farm(specs) as farm:
+        yield farm
+
+
+@pytest.mark.parametrize("reactor", ["asyncio", "plain"])
+def test_pool_with_dead_hung_resetting_and_banning_proxies_fetches_every_page(tmp_path, hostile_farm, reactor):
+    urls = pages("shop-a.test", 40) + pages("shop-b.test", 40)
+    result = crawl(tmp_path, hostile_farm, urls, reactor=reactor, PROXY_DOMAIN_COOLDOWN=COOLDOWN,
+                   PROXY_RECOVERY_INTERVAL=5.0, PROXY_STRATEGY="round_robin")
+    assert result["errors"] == []
+    assert sorted(p["url"] for p in result["pages"]) == sorted(urls)
+    assert all(valid(p) for p in result["pages"])
+    stats = result["stats"]
+    assert stats["proxybalance/retries"] >= 3  # dead, hung and reset each failed at least once
+    assert stats["proxybalance/ejections"] >= 3
+    assert "retry/count" not in stats  # RetryMiddleware did not retry what we retried
+    assert not [w for w in result["warnings"] if "Deprecation" in w], result["warnings"]
+
+    # a retry always goes to a proxy the request has not tried
+    for (host, path), tries in attempts(hostile_farm).items():
+        names = [name for _, name in tries]
+        assert len(names) == len(set(names)), (host, path, names)
+
+    # the cooldown holds, measured where it matters: at the proxies
+    for spec in hostile_farm.specs:
+        by_host: dict[str, list[float]] = {}
+        for seen in spec.seen:
+            by_host.setdefault(seen.host, []).append(seen.at)
+        for times in by_host.values():
+            gaps = [b - a for a, b in zip(times, times[1:])]
+            assert not gaps or min(gaps) >= COOLDOWN - DELIVERY_JITTER, (spec.name, min(gaps))
+
+    # the closing table and the periodic summary are in the log
+    assert "proxy" in result["log"] and "mean latency" in result["log"]
+    assert "proxybalance: 8 proxies" in result["log"]
+
+
+def test_credentials_reach_only_their_own_proxy_and_never_the_site(tmp_path):
+    specs = [
+        ProxySpec("locked-reset", kind="reset", user="alice", password="pw-alice"),
+        ProxySpec("private", kind="auth", user="bob", password="pw-bob"),
+        ProxySpec("open-1"), ProxySpec("open-2"),
+    ]
+    with Farm(specs) as farm:
+        result = crawl(tmp_path, farm, pages("shop.test", 30), PROXY_DOMAIN_COOLDOWN=0.2,
+                       PROXY_STRATEGY="round_robin", PROXY_MAX_FAILURES=100)
+    assert len(result["pages"]) == 30 and result["errors"] == []
+    locked, private, *open_proxies = specs
+    assert locked.seen, "the credentialed proxy that fails must have been tried"
+    assert result["stats"]["proxybalance/retries"] >= len(locked.seen)
+    assert private.seen and all(s.headers.get("proxy-authorization") == "Basic Ym9iOnB3LWJvYg==" for s in private.seen)
+    assert all(s.headers.get("proxy-authorization") == "Basic YWxpY2U6cHctYWxpY2U=" for s in locked.seen)
+    for spec in open_proxies:
+        assert spec.seen and not any("proxy-authorization" in s.headers for s in spec.seen)
+    assert not any("proxy-authorization" in s.headers for s in farm.site_seen)
+    everything = result["log"] + repr(result["stats"])
+    assert "pw-alice" not in everything and "pw-bob" not in everything
+    assert "alice:***@" in everything
+
+
+def test_waiting_for_one_domain_does_not_starve_another(tmp_path):
+    specs = [ProxySpec("p1"), ProxySpec("p2"), ProxySpec("p3")]
+    busy = [{"url": u, "priority": 10} for u in pages("busy.test", 24)]
+    quiet = [{"url": u, "priority": 0} for u in pages("quiet.test", 6)]
+    with Farm(specs) as farm:
+        result = crawl(tmp_path, farm, busy + quiet, CONCURRENT_REQUESTS=3, PROXY_DOMAIN_COOLDOWN=COOLDOWN)
+    done = {}
+    for page in result["pages"]:
+        done.setdefault(page["url"].split("/")[2], []).append(page["at"])
+    assert len(done["busy.test"]) == 24 and len(done["quiet.test"]) == 6
+    # busy.test is held to 3 pages/s by the cooldown (about 8 s); quiet.test must not queue behind it
+    assert max(done["busy.test"]) >= 6.0
+    assert max(done["quiet.test"]) < 0.5 * max(done["busy.test"]), done
+    assert result["stats"]["proxybalance/waits"] > 0
+
+
+def test_user_proxy_and_dont_proxy_are_respected(tmp_path):
+    specs = [ProxySpec("pooled"), ProxySpec("outside")]
+    with Farm(specs) as farm:
+        site = f"http://{HOST}:{farm.site_port}"
+        requests = [
+            {"url": "http://shop.test/page/1", "meta": {"proxy": specs[1].url}},
+            {"url": f"{site}/page/2", "meta": {"dont_proxy": True}},
+            {"url": "http://shop.test/page/3"},
+        ]
+        result = crawl(tmp_path, farm, requests, PROXY_POOL=[specs[0].url])
+    assert len(result["pages"]) == 3
+    assert [s.path for s in specs[1].seen] == ["/page/1"]
+    assert [s.path for s in specs[0].seen] == ["/page/3"]
+    assert any(s.path == "/page/2" and s.host == HOST for s in farm.site_seen)
+
+
+def test_domain_regions_route_requests_and_meta_overrides(tmp_path):
+    specs = [ProxySpec("eu-1"), ProxySpec("eu-2"), ProxySpec("us-1")]
+    with Farm(specs) as farm:
+        pool = [{"url": specs[0].url, "region": "eu"}, {"url": specs[1].url, "region": "eu"},
+                {"url": specs[2].url, "region": "us"}]
+        requests = pages("www.shop.eu", 10) + [{"url": u, "meta": {"proxy_region": "us"}} for u in pages("x.test", 3)]
+        result = crawl(tmp_path, farm, requests, PROXY_POOL=pool, PROXY_DOMAIN_REGIONS={"shop.eu": "eu"},
+                       PROXY_DOMAIN_COOLDOWN=0)
+    assert len(result["pages"]) == 13
+    assert {s.host for s in specs[2].seen} == {"x.test"}
+    assert {s.host for s in specs[0].seen + specs[1].seen} == {"www.shop.eu"}
+
+
+def test_gives_up_after_retries_on_distinct_proxies_with_a_clear_reason(tmp_path):
+    specs = [ProxySpec(f"reset-{i}", kind="reset") for i in range(4)]
+    with Farm(specs) as farm:
+        result = crawl(tmp_path, farm, pages("shop.test", 5), PROXY_RETRY_TIMES=2, PROXY_MAX_FAILURES=100,
+                       PROXY_DOMAIN_COOLDOWN=0)
+    assert result["pages"] == []
+    assert sorted(e["url"] for e in result["errors"]) == sorted(pages("shop.test", 5))
+    for tries in attempts(farm).values():
+        names = [name for _, name in tries]
+        assert len(names) == 3 == len(set(names))  # first try + PROXY_RETRY_TIMES, each elsewhere
+    assert result["stats"]["proxybalance/retries/max_reached"] == 5
+    assert "retry/count" not in result["stats"]
+    assert "gave up on <GET http://shop.test/page/" in result["log"]
+
+
+def test_no_proxy_in_the_requested_region_fails_the_request_clearly(tmp_path):
+    with Farm([ProxySpec("only")]) as farm:
+        result = crawl(tmp_path, farm, [{"url": "http://shop.test/page/1", "meta": {"proxy_region": "mars"}}])
+    assert [(e["type"], e["message"]) for e in result["errors"]] == [
+        ("NoProxyAvailable", "no proxy in region 'mars' (for <GET http://shop.test/page/1>)")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("PROXY_STRATEGY=fastest", "PROXY_STRATEGY: unknown strategy 'fastest'"),
+        ("PROXY_POOL=socks5://user:pw@10.1.1.1:1080", "PROXY_POOL: unsupported proxy scheme 'socks5' in 'socks5://user:***@10.1.1.1:1080'"),
+        ("PROXY_DOMAIN_COOLDOWN=-1", "PROXY_DOMAIN_COOLDOWN must be >= 0, got '-1'"),
+        ("PROXY_POOL=", "PROXY_POOL is empty"),
+    ],
+)
+def test_bad_settings_stop_scrapy_crawl_at_once_with_a_clear_message(tmp_path, setting, message):
+    pool = tmp_path / "proxies.txt"
+    pool.write_text("http://127.0.0.1:9\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "scrapy", "crawl", "pages", "-s", setting],
+        cwd=ROOT / "example_project", capture_output=True, text=True, timeout=60,
+        env={"PATH": "", "FARM_POOL_FILE": str(pool), "FARM_SITE": "unused", "PYTHONPATH": str(ROOT)},
+    )
+    assert proc.returncode != 0
+    assert f"scrapy-proxybalance cannot start: {message}" in proc.stderr
+    assert ":pw@" not in proc.stderr
