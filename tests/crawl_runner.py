@@ -10,7 +10,7 @@ import time
 import warnings
 
 from scrapy import Request, Spider, signals
-from scrapy.crawler import CrawlerProcess
+from scrapy.crawler import AsyncCrawlerProcess, CrawlerProcess
 
 
 def main(job_path: str) -> None:
@@ -42,7 +42,8 @@ def main(job_path: str) -> None:
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        process = CrawlerProcess(settings=job["settings"])
+        reactorless = job["settings"].get("TWISTED_REACTOR_ENABLED") is False
+        process = (AsyncCrawlerProcess if reactorless else CrawlerProcess)(settings=job["settings"])
         crawler = process.create_crawler(ListSpider)
         crawler.signals.connect(closed, signal=signals.spider_closed)
         process.crawl(crawler)

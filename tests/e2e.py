@@ -16,6 +16,13 @@ ROOT = Path(__file__).parent.parent
 REACTORS = {
     "asyncio": {"TWISTED_REACTOR": "twisted.internet.asyncioreactor.AsyncioSelectorReactor"},
     "plain": {"TWISTED_REACTOR": "twisted.internet.epollreactor.EPollReactor"},
+    # Scrapy without a Twisted reactor needs an asyncio download handler (httpx here)
+    "reactorless": {
+        "TWISTED_REACTOR_ENABLED": False,
+        "TWISTED_REACTOR": None,
+        "DOWNLOAD_HANDLERS": {scheme: "scrapy.core.downloader.handlers._httpx.HttpxDownloadHandler"
+                              for scheme in ("http", "https")},
+    },
 }
 
 BASE_SETTINGS = {

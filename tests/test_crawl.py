@@ -26,7 +26,7 @@ def hostile_farm():
         yield farm
 
 
-@pytest.mark.parametrize("reactor", ["asyncio", "plain"])
+@pytest.mark.parametrize("reactor", ["asyncio", "plain", "reactorless"])
 def test_pool_with_dead_hung_resetting_and_banning_proxies_fetches_every_page(tmp_path, hostile_farm, reactor):
     urls = pages("shop-a.test", 40) + pages("shop-b.test", 40)
     result = crawl(tmp_path, hostile_farm, urls, reactor=reactor, PROXY_DOMAIN_COOLDOWN=COOLDOWN,
@@ -59,14 +59,15 @@ def test_pool_with_dead_hung_resetting_and_banning_proxies_fetches_every_page(tm
     assert "proxybalance: 8 proxies" in result["log"]
 
 
-def test_credentials_reach_only_their_own_proxy_and_never_the_site(tmp_path):
+@pytest.mark.parametrize("reactor", ["asyncio", "reactorless"])
+def test_credentials_reach_only_their_own_proxy_and_never_the_site(tmp_path, reactor):
     specs = [
         ProxySpec("locked-reset", kind="reset", user="alice", password="pw-alice"),
         ProxySpec("private", kind="auth", user="bob", password="pw-bob"),
         ProxySpec("open-1"), ProxySpec("open-2"),
     ]
     with Farm(specs) as farm:
-        result = crawl(tmp_path, farm, pages("shop.test", 30), PROXY_DOMAIN_COOLDOWN=0.2,
+        result = crawl(tmp_path, farm, pages("shop.test", 30), reactor=reactor, PROXY_DOMAIN_COOLDOWN=0.2,
                        PROXY_STRATEGY="round_robin", PROXY_MAX_FAILURES=100)
     assert len(result["pages"]) == 30 and result["errors"] == []
     locked, private, *open_proxies = specs

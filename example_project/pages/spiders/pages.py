@@ -4,13 +4,14 @@ import os
 
 import scrapy
 
-from scrapy_proxybalance.farm import token
+from scrapy_proxybalance.farm import PAGES, token
 
 SITES = ("shop-a.test", "shop-b.test", "shop-c.test")
 
 
 class PagesSpider(scrapy.Spider):
     name = "pages"
+    valid = invalid = 0
 
     async def start(self):
         if "FARM_SITE" not in os.environ:
@@ -26,4 +27,13 @@ class PagesSpider(scrapy.Spider):
         host = response.url.split("/")[2]
         path = "/" + response.url.split("/", 3)[3]
         found = response.css("p.token::text").get()
-        yield {"url": response.url, "token": found, "valid": found == token(host, path)}
+        ok = found == token(host, path)
+        self.valid += ok
+        self.invalid += not ok
+        yield {"url": response.url, "token": found, "valid": ok}
+
+    def closed(self, reason):
+        expected = len(SITES) * PAGES
+        self.logger.info(
+            "pages: %d of %d pages fetched with a valid token, %d invalid", self.valid, expected, self.invalid
+        )

@@ -1,0 +1,62 @@
+"""The add-on changes exactly one setting; the core never imports Scrapy or Twisted."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+from scrapy.settings import Settings
+from scrapy.utils.test import get_crawler
+
+from scrapy_proxybalance import Addon, ProxyBalanceMiddleware
+
+CORE = Path(__file__).parent.parent / "scrapy_proxybalance" / "core"
+
+
+def test_addon_adds_only_the_middleware_at_610():
+    settings = Settings()
+    before = {k: settings[k] for k in settings}
+    Addon().update_settings(settings)
+    changed = {k for k in settings if settings[k] != before.get(k)}
+    assert changed == {"DOWNLOADER_MIDDLEWARES"}
+    assert settings["DOWNLOADER_MIDDLEWARES"] == {ProxyBalanceMiddleware: 610}
+
+
+def test_addon_keeps_a_priority_the_project_chose():
+    settings = Settings({"DOWNLOADER_MIDDLEWARES": {"scrapy_proxybalance.ProxyBalanceMiddleware": 620}})
+    Addon().update_settings(settings)
+    assert settings["DOWNLOADER_MIDDLEWARES"] == {"scrapy_proxybalance.ProxyBalanceMiddleware": 620}
+
+
+def test_addon_enables_the_middleware_between_retry_and_httpproxy():
+    crawler = get_crawler(settings_dict={"ADDONS": {Addon: 0}, "PROXY_POOL": ["http://10.0.0.1:1"]})
+    order = crawler.settings.get_component_priority_dict_with_base("DOWNLOADER_MIDDLEWARES")
+    names = [getattr(k, "__name__", str(k).rsplit(".", 1)[-1]) for k, _ in sorted(order.items(), key=lambda kv: kv[1])
+             if _ is not None]
+    assert names.index("RetryMiddleware") < names.index("ProxyBalanceMiddleware") < names.index("HttpProxyMiddleware")
+
+
+def test_proxy_enabled_false_disables_the_middleware():
+    import pytest
+    from scrapy.exceptions import NotConfigured
+
+    crawler = get_crawler(settings_dict={"PROXY_ENABLED": False})
+    with pytest.raises(NotConfigured):
+        ProxyBalanceMiddleware.from_crawler(crawler)
+
+
+def test_core_imports_neither_scrapy_nor_twisted():
+    modules = sorted(f"scrapy_proxybalance.core.{p.stem}" for p in CORE.glob("*.py") if p.stem != "__init__")
+    code = (
+        "import sys\n"
+        f"for m in {modules!r}: __import__(m)\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('scrapy', 'twisted'))\n"
+        "print(bad)\n"
+    )
+    # import the core package without running scrapy_proxybalance/__init__.py
+    loader = (
+        "import importlib.util, sys, types\n"
+        f"pkg = types.ModuleType('scrapy_proxybalance'); pkg.__path__ = [{str(CORE.parent)!r}]\n"
+        "sys.modules['scrapy_proxybalance'] = pkg\n"
+    )
+    out = subprocess.run([sys.executable, "-c", loader + code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
