@@ -147,6 +147,9 @@ class ProxyBalanceMiddleware:
         lease = self.leases.pop(request.meta.pop(LEASE, None), None)
         if lease is None:
             return response
+        if "cached" in response.flags:  # HttpCacheMiddleware answered: the proxy never saw it
+            self.balancer.release(lease, Outcome.NEUTRAL)
+            return response
         outcome = self.policy.response_outcome(response.status)
         retry_after = None
         if outcome is Outcome.BAN:
@@ -232,7 +235,9 @@ class ProxyBalanceMiddleware:
         if waiting:
             logger.warning("proxybalance: %d request(s) were still waiting for a proxy at close", waiting)
             self.stats.set_value(f"{PREFIX}/waiting_at_close", waiting)
-        for lease_id in list(self.leases):
-            self._release(lease_id, Outcome.NEUTRAL)
+        if self.leases:  # requests whose download never reported back (e.g. cut off by the close)
+            self.stats.set_value(f"{PREFIX}/leases_open_at_close", len(self.leases))
+            for lease_id in list(self.leases):
+                self._release(lease_id, Outcome.NEUTRAL)
         record_proxies(self.balancer, self.stats)
         logger.info("%s\n%s", summary(self.balancer, self.stats, 0), table(self.balancer))

@@ -9,7 +9,7 @@ import sys
 import time
 import warnings
 
-from scrapy import Request, Spider, signals
+from scrapy import Request, Spider
 from scrapy.crawler import AsyncCrawlerProcess, CrawlerProcess
 
 
@@ -36,18 +36,15 @@ def main(job_path: str) -> None:
             results["errors"].append({"url": failure.request.url, "type": type(failure.value).__name__,
                                       "message": str(failure.value)})
 
-    def closed(spider):
-        results["stats"] = {k: v for k, v in spider.crawler.stats.get_stats().items()
-                            if isinstance(v, int | float | str)}
-
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         reactorless = job["settings"].get("TWISTED_REACTOR_ENABLED") is False
         process = (AsyncCrawlerProcess if reactorless else CrawlerProcess)(settings=job["settings"])
         crawler = process.create_crawler(ListSpider)
-        crawler.signals.connect(closed, signal=signals.spider_closed)
         process.crawl(crawler)
         process.start()
+    # read after the crawl: every spider_closed handler has written its stats by now
+    results["stats"] = {k: v for k, v in crawler.stats.get_stats().items() if isinstance(v, int | float | str)}
     results["warnings"] = [f"{w.category.__name__}: {w.message} ({w.filename}:{w.lineno})" for w in caught]
     json.dump(results, open(job["out"], "w"))
 

