@@ -5,6 +5,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
+BENCH_VENV := .venv-bench
+
 .PHONY: demo test bench clean
 
 $(STAMP): pyproject.toml
@@ -20,5 +22,16 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
+# Benchmarks run in their own environment, with scrapy-rotating-proxies to compare against.
+$(BENCH_VENV)/.installed: pyproject.toml benchmarks/requirements.txt
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install -q --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install -q -r benchmarks/requirements.txt
+	touch $@
+
+bench: $(BENCH_VENV)/.installed
+	$(BENCH_VENV)/bin/python benchmarks/selection.py
+	$(BENCH_VENV)/bin/python benchmarks/crawl.py
+
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis example_project/output.json
+	rm -rf $(VENV) $(BENCH_VENV) .pytest_cache .hypothesis example_project/output.json

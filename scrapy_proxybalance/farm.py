@@ -8,7 +8,11 @@ Every proxy sends every host name to the one local site, so ``http://shop-a.test
 - ``dead``: nothing listens (connection refused); ``hung``: accepts, never answers;
 - ``reset``: reads the request, then drops the connection;
 - ``banning``: answers 429 (``Retry-After``) to a host it saw less than ``min_interval`` ago;
-- ``auth``: wants ``Proxy-Authorization`` for ``user:password``, else answers 407.
+- ``auth``: wants ``Proxy-Authorization`` for ``user:password``, else answers 407;
+- ``captcha``: answers 200 with a captcha page (no token) for the hosts in ``captcha_hosts``.
+
+Any proxy can also have a ``capacity`` (requests it serves at once; more wait their turn),
+and :meth:`Farm.blackout` makes every proxy drop connections for a while.
 
 Run ``python -m scrapy_proxybalance.farm --run CMD ...`` to start the farm, run CMD with
 ``FARM_POOL_FILE`` (a PROXY_POOL file) and ``FARM_SITE`` in its environment, then stop.
@@ -31,6 +35,9 @@ from dataclasses import dataclass, field
 
 HOST = "127.0.0.1"
 PAGES = 60  # pages per host on the site's index
+
+
+CAPTCHA = b'<html><body><form class="captcha">Are you a robot?</form></body></html>'
 
 
 def token(host: str, path: str) -> str:
@@ -57,10 +64,14 @@ class ProxySpec:
     retry_after: int = 5
     user: str = ""
     password: str = ""
+    capacity: int = 0  # requests served at once; 0 = unlimited
+    captcha_hosts: frozenset[str] = frozenset()
     port: int = 0
     seen: list[Seen] = field(default_factory=list)
     last: dict[str, float] = field(default_factory=dict)
+    bans: int = 0  # 429s this proxy answered
     server: asyncio.AbstractServer | None = None
+    slots: asyncio.Semaphore | None = None
 
     @property
     def url(self) -> str:
@@ -111,6 +122,12 @@ class Farm:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="proxy-farm", daemon=True)
         self.hung: set[asyncio.StreamWriter] = set()
+        self.down: tuple[float, float] = (0.0, 0.0)  # monotonic window of a blackout
+
+    def blackout(self, after: float, seconds: float) -> None:
+        """Every proxy drops its connections from ``after`` s from now, for ``seconds``."""
+        start = time.monotonic() + after
+        self.down = (start, start + seconds)
 
     def __enter__(self) -> Farm:
         self.start()
@@ -137,7 +154,10 @@ class Farm:
             if spec.kind == "dead":
                 spec.port = _closed_port()
                 continue
-            spec.server = await asyncio.start_server(lambda r, w, s=spec: self._serve_proxy(s, r, w), HOST, 0)
+            if spec.capacity:
+                spec.slots = asyncio.Semaphore(spec.capacity)
+            spec.server = await asyncio.start_server(lambda r, w, s=spec: self._serve_proxy(s, r, w), HOST, 0,
+                                                     backlog=1024)
             spec.port = spec.server.sockets[0].getsockname()[1]
 
     async def _stop(self) -> None:
@@ -145,6 +165,11 @@ class Farm:
             writer.close()
         for server in [self.site, *(s.server for s in self.specs if s.server)]:
             server.close()
+        # connections still open (idle keep-alives, hung ones) end with the farm
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     def pool(self) -> list[str]:
         return [s.url for s in self.specs]
@@ -156,6 +181,12 @@ class Farm:
                 f.write(f"{spec.url}  # {spec.name}: {spec.kind}\n")
 
     async def _serve_site(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _quietly(self._site_session(reader, writer), writer)
+
+    async def _serve_proxy(self, spec: ProxySpec, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _quietly(self._proxy_session(spec, reader, writer), writer)
+
+    async def _site_session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         head = await _read_head(reader)
         if head is not None:
             request_line, headers = head
@@ -167,7 +198,7 @@ class Farm:
             await writer.drain()
         writer.close()
 
-    async def _serve_proxy(self, spec: ProxySpec, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _proxy_session(self, spec: ProxySpec, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         head = await _read_head(reader)
         if head is None:
             writer.close()
@@ -180,21 +211,33 @@ class Farm:
         if spec.kind == "hung":
             self.hung.add(writer)  # never answered; closed when the farm stops
             return
-        if spec.kind == "reset":
+        if spec.kind == "reset" or self.down[0] <= now < self.down[1]:
             writer.transport.abort()
             return
+        if spec.slots is not None:
+            async with spec.slots:
+                await self._answer(spec, method, host, path, headers, writer, now)
+        else:
+            await self._answer(spec, method, host, path, headers, writer, now)
+        writer.close()
+
+    async def _answer(self, spec: ProxySpec, method: str, host: str, path: str, headers: dict[str, str],
+                      writer: asyncio.StreamWriter, now: float) -> None:
         if spec.kind == "auth" and headers.get("proxy-authorization") != _basic(spec.user, spec.password):
             writer.write(_response(407, b"proxy auth required", 'Proxy-Authenticate: Basic realm="farm"\r\n'))
         elif spec.kind == "banning" and now - spec.last.get(host, -1e9) < spec.min_interval:
             spec.last[host] = now
+            spec.bans += 1
             writer.write(_response(429, b"slow down", f"Retry-After: {spec.retry_after}\r\n"))
         else:
             spec.last[host] = now
             if spec.delay:
                 await asyncio.sleep(spec.delay)
-            writer.write(await self._forward(method, host, path, headers))
+            if host in spec.captcha_hosts:
+                writer.write(_response(200, CAPTCHA))
+            else:
+                writer.write(await self._forward(method, host, path, headers))
         await writer.drain()
-        writer.close()
 
     async def _forward(self, method: str, host: str, path: str, headers: dict[str, str]) -> bytes:
         try:
@@ -209,6 +252,14 @@ class Farm:
         answer = await reader.read()
         writer.close()
         return answer
+
+
+async def _quietly(session, writer: asyncio.StreamWriter) -> None:
+    """Run a connection's session; a peer gone or the farm stopping just ends it."""
+    try:
+        await session
+    except (asyncio.CancelledError, ConnectionError):
+        writer.close()
 
 
 def _split_target(target: str) -> tuple[str, str]:

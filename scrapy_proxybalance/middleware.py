@@ -29,7 +29,7 @@ from .core.bans import BanPolicy, Outcome, parse_retry_after
 from .core.errors import ConfigError, NoProxyAvailable
 from .core.health import Backoff
 from .stats import PREFIX, record_proxies, summary, table
-from .waiting import ParkingLot
+from .waiting import WOKEN, ParkingLot
 
 if TYPE_CHECKING:
     from scrapy import Request
@@ -85,7 +85,7 @@ class ProxyBalanceMiddleware:
             max_hold=config.recovery_max_interval,
         )
         self.policy = BanPolicy(config.ban_status_codes)
-        self.parking = ParkingLot(crawler)
+        self.parking = ParkingLot(crawler, self._wake)
         self.leases: dict[int, Lease] = {}
         self.lease_ids = itertools.count(1)
         self.priority_adjust = crawler.settings.getint("RETRY_PRIORITY_ADJUST")
@@ -111,7 +111,13 @@ class ProxyBalanceMiddleware:
 
     def process_request(self, request: Request) -> Request | None:
         meta = request.meta
-        self._release(meta.pop(LEASE, None), Outcome.NEUTRAL)  # an attempt that never reported
+        woken = meta.pop(WOKEN, False)
+        lease_id = meta.pop(LEASE, None)
+        if woken and lease_id in self.leases:  # the parking lot leased its proxy as it woke it
+            meta[LEASE] = lease_id
+            self.balancer.touch(self.leases[lease_id])  # its cooldown counts from now
+            return None
+        self._release(lease_id, Outcome.NEUTRAL)  # an earlier attempt that never reported
         ours = meta.pop(OUR_PROXY, None)
         if ours is not None and _without_userinfo(meta.get("proxy")) == _without_userinfo(ours):
             # Our choice from the previous attempt (a retry or redirect; HttpProxyMiddleware
@@ -125,23 +131,42 @@ class ProxyBalanceMiddleware:
         domain = urlparse_cached(request).hostname or ""
         region = meta.get("proxy_region") or self.config.region_for(domain)
         tried = meta.get(TRIED, ())
+        key = (domain, region, tuple(tried))
+        if not woken and self.parking.waiting(key):
+            self.stats.inc_value(f"{PREFIX}/waits")
+            return self.parking.park(request, key, None)  # queue behind those already waiting
         try:
             result = self.balancer.acquire(domain, tried, region)
         except NoProxyAvailable as exc:
             self.stats.inc_value(f"{PREFIX}/no_proxy")
             raise NoProxyAvailable(f"{exc} (for {request})") from None
-        key = (domain, region, tuple(tried))
         if isinstance(result, Wait):
             self.stats.inc_value(f"{PREFIX}/waits")
             return self.parking.park(request, key, result.seconds)
-        lease_id = next(self.lease_ids)
-        self.leases[lease_id] = result
-        meta[LEASE] = lease_id
-        meta["proxy"] = meta[OUR_PROXY] = result.proxy.url
-        self.stats.inc_value(f"{PREFIX}/requests")
-        self.stats.inc_value(f"{PREFIX}/domain/{domain}/requests")
-        self.parking.release_one(key)  # a proxy was free: the next of its kind may be lucky too
+        self._assign(request, result)
         return None
+
+    def _wake(self, request: Request, key: tuple) -> float | None:
+        """The parking lot is about to send ``request`` back: lease its proxy now, or say how
+        long to wait. When no proxy can ever serve it, it goes back without one, and
+        ``process_request`` fails it with the reason."""
+        domain, region, tried = key
+        try:
+            result = self.balancer.acquire(domain, tried, region)
+        except NoProxyAvailable:
+            return None
+        if isinstance(result, Wait):
+            return result.seconds
+        self._assign(request, result)
+        return None
+
+    def _assign(self, request: Request, lease: Lease) -> None:
+        lease_id = next(self.lease_ids)
+        self.leases[lease_id] = lease
+        request.meta[LEASE] = lease_id
+        request.meta["proxy"] = request.meta[OUR_PROXY] = lease.proxy.url
+        self.stats.inc_value(f"{PREFIX}/requests")
+        self.stats.inc_value(f"{PREFIX}/domain/{lease.domain}/requests")
 
     def process_response(self, request: Request, response: Response) -> Request | Response:
         lease = self.leases.pop(request.meta.pop(LEASE, None), None)

@@ -4,14 +4,20 @@ A request still inside ``process_request`` counts in ``downloader.active`` and s
 ``CONCURRENT_REQUESTS``: parking many there would starve every other domain. Instead the
 middleware returns the request, Scrapy hands it back to the scheduler through the
 ``request_scheduled`` signal, and :meth:`ParkingLot.on_request_scheduled` keeps it here
-(raising ``IgnoreRequest`` keeps it out of the scheduler without dropping it). A timer, or a
-request of the same kind getting a proxy, puts it back with ``engine.crawl()``.
+(raising ``IgnoreRequest`` keeps it out of the scheduler without dropping it).
+
+Requests that wait for the same thing (domain, region, proxies already tried) queue in
+order. When a queue's timer fires, the lot asks for a proxy on behalf of the request at its
+head (``wake``) and sends it back with ``engine.crawl()`` holding that proxy, then the
+next, until the answer is to wait again: so a request comes back exactly once, never to
+find that its proxy went to someone else.
 """
 
 from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from scrapy.exceptions import DontCloseSpider, IgnoreRequest
@@ -21,24 +27,33 @@ if TYPE_CHECKING:
     from scrapy import Request
     from scrapy.crawler import Crawler
 
-PARK = "_proxybalance_park"  # meta: (queue key, seconds) while on the way to the lot
+PARK = "_proxybalance_park"  # meta: (queue key, seconds or None) on the way to the lot
+WOKEN = "_proxybalance_woken"  # meta: sent back by the lot
 
 Key = tuple  # (domain, region, tried proxies): requests that wait for the same thing
+# wake(request, key) leases a proxy for the request and returns None, or the seconds to wait
+Wake = Callable[["Request", Key], "float | None"]
 
 
 class ParkingLot:
     """FIFO queues of parked requests, one per key, each with at most one timer."""
 
-    def __init__(self, crawler: Crawler) -> None:
+    def __init__(self, crawler: Crawler, wake: Wake) -> None:
         self.crawler = crawler
+        self.wake = wake
         self.queues: dict[Key, deque[Request]] = {}
         self.timers: dict[Key, tuple[float, CallLaterResult]] = {}  # key -> (due, timer)
 
     def __len__(self) -> int:
         return sum(len(q) for q in self.queues.values())
 
-    def park(self, request: Request, key: Key, seconds: float) -> Request:
-        """Mark ``request`` to wait ``seconds``; return it from ``process_request``."""
+    def waiting(self, key: Key) -> bool:
+        """Whether requests of ``key`` already wait (a new one should queue behind them)."""
+        return key in self.queues
+
+    def park(self, request: Request, key: Key, seconds: float | None) -> Request:
+        """Mark ``request`` to wait ``seconds`` (``None``: behind its queue, whose timer is
+        set); return it from ``process_request``."""
         request.meta[PARK] = (key, seconds)
         request.dont_filter = True  # it was filtered once already; it must come back
         return request
@@ -49,7 +64,8 @@ class ParkingLot:
             return
         key, seconds = parked
         self.queues.setdefault(key, deque()).append(request)
-        self._arm(key, seconds)
+        if seconds is not None or key not in self.timers:
+            self._arm(key, seconds or 0.0)
         raise IgnoreRequest  # not into the scheduler: it waits here
 
     def _arm(self, key: Key, seconds: float) -> None:
@@ -63,26 +79,28 @@ class ParkingLot:
 
     def _on_timer(self, key: Key) -> None:
         self.timers.pop(key, None)
-        self.release_one(key)
+        self.drain(key)
 
-    def release_one(self, key: Key) -> None:
-        """Send the longest-waiting request of ``key`` back to the scheduler."""
+    def drain(self, key: Key) -> None:
+        """Send back every request of ``key`` that gets a proxy, in order, until one must wait."""
         queue = self.queues.get(key)
-        if not queue:
-            return
-        request = queue.popleft()
-        if not queue:
-            del self.queues[key]
-        self.crawler.engine.crawl(request)
+        while queue:
+            seconds = self.wake(queue[0], key)
+            if seconds is not None:
+                self._arm(key, seconds)
+                return
+            request = queue.popleft()
+            request.meta[WOKEN] = True
+            self.crawler.engine.crawl(request)
+        self.queues.pop(key, None)
 
     def on_spider_idle(self) -> None:
-        """Keep the spider open while requests wait; wake every queue that has no timer
-        (a woken request dropped by another component must not strand its queue)."""
+        """Keep the spider open while requests wait."""
         if not self.queues:
             return
         for key in list(self.queues):
-            if key not in self.timers:
-                self.release_one(key)
+            if key not in self.timers:  # cannot happen, but a stranded queue must not hang the crawl
+                self.drain(key)
         raise DontCloseSpider
 
     def close(self) -> int:

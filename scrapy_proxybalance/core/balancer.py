@@ -84,6 +84,7 @@ class Balancer:
         self.recoveries: list[tuple[float, int, int]] = []  # (until, seq, proxy id)
         self.seq = itertools.count()
         self.on_trial = 0  # proxies in the TRIAL state
+        self.memberships: list[list[Strategy]] = []  # proxy id -> the strategies holding it
         for proxy in proxies:
             p = ProxyState(len(self.states), proxy, Health(max_failures))
             self.states.append(p)
@@ -91,18 +92,13 @@ class Balancer:
             self.region_size[None] += 1
             if proxy.region is not None:
                 self.region_size[proxy.region] += 1
-            for s in self._strategies_of(p, create=True):
+            groups: list[Group] = [(None, proxy.backup)]
+            if proxy.region is not None:
+                groups.append((proxy.region, proxy.backup))
+            strategies = [self.groups.get(g) or self.groups.setdefault(g, strategy(self.rng)) for g in groups]
+            self.memberships.append(strategies)
+            for s in strategies:
                 s.add(p)
-
-    def _strategies_of(self, p: ProxyState, create: bool = False) -> list[Strategy]:
-        groups: list[Group] = [(None, p.proxy.backup)]
-        if p.proxy.region is not None:
-            groups.append((p.proxy.region, p.proxy.backup))
-        if create:
-            for g in groups:
-                if g not in self.groups:
-                    self.groups[g] = self.strategy(self.rng)
-        return [self.groups[g] for g in groups]
 
     def acquire(
         self, domain: str, exclude: Collection[str] = (), region: str | None = None
@@ -141,11 +137,17 @@ class Balancer:
         trial = p.health.state is State.TRIAL
         p.in_flight += 1
         p.metrics.requests += 1
-        for s in self._strategies_of(p):
+        for s in self.memberships[p.id]:
             s.on_acquire(p)
         if self.domain_cooldown:
             self.cooldowns.hold(p.id, domain, now + self.domain_cooldown, now)
         return Lease(p, domain, now, trial)
+
+    def touch(self, lease: Lease) -> None:
+        """The leased request is being sent only now: its domain cooldown counts from now."""
+        if self.domain_cooldown and not lease.released:
+            now = self.clock()
+            self.cooldowns.hold(lease.state.id, lease.domain, now + self.domain_cooldown, now)
 
     def _wait(self, domain: str, exclude: Collection[str], region: str | None, now: float) -> Wait:
         size = self.region_size[region]
@@ -203,7 +205,7 @@ class Balancer:
             hold = retry_after if retry_after is not None else self.ban_cooldown
             self.cooldowns.hold(p.id, lease.domain, now + min(hold, self.max_hold), now)
         self.on_trial -= was_trial and p.health.state is not State.TRIAL
-        strategies = self._strategies_of(p)
+        strategies = self.memberships[p.id]
         if ejected is not None:
             for s in strategies:
                 s.remove(p)
@@ -220,7 +222,7 @@ class Balancer:
             if p.health.state is State.EJECTED and p.health.ejected_until == until:
                 p.health.revive()
                 self.on_trial += 1
-                for s in self._strategies_of(p):
+                for s in self.memberships[p.id]:
                     s.add(p)
 
     def state_counts(self) -> Counter[str]:

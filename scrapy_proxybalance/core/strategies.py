@@ -17,6 +17,7 @@ import itertools
 import math
 import random
 from abc import ABC, abstractmethod
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import ClassVar
 
@@ -186,12 +187,16 @@ class WeightedRoundRobin(Strategy):
     def remove(self, p: ProxyState) -> None:
         entry = self.entries.pop(p.id, None)
         if entry is not None:
-            entry[2] = None
-            self.stale += 1
-            if self.stale > len(self.entries) + 16:
-                self.heap = [e for e in self.heap if e[2] is not None]
-                heapq.heapify(self.heap)
-                self.stale = 0
+            self._retire(entry)
+
+    def _retire(self, entry: list) -> None:
+        """Mark ``entry`` stale; rebuild the heap when stale entries outnumber live ones."""
+        entry[2] = None
+        self.stale += 1
+        if self.stale > len(self.entries) + 16:
+            self.heap = [e for e in self.heap if e[2] is not None]
+            heapq.heapify(self.heap)
+            self.stale = 0
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -201,19 +206,30 @@ class WeightedRoundRobin(Strategy):
 
     def pick(self, accept: Accept) -> ProxyState | None:
         heap = self.heap
+        while heap and heap[0][2] is None:
+            heapq.heappop(heap)
+            self.stale -= 1
         if not heap:
             return None
-        # Visit the heap in deadline order without popping: a frontier of indices.
-        frontier = [(heap[0][0], heap[0][1], 0)]
+        top = heap[0]
+        if accept(top[2]):  # the common case: the earliest deadline is free
+            p = top[2]
+            self.vtime = max(self.vtime, top[0])
+            entry = [top[0] + 1.0 / p.weight, next(self.seq), p]
+            self.entries[p.id] = entry
+            heapq.heapreplace(heap, entry)
+            return p
+        # Visit the rest in deadline order without popping: a frontier of heap indices.
+        frontier = [(heap[i][0], heap[i][1], i) for i in (1, 2) if i < len(heap)]
+        heapq.heapify(frontier)
         while frontier:
             _, _, i = heapq.heappop(frontier)
             entry = heap[i]
             p = entry[2]
             if p is not None and accept(p):
-                entry[2] = None
-                self.stale += 1
                 self.vtime = max(self.vtime, entry[0])
                 self._push(p, entry[0] + 1.0 / p.weight)
+                self._retire(entry)  # superseded by the entry just pushed
                 return p
             for child in (2 * i + 1, 2 * i + 2):
                 if child < len(heap):
@@ -221,11 +237,38 @@ class WeightedRoundRobin(Strategy):
         return None
 
 
+class _WeightClass:
+    """Members whose weight lies in ``[bound / 2, bound)``, weights kept beside them."""
+
+    __slots__ = ("bound", "items", "weights", "pos")
+
+    def __init__(self, bound: float) -> None:
+        self.bound = bound
+        self.items: list[ProxyState] = []
+        self.weights: list[float] = []
+        self.pos: dict[int, int] = {}
+
+    def add(self, p: ProxyState, w: float) -> None:
+        self.pos[p.id] = len(self.items)
+        self.items.append(p)
+        self.weights.append(w)
+
+    def remove(self, p: ProxyState) -> None:
+        i = self.pos.pop(p.id)
+        last, w = self.items.pop(), self.weights.pop()
+        if last is not p:
+            self.items[i], self.weights[i] = last, w
+            self.pos[last.id] = i
+
+
 class WeightedRandom(Strategy):
     """Each pick draws a member with probability proportional to
     ``weight * max(0.1, recent success rate)`` (a proxy with no outcome yet counts 1.0).
 
-    Weights live in a Fenwick tree, so a draw and a weight change cost O(log n).
+    Members sit in classes by power of two of their weight (``2**k <= w < 2**(k+1)``). A draw
+    picks a class in proportion to ``members * 2**(k+1)``, a uniform member in it, and keeps it
+    with probability ``w / 2**(k+1)`` (at least 1/2): every member is kept with probability
+    proportional to ``w``, and a draw costs O(1) expected.
     """
 
     name = "weighted_random"
@@ -233,97 +276,74 @@ class WeightedRandom(Strategy):
 
     def __init__(self, rng: random.Random) -> None:
         super().__init__(rng)
-        self.size = 1
-        self.tree = [0.0] * 2  # 1-based Fenwick tree over slots
-        self.weights: list[float] = [0.0]
-        self.slot_of: dict[int, int] = {}
-        self.at_slot: list[ProxyState | None] = [None]
-        self.free: list[int] = [0]
-        self.members = _Members()  # for the rare sweep
+        self.members = _Members()  # every member, for the rare sweep
+        self.classes: dict[int, _WeightClass] = {}
+        self.weight_of: dict[int, float] = {}
+        self.envelope = 0.0  # sum over members of their class bound: exact in floating point
 
     def _effective(self, p: ProxyState) -> float:
         rate = p.metrics.success_rate
         return p.weight * (1.0 if rate is None else max(self.FLOOR, rate))
 
-    def _update(self, slot: int, weight: float) -> None:
-        delta = weight - self.weights[slot]
-        self.weights[slot] = weight
-        i = slot + 1
-        while i <= self.size:
-            self.tree[i] += delta
-            i += i & -i
+    def _enter(self, p: ProxyState, w: float) -> None:
+        k = math.frexp(w)[1]  # 2**(k-1) <= w < 2**k
+        cls = self.classes.get(k)
+        if cls is None:
+            cls = self.classes[k] = _WeightClass(2.0**k)
+        cls.add(p, w)
+        self.weight_of[p.id] = w
+        self.envelope += cls.bound
 
-    def _grow(self) -> None:
-        old = self.size
-        self.size *= 2
-        self.weights.extend([0.0] * old)
-        self.at_slot.extend([None] * old)
-        self.free.extend(range(self.size - 1, old - 1, -1))
-        self.tree = [0.0] * (self.size + 1)
-        for slot, w in enumerate(self.weights):  # O(n) rebuild, amortized by doubling
-            i = slot + 1
-            self.tree[i] += w
-            parent = i + (i & -i)
-            if parent <= self.size:
-                self.tree[parent] += self.tree[i]
+    def _leave(self, p: ProxyState) -> None:
+        k = math.frexp(self.weight_of.pop(p.id))[1]
+        cls = self.classes[k]
+        cls.remove(p)
+        self.envelope -= cls.bound
+        if not cls.items:
+            del self.classes[k]
 
     def add(self, p: ProxyState) -> None:
-        if p.id in self.slot_of:
-            return
-        if not self.free:
-            self._grow()
-        slot = self.free.pop()
-        self.members.add(p)
-        self.slot_of[p.id] = slot
-        self.at_slot[slot] = p
-        self._update(slot, self._effective(p))
+        if p.id not in self.weight_of:
+            self.members.add(p)
+            self._enter(p, self._effective(p))
 
     def remove(self, p: ProxyState) -> None:
-        slot = self.slot_of.pop(p.id, None)
-        if slot is not None:
+        if p.id in self.weight_of:
             self.members.remove(p)
-            self._update(slot, 0.0)
-            self.at_slot[slot] = None
-            self.free.append(slot)
+            self._leave(p)
 
     def __len__(self) -> int:
-        return len(self.slot_of)
+        return len(self.weight_of)
 
     def __contains__(self, p: ProxyState) -> bool:
-        return p.id in self.slot_of
+        return p.id in self.weight_of
 
     def on_release(self, p: ProxyState) -> None:
-        slot = self.slot_of.get(p.id)
-        if slot is not None:
+        old = self.weight_of.get(p.id)
+        if old is not None:
             w = self._effective(p)
-            if w != self.weights[slot]:
-                self._update(slot, w)
+            if w != old:
+                self._leave(p)
+                self._enter(p, w)
 
-    def _draw(self) -> ProxyState | None:
-        target = self.rng.random() * self.tree_total()
-        pos, step = 0, 1 << (self.size.bit_length() - 1)
-        while step:
-            nxt = pos + step
-            if nxt <= self.size and self.tree[nxt] <= target:
-                pos = nxt
-                target -= self.tree[nxt]
-            step >>= 1
-        slot = min(pos, self.size - 1)
-        return self.at_slot[slot] if self.weights[slot] > 0 else None
-
-    def tree_total(self) -> float:
-        total, i = 0.0, self.size
-        while i > 0:
-            total += self.tree[i]
-            i -= i & -i
-        return total
+    def _draw(self) -> ProxyState:
+        rand = self.rng.random
+        while True:
+            target = rand() * self.envelope
+            for cls in self.classes.values():
+                target -= len(cls.items) * cls.bound
+                if target < 0:
+                    break
+            i = int(rand() * len(cls.items))
+            if rand() * cls.bound < cls.weights[i]:
+                return cls.items[i]
 
     def pick(self, accept: Accept) -> ProxyState | None:
-        if not self.slot_of:
+        if not self.weight_of:
             return None
         for _ in range(SAMPLES):
             p = self._draw()
-            if p is not None and accept(p):
+            if accept(p):
                 return p
         return self.members.sweep(int(self.rng.random() * len(self.members)), accept)
 
@@ -336,7 +356,8 @@ class LeastConnections(Strategy):
 
     def __init__(self, rng: random.Random) -> None:
         super().__init__(rng)
-        self.buckets: dict[int, dict[int, ProxyState]] = {}
+        # OrderedDict: finding the first live member stays O(1) however many were removed
+        self.buckets: dict[int, OrderedDict[int, ProxyState]] = {}
         self.count: dict[int, int] = {}  # member id -> bucket it sits in
 
     def _place(self, p: ProxyState, k: int) -> None:
@@ -347,7 +368,10 @@ class LeastConnections(Strategy):
             if not bucket:
                 del self.buckets[old]
         self.count[p.id] = k
-        self.buckets.setdefault(k, {})[p.id] = p
+        bucket = self.buckets.get(k)
+        if bucket is None:
+            bucket = self.buckets[k] = OrderedDict()
+        bucket[p.id] = p
 
     def add(self, p: ProxyState) -> None:
         if p.id not in self.count:
