@@ -5,7 +5,9 @@ through proxies of :mod:`scrapy_proxybalance.farm` on 127.0.0.1, and reports pag
 correctly (the page's token checks out), failed, captcha pages accepted, bans the proxies
 answered, retries, wall time (engine open to close), CPU time of the crawl process, and the
 ideal for the farm. Stacks: ``plain`` (one proxy set in ``meta``, no balancing), the six
-proxybalance strategies, and ``rotating`` (scrapy-rotating-proxies, when installed).
+proxybalance strategies, ``rotating`` (scrapy-rotating-proxies, when installed), and
+``cycle`` (the spider cycles ``meta['proxy']`` over the pool: what using many proxies costs
+Scrapy itself, with no balancing).
 
     python benchmarks/crawl.py [--repeat 3] [--scenario NAME ...]
 """
@@ -84,10 +86,10 @@ def _hostile() -> list[ProxySpec]:
 
 SCENARIOS = [
     Scenario("uniform-20", "20 healthy proxies: CPU overhead against a plain one-proxy crawl",
-             lambda: [ProxySpec(f"p{i}") for i in range(20)], 2000, ["plain", "weighted_random", "rotating"],
+             lambda: [ProxySpec(f"p{i}") for i in range(20)], 2000, ["plain", "cycle", "weighted_random", "rotating"],
              target="CPU ratio to plain <= 1.10"),
     Scenario("uniform-5000", "5,000 healthy proxies: CPU overhead against a plain one-proxy crawl",
-             lambda: [ProxySpec(f"p{i}") for i in range(5000)], 2000, ["plain", "weighted_random", "rotating"],
+             lambda: [ProxySpec(f"p{i}") for i in range(5000)], 2000, ["plain", "cycle", "weighted_random", "rotating"],
              target="CPU ratio to plain <= 1.10"),
     Scenario("hetero", "20 proxies, latency 20-500 ms, capacity 1-4 at once; no cooldown", _hetero, 1500,
              ["plain", *STRATEGIES, "rotating"], {"PROXY_DOMAIN_COOLDOWN": 0, "CONCURRENT_REQUESTS": 64,
@@ -109,7 +111,7 @@ SCENARIOS = [
 
 
 def stack_settings(stack: str, pool: list[str]) -> dict:
-    if stack == "plain":
+    if stack in ("plain", "cycle"):
         return {}
     if stack == "rotating":
         return {"DOWNLOADER_MIDDLEWARES": {"rotating_proxies.middlewares.RotatingProxyMiddleware": 610,
@@ -121,9 +123,10 @@ def stack_settings(stack: str, pool: list[str]) -> dict:
 def run_crawl(scenario: Scenario, stack: str, farm: Farm, tmp: Path) -> dict:
     urls = [f"http://{HOSTS[i % len(HOSTS)]}/page/{i // len(HOSTS) + 1}" for i in range(scenario.pages)]
     # plain goes through the farm's last proxy: one fast, unlimited proxy outside the scenario's pool
-    plain_proxy = farm.specs[-1].url if stack == "plain" else None
-    settings = {**BASE, **scenario.settings, **stack_settings(stack, farm.pool()[:-1])}
-    job = {"settings": settings, "urls": urls, "proxy": plain_proxy, "out": str(tmp / "out.json")}
+    pool = farm.pool()[:-1]
+    proxies = [farm.specs[-1].url] if stack == "plain" else pool if stack == "cycle" else []
+    settings = {**BASE, **scenario.settings, **stack_settings(stack, pool)}
+    job = {"settings": settings, "urls": urls, "proxies": proxies, "out": str(tmp / "out.json")}
     (tmp / "job.json").write_text(json.dumps(job))
     for spec in farm.specs:
         spec.bans = 0
@@ -157,8 +160,9 @@ def child(job_path: str) -> None:
         name = "bench"
 
         async def start(self):
-            for url in job["urls"]:
-                meta = {"proxy": job["proxy"]} if job["proxy"] else {}
+            proxies = job["proxies"]
+            for i, url in enumerate(job["urls"]):
+                meta = {"proxy": proxies[i % len(proxies)]} if proxies else {}
                 yield Request(url, meta=meta, callback=self.parse, errback=self.failed, dont_filter=True)
 
         def parse(self, response):

@@ -38,3 +38,12 @@ def make_balancer(clock, entries=None, strategy="round_robin", seed=0, **kwargs)
 def host(lease):
     """The last octet of a leased proxy's host: a short name for assertions."""
     return int(lease.proxy.host.rsplit(".", 1)[1])
+
+
+def use(balancer, domain, exclude=(), region=None):
+    """Lease a proxy and release it at once as a success; return its short name."""
+    from scrapy_proxybalance.core.bans import Outcome
+
+    lease = balancer.acquire(domain, exclude, region)
+    balancer.release(lease, Outcome.SUCCESS)
+    return host(lease)

@@ -9,7 +9,7 @@ from scrapy_proxybalance.core.bans import BanPolicy, Outcome, parse_retry_after
 from scrapy_proxybalance.core.errors import NoProxyAvailable
 from scrapy_proxybalance.core.health import Backoff, State
 
-from .conftest import host, make_balancer
+from .conftest import host, make_balancer, use
 
 
 def fail(b, proxy_index, times, domain="a"):
@@ -26,7 +26,7 @@ def test_proxy_is_ejected_after_max_failures_in_a_row(clock):
     assert b.states[0].health.state is State.HEALTHY
     fail(b, 0, 1)
     assert b.states[0].health.state is State.EJECTED
-    assert {host(b.acquire("a")) for _ in range(20)} == {2, 3}
+    assert {use(b, "a") for _ in range(20)} == {2, 3}
 
 
 def test_ejected_proxy_returns_after_backoff_as_a_single_trial(clock):
@@ -63,24 +63,23 @@ def test_backoff_doubles_is_capped_and_jitters_downward_only():
 
 def test_domain_cooldown_keeps_a_proxy_off_the_same_domain_only(clock):
     b = make_balancer(clock, ["http://10.0.0.1:1", "http://10.0.0.2:1"], domain_cooldown=2.0)
-    first, second = b.acquire("a"), b.acquire("a")
-    assert {host(first), host(second)} == {1, 2}
+    assert {use(b, "a"), use(b, "a")} == {1, 2}
     assert b.acquire("a") == Wait(2.0)
-    assert isinstance(b.acquire("b"), type(first))  # another domain is free
+    assert use(b, "b") in (1, 2)  # another domain is free
     clock.advance(1.5)
     assert b.acquire("a") == Wait(0.5)
     clock.advance(0.5)
-    assert host(b.acquire("a")) in (1, 2)
+    assert use(b, "a") in (1, 2)
 
 
 def test_retry_after_cools_that_proxy_on_that_site_for_the_time_asked(clock):
     b = make_balancer(clock, ["http://10.0.0.1:1", "http://10.0.0.2:1"], strategy="round_robin")
     lease = b.acquire("a")
     b.release(lease, Outcome.BAN, retry_after=30)
-    assert all(host(b.acquire("a")) == 2 for _ in range(5))
-    assert host(b.acquire("b")) == 1  # fine for another site
+    assert all(use(b, "a") == 2 for _ in range(5))
+    assert use(b, "b") == 1  # fine for another site
     clock.advance(30)
-    assert 1 in {host(b.acquire("a")) for _ in range(4)}
+    assert 1 in {use(b, "a") for _ in range(4)}
 
 
 def test_retry_after_is_clamped(clock):
@@ -92,7 +91,7 @@ def test_retry_after_is_clamped(clock):
 def test_excluded_proxies_are_never_handed_out(clock):
     b = make_balancer(clock)
     tried = {b.states[0].key, b.states[2].key}
-    assert all(host(b.acquire("a", tried)) == 2 for _ in range(10))
+    assert all(use(b, "a", tried) == 2 for _ in range(10))
     with pytest.raises(NoProxyAvailable, match="all 3 proxies were tried"):
         b.acquire("a", {p.key for p in b.states})
 
@@ -101,9 +100,9 @@ def test_region_filtering(clock):
     entries = [{"url": "http://10.0.0.1:1", "region": "eu"}, {"url": "http://10.0.0.2:1", "region": "us"},
                {"url": "http://10.0.0.3:1", "region": "eu"}]
     b = make_balancer(clock, entries)
-    assert {host(b.acquire("a", region="eu")) for _ in range(10)} == {1, 3}
-    assert {host(b.acquire("a", region="us")) for _ in range(10)} == {2}
-    assert {host(b.acquire("a")) for _ in range(10)} == {1, 2, 3}
+    assert {use(b, "a", region="eu") for _ in range(10)} == {1, 3}
+    assert {use(b, "a", region="us") for _ in range(10)} == {2}
+    assert {use(b, "a") for _ in range(10)} == {1, 2, 3}
     with pytest.raises(NoProxyAvailable, match="region 'asia'"):
         b.acquire("a", region="asia")
 
@@ -114,15 +113,15 @@ def test_backups_serve_only_while_no_primary_is_available(clock):
     first = [b.acquire("a") for _ in range(2)]
     assert {host(lease) for lease in first} == {1, 2}
     assert isinstance(b.acquire("a"), Wait)  # primaries cooling on a: wait, spare the backup
-    assert host(b.acquire("a", {b.states[0].key, b.states[1].key})) == 9  # primaries tried
+    assert use(b, "a", {b.states[0].key, b.states[1].key}) == 9  # primaries tried
     for lease in first:
         b.release(lease, Outcome.SUCCESS)
     clock.advance(5)
     fail(b, 0, 1)
     fail(b, 1, 1)
-    assert host(b.acquire("x")) == 9  # every primary ejected
+    assert use(b, "x") == 9  # every primary ejected
     clock.advance(60)
-    assert host(b.acquire("y")) in (1, 2)  # primaries back on trial take over again
+    assert use(b, "y") in (1, 2)  # primaries back on trial take over again
 
 
 def test_a_revived_proxy_still_finishing_old_requests_makes_requests_wait_not_fail(clock):
@@ -130,7 +129,7 @@ def test_a_revived_proxy_still_finishing_old_requests_makes_requests_wait_not_fa
     old = b.acquire("a")
     fail(b, 0, 1)
     clock.advance(30)
-    assert b.acquire("b") == Wait(0.5)  # on trial, but its pre-ejection request is in flight
+    assert b.acquire("b") == Wait(0.1)  # on trial, but its pre-ejection request is in flight
     b.release(old, Outcome.NEUTRAL)
     assert host(b.acquire("b")) == 1
 
@@ -142,6 +141,19 @@ def test_all_ejected_waits_for_the_earliest_recovery(clock):
     clock.advance(10)
     fail(b, 1, 1)
     assert b.acquire("a") == Wait(20.0)
+
+
+def test_slow_start_limits_a_proxy_of_unknown_health_until_it_succeeds(clock):
+    b = make_balancer(clock, ["http://10.0.0.1:1"])
+    first = b.acquire("a")
+    assert b.acquire("b") == Wait(0.1)  # a hung proxy would hold just this one request
+    b.release(first, Outcome.SUCCESS)
+    two = [b.acquire(d) for d in "bc"]
+    assert all(host(lease) == 1 for lease in two) and b.acquire("d") == Wait(0.1)
+    for lease in two:
+        b.release(lease, Outcome.SUCCESS)
+    assert len([b.acquire(d) for d in "efghijkl"]) == 8  # 2**3 after three successes
+    assert b.acquire("m") == Wait(0.1)
 
 
 def test_release_is_idempotent_and_in_flight_never_negative(clock):

@@ -62,7 +62,9 @@ class Model:
         h = p.health
         if h.state is State.EJECTED:
             return h.ejected_until <= self.clock() and p.in_flight == 0  # due for its trial
-        return h.state is State.HEALTHY or p.in_flight == 0
+        if h.state is State.TRIAL:
+            return p.in_flight == 0
+        return p.in_flight < 2 ** min(h.ramp, 10)  # slow start
 
     def eligible(self, domain, exclude, region) -> list:
         now = self.clock()

@@ -19,7 +19,7 @@ from .state import ProxyState
 from .strategies import Strategy
 
 MIN_WAIT = 0.01  # never ask a request to wait less than this (seconds)
-TRIAL_POLL = 0.5  # how soon to look again while a revived proxy is on trial
+BUSY_POLL = 0.1  # how soon to look again when the only candidates are at their slow-start limit
 
 
 @dataclass(slots=True, eq=False)
@@ -50,8 +50,8 @@ Group = tuple[str | None, bool]  # (region or None for all, backup tier)
 class Balancer:
     """Hands out proxies for (domain, exclusions, region) and learns from outcomes.
 
-    Rules, in order: a proxy excluded for the request, ejected, busy with its trial, or
-    cooling down on the domain is never handed out; backups serve only while every
+    Rules, in order: a proxy excluded for the request, ejected, cooling down on the
+    domain, or at its slow-start limit (one request while on trial) is never handed out; backups serve only while every
     primary of the region is ejected or excluded; among the rest the strategy chooses.
     """
 
@@ -83,7 +83,6 @@ class Balancer:
         self.region_size: Counter[str | None] = Counter()
         self.recoveries: list[tuple[float, int, int]] = []  # (until, seq, proxy id)
         self.seq = itertools.count()
-        self.on_trial = 0  # proxies in the TRIAL state
         self.memberships: list[list[Strategy]] = []  # proxy id -> the strategies holding it
         for proxy in proxies:
             p = ProxyState(len(self.states), proxy, Health(max_failures))
@@ -111,13 +110,16 @@ class Balancer:
         now = self.clock()
         self._revive_due(now)
         ready_at = self.cooldowns.ready_at
+        busy = False  # a candidate was free but for its slow-start limit
 
         def accept(p: ProxyState) -> bool:
-            return (
-                p.can_take_request()
-                and ready_at(p.id, domain) <= now
-                and not (exclude and p.proxy.key in exclude)
-            )
+            nonlocal busy
+            if (exclude and p.proxy.key in exclude) or ready_at(p.id, domain) > now:
+                return False
+            if not p.can_take_request():
+                busy = True
+                return False
+            return True
 
         for backup in (False, True):
             s = self.groups.get((region, backup))
@@ -128,7 +130,7 @@ class Balancer:
                 return self._lease(p, domain, now)
             if len(s) > self._excluded_in(s, exclude):
                 break  # members are only busy or cooling: wait for them, spare the backups
-        return self._wait(domain, exclude, region, now)
+        return self._wait(domain, exclude, region, now, busy)
 
     def _excluded_in(self, s: Strategy, exclude: Collection[str]) -> int:
         return sum(1 for k in exclude if (p := self.by_key.get(k)) is not None and p in s)
@@ -149,19 +151,19 @@ class Balancer:
             now = self.clock()
             self.cooldowns.hold(lease.state.id, lease.domain, now + self.domain_cooldown, now)
 
-    def _wait(self, domain: str, exclude: Collection[str], region: str | None, now: float) -> Wait:
+    def _wait(self, domain: str, exclude: Collection[str], region: str | None, now: float, busy: bool) -> Wait:
         size = self.region_size[region]
         if not size:
             raise NoProxyAvailable(f"no proxy in region {region!r}")
         tried = sum(1 for k in exclude if (p := self.by_key.get(k)) and region in (None, p.proxy.region))
         if tried >= size:
             raise NoProxyAvailable(f"all {size} proxies{self._in(region)} were tried already")
-        times = [t for t in (self.cooldowns.earliest(domain, now), self._next_recovery()) if t]
-        if self.on_trial:  # busy with its trial, or still finishing pre-ejection requests
-            times.append(now + TRIAL_POLL)
-        if not times:
+        delays = [t - now for t in (self.cooldowns.earliest(domain, now), self._next_recovery()) if t]
+        if busy:  # on trial, ramping up, or still finishing pre-ejection requests
+            delays.append(BUSY_POLL)
+        if not delays:
             raise NoProxyAvailable(f"no proxy{self._in(region)} can serve {domain}")
-        return Wait(max(MIN_WAIT, min(times) - now))
+        return Wait(max(MIN_WAIT, min(delays)))
 
     @staticmethod
     def _in(region: str | None) -> str:
@@ -187,7 +189,6 @@ class Balancer:
         now = self.clock()
         p, m = lease.state, lease.state.metrics
         p.in_flight -= 1
-        was_trial = p.health.state is State.TRIAL
         if latency is not None and outcome is Outcome.SUCCESS:
             m.observe_latency(latency, now)
         ejected = None
@@ -204,7 +205,6 @@ class Balancer:
             m.observe_outcome(False)
             hold = retry_after if retry_after is not None else self.ban_cooldown
             self.cooldowns.hold(p.id, lease.domain, now + min(hold, self.max_hold), now)
-        self.on_trial -= was_trial and p.health.state is not State.TRIAL
         strategies = self.memberships[p.id]
         if ejected is not None:
             for s in strategies:
@@ -221,7 +221,6 @@ class Balancer:
             p = self.states[pid]
             if p.health.state is State.EJECTED and p.health.ejected_until == until:
                 p.health.revive()
-                self.on_trial += 1
                 for s in self.memberships[p.id]:
                     s.add(p)
 

@@ -29,6 +29,7 @@ class Backoff:
 # Consecutive successes after which one ejection is forgiven, so an old incident
 # does not make the next backoff long forever (Envoy decrements its multiplier alike).
 FORGIVE_AFTER = 10
+MAX_RAMP = 10  # slow start ends at 2**10 requests at once
 
 
 @dataclass(slots=True)
@@ -46,6 +47,15 @@ class Health:
     level: int = 0  # ejections not yet forgiven: drives the backoff
     ejections: int = 0  # ejections ever, for reports
     ejected_until: float = field(default=0.0)
+    ramp: int = 0  # successes since it joined or came back: drives slow start
+
+    @property
+    def max_in_flight(self) -> int:
+        """Slow start: one request at a time until a success, then 2, 4, ... (``2**ramp``),
+        so a proxy of unknown health (new, revived, or hung) cannot absorb many requests."""
+        if self.state is State.TRIAL:
+            return 1
+        return 1 << min(self.ramp, MAX_RAMP)
 
     def record_success(self) -> None:
         if self.state is State.EJECTED:
@@ -53,6 +63,7 @@ class Health:
         self.state = State.HEALTHY
         self.consecutive_failures = 0
         self.consecutive_successes += 1
+        self.ramp += 1
         if self.consecutive_successes % FORGIVE_AFTER == 0 and self.level:
             self.level -= 1
 
@@ -71,6 +82,7 @@ class Health:
         return None
 
     def revive(self) -> None:
-        """The ejection time is over: allow a single trial request."""
+        """The ejection time is over: allow a single trial request, then slow start again."""
         self.state = State.TRIAL
         self.consecutive_failures = 0
+        self.ramp = 0

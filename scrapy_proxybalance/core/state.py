@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .health import Health, State
+from .health import Health
 from .metrics import Metrics
 from .proxy import Proxy
 
@@ -28,5 +28,5 @@ class ProxyState:
         return self.proxy.weight
 
     def can_take_request(self) -> bool:
-        """A proxy on trial carries one request at a time."""
-        return self.health.state is State.HEALTHY or self.in_flight == 0
+        """Below its slow-start limit (one request at a time while on trial)."""
+        return self.in_flight < self.health.max_in_flight
