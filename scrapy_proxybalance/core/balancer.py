@@ -51,8 +51,9 @@ class Balancer:
     """Hands out proxies for (domain, exclusions, region) and learns from outcomes.
 
     Rules, in order: a proxy excluded for the request, ejected, cooling down on the
-    domain, or at its slow-start limit (one request while on trial) is never handed out; backups serve only while every
-    primary of the region is ejected or excluded; among the rest the strategy chooses.
+    domain, or at its slow-start limit (one request while on trial) is never handed out;
+    backups serve only while every primary of the region is ejected or excluded; among the
+    rest the strategy chooses.
     """
 
     def __init__(
@@ -94,7 +95,10 @@ class Balancer:
             groups: list[Group] = [(None, proxy.backup)]
             if proxy.region is not None:
                 groups.append((proxy.region, proxy.backup))
-            strategies = [self.groups.get(g) or self.groups.setdefault(g, strategy(self.rng)) for g in groups]
+            for g in groups:
+                if g not in self.groups:
+                    self.groups[g] = strategy(self.rng)
+            strategies = [self.groups[g] for g in groups]
             self.memberships.append(strategies)
             for s in strategies:
                 s.add(p)
