@@ -33,7 +33,7 @@ def test_ejected_proxy_returns_after_backoff_as_a_single_trial(clock):
     b = make_balancer(clock, ["http://10.0.0.1:1"], max_failures=1, backoff=Backoff(60, 600, jitter=0))
     fail(b, 0, 1)
     wait = b.acquire("a")
-    assert wait == Wait(60.0)
+    assert wait == Wait(60.0, unavailable=True)
     clock.advance(60)
     trial = b.acquire("a")
     assert host(trial) == 1 and trial.trial
@@ -49,7 +49,7 @@ def test_failed_trial_ejects_again_at_once_for_twice_as_long(clock):
     clock.advance(60)
     b.release(b.acquire("a"), Outcome.FAILURE)
     assert b.states[0].health.state is State.EJECTED
-    assert b.acquire("a") == Wait(100.0)  # 120 capped at 100
+    assert b.acquire("a") == Wait(100.0, unavailable=True)  # 120 capped at 100
     assert b.states[0].health.ejections == 2
 
 
@@ -85,7 +85,7 @@ def test_retry_after_cools_that_proxy_on_that_site_for_the_time_asked(clock):
 def test_retry_after_is_clamped(clock):
     b = make_balancer(clock, ["http://10.0.0.1:1"], max_hold=120)
     b.release(b.acquire("a"), Outcome.BAN, retry_after=10**9)
-    assert b.acquire("a") == Wait(120.0)
+    assert b.acquire("a") == Wait(120.0, unavailable=True)
 
 
 def test_excluded_proxies_are_never_handed_out(clock):
@@ -140,7 +140,7 @@ def test_all_ejected_waits_for_the_earliest_recovery(clock):
     fail(b, 0, 1)
     clock.advance(10)
     fail(b, 1, 1)
-    assert b.acquire("a") == Wait(20.0)
+    assert b.acquire("a") == Wait(20.0, unavailable=True)
 
 
 def test_slow_start_limits_a_proxy_of_unknown_health_until_it_succeeds(clock):
@@ -165,12 +165,23 @@ def test_release_is_idempotent_and_in_flight_never_negative(clock):
     assert lease.state.metrics.failures == 0
 
 
+class Answer:
+    def __init__(self, status, body=b""):
+        self.status, self.body = status, body
+
+
 def test_ban_policy_tells_failures_bans_and_site_answers_apart():
-    policy = BanPolicy([403, 407, 429])
-    assert policy.response_outcome(429) is Outcome.BAN
-    assert policy.response_outcome(407) is Outcome.FAILURE  # the proxy's own refusal
-    assert policy.response_outcome(404) is Outcome.SUCCESS  # the site's answer, delivered
-    assert policy.response_outcome(500) is Outcome.SUCCESS
+    policy = BanPolicy([403, 407, 429], [r"class=.captcha", "(?i)are you a robot"], failures=(ConnectionError,))
+    outcome = policy.response_outcome
+    assert outcome(None, Answer(429)) is Outcome.BAN
+    assert outcome(None, Answer(407)) is Outcome.FAILURE  # the proxy's own refusal
+    assert outcome(None, Answer(404)) is Outcome.SUCCESS  # the site's answer, delivered
+    assert outcome(None, Answer(500, b"are you a robot?")) is Outcome.SUCCESS  # patterns: 2xx only
+    assert outcome(None, Answer(200, b"<p>Are You A Robot?</p>")) is Outcome.BAN
+    assert outcome(None, Answer(200, b"x" * 20000 + b"are you a robot")) is Outcome.SUCCESS  # past the scan
+    assert outcome(None, Answer(200, b"<p>fine</p>")) is Outcome.SUCCESS
+    assert policy.exception_outcome(None, ConnectionRefusedError()) is Outcome.FAILURE
+    assert policy.exception_outcome(None, KeyError()) is Outcome.NEUTRAL
 
 
 def test_parse_retry_after():
@@ -178,3 +189,86 @@ def test_parse_retry_after():
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", 1445412470.0) == 10.0
     assert parse_retry_after(b"soon", 0) is None
     assert parse_retry_after(None, 0) is None
+
+
+def test_bans_without_retry_after_double_per_ban_in_a_row_and_reset_on_success(clock):
+    b = make_balancer(clock, ["http://10.0.0.1:1", "http://10.0.0.2:1"], ban_cooldown=10, max_hold=1000,
+                      backoff=Backoff(60, 600, jitter=0.0))
+    p = b.states[0]
+    for expected in (10, 20, 40, 80):
+        b.release(b._lease(p, "a", clock()), Outcome.BAN)
+        assert p.bans["a"][0] - clock() == expected
+        assert use(b, "a") == 2 and use(b, "b") in (1, 2)  # banned by a only
+        clock.advance(expected)
+    b.release(b._lease(p, "a", clock()), Outcome.SUCCESS)
+    b.release(b._lease(p, "a", clock()), Outcome.BAN)
+    assert p.bans["a"][0] - clock() == 10  # a success there started the count again
+
+
+def test_a_proxy_banned_by_many_sites_is_ejected_from_the_whole_pool(clock):
+    b = make_balancer(clock, ["http://10.0.0.1:1", "http://10.0.0.2:1"], max_banned_sites=3, ban_cooldown=30)
+    p = b.states[0]
+    assert b.release(b._lease(p, "a", clock()), Outcome.BAN) is None
+    assert b.release(b._lease(p, "b", clock()), Outcome.BAN) is None
+    clock.advance(31)  # the first two bans are over
+    assert b.release(b._lease(p, "c", clock()), Outcome.BAN) is None
+    assert p.health.state is State.HEALTHY
+    b.release(b._lease(p, "d", clock()), Outcome.BAN)
+    assert b.release(b._lease(p, "e", clock()), Outcome.BAN) == 60.0  # three sites at once
+    assert p.health.state is State.EJECTED and "banned by 3 sites" in p.problem
+    assert {use(b, "z") for _ in range(5)} == {2}
+
+
+def test_backups_serve_while_every_primary_is_banned_by_the_site(clock):
+    entries = ["http://10.0.0.1:1", {"url": "http://10.0.0.9:1", "backup": True}]
+    b = make_balancer(clock, entries)
+    b.release(b.acquire("a"), Outcome.BAN, retry_after=100)
+    assert use(b, "a") == 9
+    assert use(b, "b") == 1
+
+
+def test_wait_says_unavailable_only_when_no_proxy_could_serve(clock):
+    b = make_balancer(clock, ["http://10.0.0.1:1", "http://10.0.0.2:1"], domain_cooldown=1.0, max_failures=1)
+    b.release(b.acquire("a"), Outcome.SUCCESS)
+    b.release(b.acquire("a"), Outcome.SUCCESS)
+    assert b.acquire("a") == Wait(1.0)  # merely pacing
+    b.release(b.acquire("b"), Outcome.BAN, retry_after=50)
+    b.release(b.acquire("b"), Outcome.BAN, retry_after=50)
+    assert b.acquire("b") == Wait(1.0, unavailable=True)  # banned by b everywhere; cooldown ends first
+    fail(b, 0, 1)
+    fail(b, 1, 1)
+    assert b.acquire("c") == Wait(60.0, unavailable=True)
+
+
+def test_a_failure_puts_a_proxy_back_to_one_request_at_a_time(clock):
+    b = make_balancer(clock, ["http://10.0.0.1:1"], max_failures=5)
+    for _ in range(4):
+        b.release(b.acquire("a"), Outcome.SUCCESS)
+    leases = [b.acquire(d) for d in "bcd"]
+    assert all(host(lease) == 1 and not lease.unproven for lease in leases)
+    b.release(leases[0], Outcome.FAILURE)
+    assert b.acquire("e") == Wait(0.1)  # two still in flight, limit now 1
+    for lease in leases[1:]:
+        b.release(lease, Outcome.NEUTRAL)
+    assert b.acquire("e").unproven  # a request on an unproven proxy: the middleware shortens its timeout
+
+
+def test_degraded_when_fewer_than_half_are_in_rotation(clock):
+    b = make_balancer(clock, [f"http://10.0.0.{i}:1" for i in range(1, 5)], max_failures=1)
+    fail(b, 0, 1)
+    fail(b, 1, 1)
+    assert not b.degraded()
+    fail(b, 2, 1)
+    assert b.degraded()
+
+
+def test_why_out_says_why_each_proxy_cannot_serve(clock):
+    b = make_balancer(clock, ["http://u:secret@10.0.0.1:1", "http://10.0.0.2:1", "http://10.0.0.3:1"],
+                      max_failures=1)
+    b.release(b._lease(b.states[0], "a", clock()), Outcome.FAILURE, reason="ConnectionRefusedError")
+    b.release(b._lease(b.states[1], "a", clock()), Outcome.BAN, retry_after=30, reason="status 429")
+    b.disable(b.states[2].key)
+    lines = b.why_out("a")
+    assert lines[0] == "http://u:***@10.0.0.1:1: ejected for 60 s more after 1 ejection(s) (last: ConnectionRefusedError)"
+    assert lines[1] == "http://10.0.0.2:1: banned by a for 30 s more (last: status 429 from a)"
+    assert lines[2] == "http://10.0.0.3:1: disabled"

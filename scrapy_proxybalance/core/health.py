@@ -47,15 +47,21 @@ class Health:
     level: int = 0  # ejections not yet forgiven: drives the backoff
     ejections: int = 0  # ejections ever, for reports
     ejected_until: float = field(default=0.0)
-    ramp: int = 0  # successes since it joined or came back: drives slow start
+    ramp: int = 0  # successes since it joined, came back or last failed: drives slow start
 
     @property
     def max_in_flight(self) -> int:
         """Slow start: one request at a time until a success, then 2, 4, ... (``2**ramp``),
-        so a proxy of unknown health (new, revived, or hung) cannot absorb many requests."""
+        so a proxy of unknown health (new, revived, just failed, or hung) cannot absorb
+        many requests."""
         if self.state is State.TRIAL:
             return 1
         return 1 << min(self.ramp, MAX_RAMP)
+
+    @property
+    def unproven(self) -> bool:
+        """No success since it joined, came back from ejection or last failed."""
+        return self.ramp == 0
 
     def record_success(self) -> None:
         if self.state is State.EJECTED:
@@ -72,14 +78,20 @@ class Health:
             return None
         self.consecutive_successes = 0
         self.consecutive_failures += 1
+        self.ramp = 0  # unproven again: back to one request at a time
         if self.state is State.TRIAL or self.consecutive_failures >= self.max_failures:
-            self.level += 1
-            self.ejections += 1
-            self.state = State.EJECTED
-            delay = backoff.delay(self.level, rng)
-            self.ejected_until = now + delay
-            return delay
+            return self.eject(now, backoff, rng)
         return None
+
+    def eject(self, now: float, backoff: Backoff, rng: random.Random) -> float:
+        """Take the proxy out for the next backoff delay; return that delay."""
+        self.level += 1
+        self.ejections += 1
+        self.state = State.EJECTED
+        self.ramp = 0
+        delay = backoff.delay(self.level, rng)
+        self.ejected_until = now + delay
+        return delay
 
     def revive(self) -> None:
         """The ejection time is over: allow a single trial request, then slow start again."""

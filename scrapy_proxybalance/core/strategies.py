@@ -407,7 +407,8 @@ class LeastConnections(Strategy):
 
 class LeastLatency(_MemberStrategy):
     """Each pick prefers the lower ``peak EWMA latency * (in_flight + 1)`` of two random
-    members (power of two choices); members with no latency yet are tried first."""
+    members (power of two choices); members with no latency yet are tried first, unless
+    they have failed (then they come last until they answer)."""
 
     name = "least_latency"
 
@@ -417,7 +418,7 @@ class LeastLatency(_MemberStrategy):
 
     def add(self, p: ProxyState) -> None:
         super().add(p)
-        if p.metrics.latency is None:
+        if p.metrics.latency is None and not p.metrics.failures:
             self.untried[p.id] = p
 
     def remove(self, p: ProxyState) -> None:
@@ -425,14 +426,14 @@ class LeastLatency(_MemberStrategy):
         self.untried.pop(p.id, None)
 
     def on_release(self, p: ProxyState) -> None:
-        if p.metrics.latency is not None:
+        if p.metrics.latency is not None or p.metrics.failures:
             self.untried.pop(p.id, None)
 
     @staticmethod
     def cost(p: ProxyState) -> float:
         ewma = p.metrics.latency
         if ewma is None:  # no sample yet: free to try once, then wait for its answer
-            return 0.0 if p.in_flight == 0 else math.inf
+            return 0.0 if p.in_flight == 0 and not p.metrics.failures else math.inf
         return ewma.value * (p.in_flight + 1)  # type: ignore[operator]
 
     def pick(self, accept: Accept) -> ProxyState | None:
