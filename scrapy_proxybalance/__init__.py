@@ -7,10 +7,12 @@ from .core.errors import ConfigError, NoProxyAvailable, ProxyBalanceError
 from .core.proxy import Proxy
 from .core.strategies import Strategy
 from .middleware import ProxyBalanceMiddleware
+from .policy import BanDetected
 
 __all__ = [
     "Addon",
     "Balancer",
+    "BanDetected",
     "BanPolicy",
     "ConfigError",
     "Lease",

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from scrapy.utils.misc import load_object
 
 from .core.errors import ConfigError
+from .core.bans import BanPolicy
 from .core.proxy import Proxy, load_pool, mask
 from .core.strategies import STRATEGIES, Strategy
 
@@ -25,9 +28,17 @@ DEFAULTS: dict[str, Any] = {
     "PROXY_RETRY_TIMES": 3,
     "PROXY_BAN_STATUS_CODES": [403, 407, 429, 503],
     "PROXY_BAN_COOLDOWN": 60.0,
+    "PROXY_BAN_BODY_PATTERNS": [],
+    "PROXY_BAN_POLICY": "scrapy_proxybalance.BanPolicy",
+    "PROXY_MAX_BANNED_SITES": 3,
+    "PROXY_TRIAL_TIMEOUT": 30.0,
+    "PROXY_UNAVAILABLE_TIMEOUT": 600.0,
+    "PROXY_UNAVAILABLE_ACTION": "close",
+    "PROXY_POOL_RELOAD_INTERVAL": 5.0,
     "PROXY_DOMAIN_REGIONS": {},
     "PROXY_STATS_INTERVAL": 60.0,
 }
+UNAVAILABLE_ACTIONS = ("close", "fail")
 
 
 def _get(settings: BaseSettings, name: str) -> Any:
@@ -84,6 +95,53 @@ def _statuses(settings: BaseSettings) -> frozenset[int]:
     return codes
 
 
+def _body_patterns(settings: BaseSettings) -> list[re.Pattern[str]]:
+    value = _get(settings, "PROXY_BAN_BODY_PATTERNS")
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list | tuple):
+        raise ConfigError(f"PROXY_BAN_BODY_PATTERNS must be a list of regular expressions, got {value!r}")
+    patterns = []
+    for pattern in value:
+        try:
+            patterns.append(re.compile(pattern))
+        except (re.error, TypeError) as exc:
+            raise ConfigError(f"PROXY_BAN_BODY_PATTERNS: {pattern!r} is not a valid regular expression: {exc}") from None
+    return patterns
+
+
+def _ban_policy(settings: BaseSettings) -> type:
+    value = _get(settings, "PROXY_BAN_POLICY")
+    try:
+        cls = load_object(value) if isinstance(value, str) else value
+    except (ImportError, AttributeError, ValueError, NameError) as exc:
+        raise ConfigError(f"PROXY_BAN_POLICY: cannot load {value!r}: {exc}") from None
+    if not isinstance(cls, type) or not all(
+        callable(getattr(cls, name, None)) for name in ("response_outcome", "exception_outcome")
+    ):
+        raise ConfigError(
+            f"PROXY_BAN_POLICY: {value!r} is not a class with response_outcome() and exception_outcome()"
+            " (subclass scrapy_proxybalance.BanPolicy)"
+        )
+    return cls
+
+
+def _choice(settings: BaseSettings, name: str, choices: tuple[str, ...]) -> str:
+    value = _get(settings, name)
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {list(choices)}, got {value!r}")
+    return value
+
+
+def _pool_file(value: object) -> Path | None:
+    """The file ``PROXY_POOL`` names, if it names one (then it is re-read when it changes)."""
+    if isinstance(value, Path):
+        return value
+    if isinstance(value, str) and value.strip() and "://" not in value:
+        return Path(value)
+    return None
+
+
 def _domain_regions(settings: BaseSettings, pool: list[Proxy]) -> dict[str, str]:
     value = _get(settings, "PROXY_DOMAIN_REGIONS")
     if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
@@ -113,15 +171,25 @@ class Config:
     ban_cooldown: float
     domain_regions: dict[str, str] = field(default_factory=dict)
     stats_interval: float = 60.0
+    ban_body_patterns: list[re.Pattern[str]] = field(default_factory=list)
+    ban_policy: type = BanPolicy
+    max_banned_sites: int = 3
+    trial_timeout: float = 30.0
+    unavailable_timeout: float = 600.0
+    unavailable_action: str = "close"
+    pool_file: Path | None = None
+    pool_reload_interval: float = 5.0
 
     @classmethod
     def from_settings(cls, settings: BaseSettings) -> Config:
         """Read every setting; raise :class:`ConfigError` naming the first bad one."""
-        pool = load_pool(_get(settings, "PROXY_POOL"))
+        pool_value = _get(settings, "PROXY_POOL")
+        pool_file = _pool_file(pool_value)
+        pool = load_pool(pool_value)
         if not pool:
+            what = f"the file {str(pool_file)!r} lists no proxies" if pool_file else f"is empty ({mask(repr(pool_value))})"
             raise ConfigError(
-                f"PROXY_POOL is empty ({mask(repr(_get(settings, 'PROXY_POOL')))}) while"
-                " scrapy-proxybalance is enabled; list proxies, or set PROXY_ENABLED = False"
+                f"PROXY_POOL {what} while scrapy-proxybalance is enabled; list proxies, or set PROXY_ENABLED = False"
             )
         recovery = _number(settings, "PROXY_RECOVERY_INTERVAL", positive=True)
         recovery_max = _number(settings, "PROXY_RECOVERY_MAX_INTERVAL", positive=True)
@@ -146,6 +214,14 @@ class Config:
             ban_cooldown=_number(settings, "PROXY_BAN_COOLDOWN"),
             domain_regions=_domain_regions(settings, pool),
             stats_interval=_number(settings, "PROXY_STATS_INTERVAL"),
+            ban_body_patterns=_body_patterns(settings),
+            ban_policy=_ban_policy(settings),
+            max_banned_sites=_number(settings, "PROXY_MAX_BANNED_SITES", integer=True),
+            trial_timeout=_number(settings, "PROXY_TRIAL_TIMEOUT"),
+            unavailable_timeout=_number(settings, "PROXY_UNAVAILABLE_TIMEOUT"),
+            unavailable_action=_choice(settings, "PROXY_UNAVAILABLE_ACTION", UNAVAILABLE_ACTIONS),
+            pool_file=pool_file,
+            pool_reload_interval=_number(settings, "PROXY_POOL_RELOAD_INTERVAL"),
         )
 
     def region_for(self, hostname: str) -> str | None:

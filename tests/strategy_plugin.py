@@ -1,5 +1,6 @@
-"""A user-defined strategy, loaded by dotted path in the tests."""
+"""User-defined plug-ins (a strategy, a ban policy), loaded by dotted path in the tests."""
 
+from scrapy_proxybalance import BanPolicy, Outcome
 from scrapy_proxybalance.core.strategies import RoundRobin
 
 
@@ -11,3 +12,12 @@ class AlwaysFirst(RoundRobin):
     def pick(self, accept):
         self.cursor = 0
         return super().pick(accept)
+
+
+class StrictPolicy(BanPolicy):
+    """Also counts a 502 as the proxy's failure (a gateway that could not reach the site)."""
+
+    def response_outcome(self, request, response):
+        if response.status == 502:
+            return Outcome.FAILURE
+        return super().response_outcome(request, response)

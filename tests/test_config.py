@@ -22,6 +22,16 @@ def test_defaults():
     assert (c.domain_cooldown, c.max_failures, c.recovery_interval, c.retry_times) == (1.0, 3, 60.0, 3)
     assert c.ban_status_codes == {403, 407, 429, 503}
     assert c.stats_interval == 60.0
+    assert (c.max_banned_sites, c.trial_timeout, c.unavailable_timeout, c.unavailable_action) == (3, 30.0, 600.0, "close")
+    assert c.ban_body_patterns == [] and c.pool_reload_interval == 5.0
+
+
+def test_ban_body_patterns_and_policy():
+    from scrapy_proxybalance import BanPolicy
+
+    c = config(PROXY_BAN_BODY_PATTERNS=[r"(?i)captcha"], PROXY_BAN_POLICY=BanPolicy)
+    assert c.ban_body_patterns[0].search("CAPTCHA") and c.ban_policy is BanPolicy
+    assert config(PROXY_BAN_POLICY="tests.strategy_plugin.StrictPolicy").ban_policy.__name__ == "StrictPolicy"
 
 
 def test_strategy_by_name_class_or_dotted_path():
@@ -57,6 +67,16 @@ def test_strategy_by_name_class_or_dotted_path():
         ({"PROXY_POOL": [42]}, "an entry must be a URL or a dict, got 42"),
         ({"PROXY_POOL": "/nonexistent/proxies.txt"}, "cannot read proxy file '/nonexistent/proxies.txt'"),
         ({"PROXY_POOL": ["http://u:p@h:1"], "HTTPPROXY_ENABLED": False}, "HTTPPROXY_ENABLED is False"),
+        ({"PROXY_BAN_BODY_PATTERNS": ["captcha", "(unclosed"]},
+         "PROXY_BAN_BODY_PATTERNS: '(unclosed' is not a valid regular expression: missing ), unterminated"),
+        ({"PROXY_BAN_BODY_PATTERNS": 42}, "PROXY_BAN_BODY_PATTERNS must be a list of regular expressions, got 42"),
+        ({"PROXY_BAN_POLICY": "nope.Policy"}, "PROXY_BAN_POLICY: cannot load 'nope.Policy'"),
+        ({"PROXY_BAN_POLICY": "os.path.join"}, "PROXY_BAN_POLICY: 'os.path.join' is not a class with"),
+        ({"PROXY_UNAVAILABLE_ACTION": "panic"}, "PROXY_UNAVAILABLE_ACTION must be one of ['close', 'fail'], got 'panic'"),
+        ({"PROXY_UNAVAILABLE_TIMEOUT": -5}, "PROXY_UNAVAILABLE_TIMEOUT must be >= 0, got -5"),
+        ({"PROXY_TRIAL_TIMEOUT": "fast"}, "PROXY_TRIAL_TIMEOUT must be a number, got 'fast'"),
+        ({"PROXY_MAX_BANNED_SITES": -1}, "PROXY_MAX_BANNED_SITES must be >= 0, got -1"),
+        ({"PROXY_POOL_RELOAD_INTERVAL": -1}, "PROXY_POOL_RELOAD_INTERVAL must be >= 0, got -1"),
     ],
 )
 def test_bad_values_are_reported_with_the_setting_and_the_value(values, message):
@@ -74,6 +94,16 @@ def test_pool_file_with_comments_and_line_numbers_in_errors(tmp_path):
     bad.write_text("http://10.0.0.1:1\nsocks5://10.0.0.2:1\n")
     with pytest.raises(ConfigError, match=r"line 2\): unsupported proxy scheme 'socks5'"):
         config(PROXY_POOL=str(bad))
+    empty = tmp_path / "empty.txt"
+    empty.write_text("# nothing here yet\n")
+    with pytest.raises(ConfigError, match=r"PROXY_POOL the file '.*empty.txt' lists no proxies"):
+        config(PROXY_POOL=str(empty))
+    unreadable = tmp_path / "locked.txt"
+    unreadable.mkdir()  # a directory cannot be read as a file, even by root
+    with pytest.raises(ConfigError, match=r"cannot read proxy file '.*locked.txt'"):
+        config(PROXY_POOL=str(unreadable))
+    assert config(PROXY_POOL=str(good)).pool_file == good
+    assert config().pool_file is None
 
 
 def test_pool_from_a_comma_separated_command_line_value():

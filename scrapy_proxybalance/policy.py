@@ -1,0 +1,90 @@
+"""The ban policy as the middleware uses it: the core :class:`BanPolicy` with Scrapy's
+exceptions, the ``PROXY_BAN_POLICY`` class, and a spider's own overrides."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from scrapy.exceptions import IgnoreRequest
+from scrapy.utils.misc import load_object
+
+from .core.bans import BanPolicy, Outcome
+
+if TYPE_CHECKING:
+    from scrapy import Request, Spider
+    from scrapy.crawler import Crawler
+    from scrapy.http import Response
+
+    from .config import Config
+
+# Exceptions that mean the proxy failed us: it refused, hung, dropped or garbled the exchange.
+PROXY_FAILURES: tuple[type[BaseException], ...] = tuple(
+    load_object(path)
+    for path in (
+        "scrapy.exceptions.DownloadConnectionRefusedError",
+        "scrapy.exceptions.DownloadTimeoutError",
+        "scrapy.exceptions.DownloadFailedError",
+        "scrapy.exceptions.ResponseDataLossError",
+        "scrapy.exceptions.CannotResolveHostError",
+        "twisted.internet.error.ConnectError",
+        "twisted.internet.error.ConnectionDone",
+        "twisted.internet.error.ConnectionLost",
+        "twisted.internet.error.TimeoutError",
+        "scrapy.core.downloader.handlers.http11.TunnelError",
+    )
+)
+
+
+class BanDetected(IgnoreRequest):
+    """A ban page that looked like a success (e.g. a captcha with status 200) was all the
+    proxies gave for this request; it goes to the errback instead of the callback."""
+
+    def __init__(self, response: Response, *args: Any) -> None:
+        self.response = response
+        super().__init__(*args)
+
+
+def build_policy(cls: type, crawler: Crawler, config: Config) -> Any:
+    """An instance of ``PROXY_BAN_POLICY``: through its ``from_crawler`` if it has one,
+    else built like :class:`BanPolicy` from the settings."""
+    if hasattr(cls, "from_crawler"):
+        return cls.from_crawler(crawler)
+    return cls(config.ban_status_codes, config.ban_body_patterns, PROXY_FAILURES)
+
+
+class SpiderPolicy:
+    """The project's policy, overridden by the spider where it says so.
+
+    A spider can set ``proxy_ban_policy`` (a policy class or instance) to replace the
+    project's, or define ``response_is_ban(request, response)`` and
+    ``exception_is_ban(request, exception)`` as scrapy-rotating-proxies allows: ``True``
+    means a ban, ``False`` not a ban, ``None`` leaves the decision to the policy.
+    """
+
+    def __init__(self, policy: Any, spider: Spider | None, crawler: Crawler, config: Config) -> None:
+        own = getattr(spider, "proxy_ban_policy", None)
+        if isinstance(own, type):
+            own = build_policy(own, crawler, config)
+        self.policy = own or policy
+        self.response_is_ban = getattr(spider, "response_is_ban", None)
+        self.exception_is_ban = getattr(spider, "exception_is_ban", None)
+
+    def response_outcome(self, request: Request, response: Response) -> Outcome:
+        outcome = self.policy.response_outcome(request, response)
+        if self.response_is_ban is not None:
+            verdict = self.response_is_ban(request, response)
+            if verdict is True:
+                return Outcome.BAN
+            if verdict is False and outcome is Outcome.BAN:
+                return Outcome.SUCCESS
+        return outcome
+
+    def exception_outcome(self, request: Request, exception: BaseException) -> Outcome:
+        outcome = self.policy.exception_outcome(request, exception)
+        if self.exception_is_ban is not None:
+            verdict = self.exception_is_ban(request, exception)
+            if verdict is True:
+                return Outcome.BAN
+            if verdict is False and outcome is Outcome.BAN:
+                return Outcome.NEUTRAL
+        return outcome

@@ -1,0 +1,85 @@
+"""The middleware on its own (no crawl): run-time pool API, timeouts, spider ban overrides."""
+
+import pytest
+from scrapy import Request, Spider
+from scrapy.http import HtmlResponse
+from scrapy.utils.test import get_crawler
+
+from scrapy_proxybalance import NoProxyAvailable, ProxyBalanceMiddleware
+
+A, B, C = "http://10.0.0.1:8000", "http://u:secret@10.0.0.2:8000", "http://10.0.0.3:8000"
+
+
+class QuietSpider(Spider):
+    name = "quiet"
+
+
+def middleware(spider_cls=QuietSpider, **settings):
+    crawler = get_crawler(spider_cls, {"PROXY_POOL": [A, B], "PROXY_DOMAIN_COOLDOWN": 0, "PROXY_STATS_INTERVAL": 0, **settings})
+    mw = ProxyBalanceMiddleware.from_crawler(crawler)
+    crawler.spider = spider_cls()
+    mw.spider_opened()
+    return mw
+
+
+def fetch(mw, url="http://shop.test/", body=b"<p>ok</p>", status=200):
+    """One attempt through the middleware; returns (request, what process_response gave)."""
+    request = Request(url, meta={"download_timeout": 180.0})
+    assert mw.process_request(request) is None
+    response = HtmlResponse(url, status=status, body=body, request=request)
+    return request, mw.process_response(request, response)
+
+
+def proxy_of(request):
+    return request.meta["proxy"].replace("u:secret@", "")
+
+
+def test_the_pool_can_be_changed_while_the_crawl_runs():
+    mw = middleware()
+    mw.disable_proxy(A)
+    assert {proxy_of(fetch(mw, f"http://s{i}.test/")[0]) for i in range(10)} == {"http://10.0.0.2:8000"}
+    mw.enable_proxy(A)
+    mw.add_proxy({"url": C, "weight": 2})
+    mw.remove_proxy("http://u@10.0.0.2:8000")  # the password is not needed to name it
+    used = {proxy_of(fetch(mw, f"http://t{i}.test/")[0]) for i in range(40)}
+    assert used == {A, C}
+    listed = mw.proxies()
+    assert [p["proxy"] for p in listed] == [A, C] and listed[0]["requests"] >= 1
+    assert "secret" not in repr(listed)
+    with pytest.raises(KeyError):
+        mw.disable_proxy("http://10.9.9.9:1")
+    mw.remove_proxy(A)
+    mw.remove_proxy(C)
+    with pytest.raises(NoProxyAvailable):
+        fetch(mw)
+
+
+def test_an_unproven_proxy_gets_the_trial_timeout_and_a_proven_one_the_request_s_own():
+    mw = middleware(PROXY_POOL=[A], PROXY_TRIAL_TIMEOUT=5)
+    first, _ = fetch(mw)
+    assert first.meta["download_timeout"] == 5
+    retried = first.copy()  # carries the lowered timeout; now the proxy has proved itself
+    mw.process_request(retried)
+    assert retried.meta["download_timeout"] == 180.0
+
+
+class PickySpider(QuietSpider):
+    def response_is_ban(self, request, response):
+        return b"blocked" in response.body or None
+
+
+def test_a_spider_can_say_what_a_ban_is():
+    mw = middleware(PickySpider)
+    request, result = fetch(mw, body=b"<p>blocked</p>")
+    assert isinstance(result, Request) and result.meta["proxy_retry_times"] == 1
+    assert mw.process_request(result) is None
+    assert proxy_of(result) != proxy_of(request)  # retried on the other proxy
+    fine = HtmlResponse(result.url, body=b"<p>ok</p>", request=result)
+    assert mw.process_response(result, fine) is fine
+    assert mw.stats.get_value("proxybalance/bans") == 1
+
+
+def test_a_project_ban_policy_by_dotted_path():
+    mw = middleware(PROXY_BAN_POLICY="tests.strategy_plugin.StrictPolicy", PROXY_RETRY_TIMES=0)
+    fetch(mw, status=502)
+    assert mw.stats.get_value("proxybalance/failures") == 1
