@@ -11,8 +11,8 @@ Every proxy sends every host name to the one local site, so ``http://shop-a.test
 - ``auth``: wants ``Proxy-Authorization`` for ``user:password``, else answers 407;
 - ``captcha``: answers 200 with a captcha page (no token) for the hosts in ``captcha_hosts``.
 
-Any proxy can also have a ``capacity`` (requests it serves at once; more wait their turn),
-and :meth:`Farm.blackout` makes every proxy drop connections for a while.
+Any proxy can also have a ``capacity`` (requests it serves at once; more wait their turn).
+:meth:`Farm.blackout` makes every proxy (or the ones named) drop connections for a while.
 
 Run ``python -m scrapy_proxybalance.farm --run CMD ...`` to start the farm, run CMD with
 ``FARM_POOL_FILE`` (a PROXY_POOL file) and ``FARM_SITE`` in its environment, then stop.
@@ -69,7 +69,8 @@ class ProxySpec:
     port: int = 0
     seen: list[Seen] = field(default_factory=list)
     last: dict[str, float] = field(default_factory=dict)
-    bans: int = 0  # 429s this proxy answered
+    ban_log: list[tuple[float, str]] = field(default_factory=list)  # (when, host) of each 429
+    down: tuple[float, float] = (0.0, 0.0)  # monotonic window in which it drops connections
     server: asyncio.AbstractServer | None = None
     slots: asyncio.Semaphore | None = None
 
@@ -102,8 +103,12 @@ def _response(status: int, body: bytes, extra: str = "") -> bytes:
     ).encode() + body
 
 
-def site_page(host: str, path: str) -> tuple[int, bytes]:
-    """The site: ``/`` links to ``/page/1`` .. ``/page/N``; every page shows its token."""
+def site_page(host: str, path: str) -> tuple[int, bytes] | None:
+    """The site: ``/`` links to ``/page/1`` .. ``/page/N``; every page shows its token.
+    ``/broken/...`` gets no answer at all (the connection is closed): a request that fails
+    through every proxy."""
+    if path.startswith("/broken/"):
+        return None
     if path in ("/", ""):
         links = "".join(f'<a href="/page/{i}">page {i}</a>\n' for i in range(1, PAGES + 1))
         return 200, f"<html><body><h1>{host}</h1>\n{links}</body></html>".encode()
@@ -124,10 +129,15 @@ class Farm:
         self.hung: set[asyncio.StreamWriter] = set()
         self.down: tuple[float, float] = (0.0, 0.0)  # monotonic window of a blackout
 
-    def blackout(self, after: float, seconds: float) -> None:
-        """Every proxy drops its connections from ``after`` s from now, for ``seconds``."""
+    def blackout(self, after: float, seconds: float, names: set[str] | None = None) -> None:
+        """Every proxy (or those in ``names``) drops its connections from ``after`` s from
+        now, for ``seconds``."""
         start = time.monotonic() + after
-        self.down = (start, start + seconds)
+        if names is None:
+            self.down = (start, start + seconds)
+        for spec in self.specs:
+            if names is not None and spec.name in names:
+                spec.down = (start, start + seconds)
 
     def __enter__(self) -> Farm:
         self.start()
@@ -193,9 +203,10 @@ class Farm:
             path = request_line.split(" ")[1]
             host = headers.get("host", "").split(":")[0]
             self.site_seen.append(Seen(time.monotonic(), host, path, headers))
-            status, body = site_page(host, path)
-            writer.write(_response(status, body))
-            await writer.drain()
+            page = site_page(host, path)
+            if page is not None:
+                writer.write(_response(*page))
+                await writer.drain()
         writer.close()
 
     async def _proxy_session(self, spec: ProxySpec, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -211,7 +222,7 @@ class Farm:
         if spec.kind == "hung":
             self.hung.add(writer)  # never answered; closed when the farm stops
             return
-        if spec.kind == "reset" or self.down[0] <= now < self.down[1]:
+        if spec.kind == "reset" or self.down[0] <= now < self.down[1] or spec.down[0] <= now < spec.down[1]:
             writer.transport.abort()
             return
         if spec.slots is not None:
@@ -227,7 +238,7 @@ class Farm:
             writer.write(_response(407, b"proxy auth required", 'Proxy-Authenticate: Basic realm="farm"\r\n'))
         elif spec.kind == "banning" and now - spec.last.get(host, -1e9) < spec.min_interval:
             spec.last[host] = now
-            spec.bans += 1
+            spec.ban_log.append((now, host))
             writer.write(_response(429, b"slow down", f"Retry-After: {spec.retry_after}\r\n"))
         else:
             spec.last[host] = now
@@ -280,7 +291,7 @@ def _closed_port() -> int:
 
 
 def demo_specs() -> list[ProxySpec]:
-    """The demo farm: healthy, slow, dead, hung, banning and credential-requiring proxies."""
+    """The demo farm: healthy, slow, dead, hung, banning, credential-requiring and captcha proxies."""
     return [
         ProxySpec("fast-1"),
         ProxySpec("fast-2"),
@@ -290,6 +301,7 @@ def demo_specs() -> list[ProxySpec]:
         ProxySpec("hung", kind="hung"),
         ProxySpec("strict", kind="banning", min_interval=3.0, retry_after=5),
         ProxySpec("private", kind="auth", user="demo", password="s3cret"),
+        ProxySpec("sly", captcha_hosts=frozenset({"shop-b.test"})),
     ]
 
 
