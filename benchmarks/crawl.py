@@ -84,6 +84,17 @@ def _hostile() -> list[ProxySpec]:
     return [ProxySpec(f"ok{i}") for i in range(20)] + [ProxySpec(f"{k}{i}", kind=k) for i, k in enumerate(kinds)]
 
 
+def _hostile_full() -> list[ProxySpec]:
+    """A third of 30 proxies dead, hung, resetting, rate limiting or serving captchas."""
+    bad = [ProxySpec(f"{k}{i}", kind=k) for i, k in enumerate(["dead"] * 3 + ["hung"] * 2 + ["reset"] * 2)]
+    bad += [ProxySpec("strict", kind="banning", min_interval=3.0, retry_after=5)]
+    bad += [ProxySpec(f"cap{i}", captcha_hosts=frozenset(HOSTS[:3])) for i in range(2)]
+    return [ProxySpec(f"ok{i}") for i in range(20)] + bad
+
+
+CAPTCHA = {"PROXY_BAN_BODY_PATTERNS": ['<form class="captcha">']}
+
+
 SCENARIOS = [
     Scenario("uniform-20", "20 healthy proxies: CPU overhead against a plain one-proxy crawl",
              lambda: [ProxySpec(f"p{i}") for i in range(20)], 2000, ["plain", "cycle", "weighted_random", "rotating"],
@@ -106,7 +117,11 @@ SCENARIOS = [
     Scenario("captcha", "10 healthy proxies + 2 that serve a captcha (status 200) for one site",
              lambda: [ProxySpec(f"c{i}") for i in range(10)]
              + [ProxySpec(f"cap{i}", captcha_hosts=frozenset({HOSTS[0]})) for i in range(2)],
-             1000, ["plain", "weighted_random", "rotating"], target="no captcha page accepted"),
+             1000, ["plain", "weighted_random", "rotating"], CAPTCHA, target="no captcha page accepted"),
+    Scenario("hostile-full", "30 proxies, a third dead, hung, resetting, rate limiting or serving captchas;"
+             " all down from 3 s to 7 s", _hostile_full, 3000, ["plain", "weighted_random", "least_latency", "rotating"],
+             {**CAPTCHA, "PROXY_RECOVERY_INTERVAL": 10}, blackout=(3.0, 4.0),
+             target="100% of pages, no captcha accepted"),
 ]
 
 
@@ -129,7 +144,7 @@ def run_crawl(scenario: Scenario, stack: str, farm: Farm, tmp: Path) -> dict:
     job = {"settings": settings, "urls": urls, "proxies": proxies, "out": str(tmp / "out.json")}
     (tmp / "job.json").write_text(json.dumps(job))
     for spec in farm.specs:
-        spec.bans = 0
+        spec.ban_log.clear()
         spec.last.clear()
     if scenario.blackout:
         farm.blackout(*scenario.blackout)
@@ -141,7 +156,7 @@ def run_crawl(scenario: Scenario, stack: str, farm: Farm, tmp: Path) -> dict:
         return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"}
     out = json.loads((tmp / "out.json").read_text())
     out["cpu"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    out["bans"] = sum(s.bans for s in farm.specs)
+    out["bans"] = sum(len(s.ban_log) for s in farm.specs)
     return out
 
 

@@ -17,6 +17,7 @@ ADDONS = {"scrapy_proxybalance.Addon": 0}
 PROXY_POOL = os.environ.get("FARM_POOL_FILE", "proxies.txt")
 PROXY_STRATEGY = "least_latency"
 PROXY_DOMAIN_COOLDOWN = 1.0  # a proxy is not used on the same site again within 1 s
+PROXY_BAN_BODY_PATTERNS = [r'<form class="captcha">']  # a captcha page with status 200 is a ban
 PROXY_RECOVERY_INTERVAL = 10.0  # an ejected proxy gets a trial request after ~10 s
 PROXY_STATS_INTERVAL = 5.0
 
