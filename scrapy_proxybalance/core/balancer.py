@@ -247,8 +247,11 @@ class Balancer:
     def _blocked(self, s: Strategy, domain: str, exclude: Collection[str], now: float) -> int:
         """Members of ``s`` that cannot serve this request however long it waits: tried
         by it already, or banned by ``domain``."""
+        banned = self.bans.until.get(domain) and self.bans.earliest(domain, now) is not None
+        if not exclude and not banned:
+            return 0
         ids = {p.id for k in exclude if (p := self.by_key.get(k)) is not None and p in s}
-        if self.bans.earliest(domain, now) is not None:
+        if banned:
             ids.update(pid for pid in self.bans.until.get(domain, ()) if self.states[pid] in s)
         return len(ids)
 
@@ -260,7 +263,7 @@ class Balancer:
             s.on_acquire(p)
         if self.domain_cooldown:
             self.cooldowns.hold(p.id, domain, now + self.domain_cooldown, now)
-        return Lease(p, domain, now, trial, p.health.unproven)
+        return Lease(p, domain, now, trial, p.health.ramp == 0)
 
     def touch(self, lease: Lease) -> None:
         """The leased request is being sent only now: its domain cooldown counts from now."""
@@ -277,8 +280,8 @@ class Balancer:
             raise NoProxyAvailable(f"all {size} proxies{self._in(region)} were tried already")
         usable = sum(len(s) - self._blocked(s, domain, exclude, now)
                      for backup in (False, True) if (s := self.groups.get((region, backup))))
-        delays = [t - now for t in (self.cooldowns.earliest(domain, now), self.bans.earliest(domain, now),
-                                    self._next_recovery()) if t]
+        ban_end = self.bans.earliest(domain, now) if domain in self.bans.until else None
+        delays = [t - now for t in (self.cooldowns.earliest(domain, now), ban_end, self._next_recovery()) if t]
         if busy:  # on trial, ramping up, or still finishing pre-ejection requests
             delays.append(BUSY_POLL)
         if not delays and self.disabled:
