@@ -71,20 +71,19 @@ class SpiderPolicy:
 
     def response_outcome(self, request: Request, response: Response) -> Outcome:
         outcome = self.policy.response_outcome(request, response)
-        if self.response_is_ban is not None:
-            verdict = self.response_is_ban(request, response)
-            if verdict is True:
-                return Outcome.BAN
-            if verdict is False and outcome is Outcome.BAN:
-                return Outcome.SUCCESS
-        return outcome
+        return _overridden(outcome, self.response_is_ban, request, response, not_a_ban=Outcome.SUCCESS)
 
     def exception_outcome(self, request: Request, exception: BaseException) -> Outcome:
         outcome = self.policy.exception_outcome(request, exception)
-        if self.exception_is_ban is not None:
-            verdict = self.exception_is_ban(request, exception)
-            if verdict is True:
-                return Outcome.BAN
-            if verdict is False and outcome is Outcome.BAN:
-                return Outcome.NEUTRAL
-        return outcome
+        return _overridden(outcome, self.exception_is_ban, request, exception, not_a_ban=Outcome.NEUTRAL)
+
+
+def _overridden(outcome: Outcome, is_ban: Any, *args: Any, not_a_ban: Outcome) -> Outcome:
+    """The policy's ``outcome`` after the spider's say: ``True`` makes it a ban, ``False``
+    turns a ban into ``not_a_ban``, ``None`` (or no method) leaves it."""
+    verdict = is_ban(*args) if is_ban is not None else None
+    if verdict is True:
+        return Outcome.BAN
+    if verdict is False and outcome is Outcome.BAN:
+        return not_a_ban
+    return outcome

@@ -7,6 +7,8 @@ from scrapy.utils.test import get_crawler
 
 from scrapy_proxybalance import NoProxyAvailable, ProxyBalanceMiddleware
 
+from .strategy_plugin import StrictPolicy
+
 A, B, C = "http://10.0.0.1:8000", "http://u:secret@10.0.0.2:8000", "http://10.0.0.3:8000"
 
 
@@ -83,3 +85,20 @@ def test_a_project_ban_policy_by_dotted_path():
     mw = middleware(PROXY_BAN_POLICY="tests.strategy_plugin.StrictPolicy", PROXY_RETRY_TIMES=0)
     fetch(mw, status=502)
     assert mw.stats.get_value("proxybalance/failures") == 1
+
+
+class OwnPolicySpider(QuietSpider):
+    proxy_ban_policy = StrictPolicy
+
+    def exception_is_ban(self, request, exception):
+        return isinstance(exception, ValueError) or None
+
+
+def test_a_spider_can_bring_its_own_policy_and_call_exceptions_bans():
+    mw = middleware(OwnPolicySpider, PROXY_RETRY_TIMES=0)
+    fetch(mw, status=502)  # StrictPolicy, from the spider: a 502 is the proxy's failure
+    assert mw.stats.get_value("proxybalance/failures") == 1
+    request = Request("http://shop.test/x")
+    mw.process_request(request)
+    mw.process_exception(request, ValueError("odd"))
+    assert mw.stats.get_value("proxybalance/bans") == 1
