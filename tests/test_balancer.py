@@ -272,3 +272,21 @@ def test_why_out_says_why_each_proxy_cannot_serve(clock):
     assert lines[0] == "http://u:***@10.0.0.1:1: ejected for 60 s more after 1 ejection(s) (last: ConnectionRefusedError)"
     assert lines[1] == "http://10.0.0.2:1: banned by a for 30 s more (last: status 429 from a)"
     assert lines[2] == "http://10.0.0.3:1: disabled"
+
+
+def test_active_checks_revive_early_and_eject_after_fall_in_a_row(clock):
+    b = make_balancer(clock, ["http://10.0.0.1:1", "http://10.0.0.2:1"], max_failures=1)
+    p = b.states[0]
+    fail(b, 0, 1)
+    assert b.record_check(p.key, True, rise=2, fall=3) is None  # one pass is not enough
+    assert b.record_check(p.key, True, rise=2, fall=3) == "revived"
+    assert p.health.state is State.TRIAL and 1 in {use(b, f"d{i}") for i in range(10)}
+    assert b.record_check(p.key, False, rise=2, fall=3, reason="status 502") is None
+    assert b.record_check(p.key, False, rise=2, fall=3) is None
+    assert b.record_check(p.key, True, rise=2, fall=3) is None  # a pass breaks the run
+    for _ in range(2):
+        assert b.record_check(p.key, False, rise=2, fall=3, reason="timeout") is None
+    assert b.record_check(p.key, False, rise=2, fall=3, reason="timeout") == "ejected"
+    assert p.health.state is State.EJECTED and "failed 3 health check(s): timeout" in p.problem
+    assert {use(b, f"e{i}") for i in range(10)} == {2}
+    assert b.record_check("http://10.9.9.9:1", True, rise=1, fall=1) is None  # not in the pool

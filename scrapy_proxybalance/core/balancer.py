@@ -362,6 +362,26 @@ class Balancer:
                 return p.health.eject(now, self.backoff, self.rng)
         return None
 
+    def record_check(self, key: str, ok: bool, rise: int, fall: int, reason: str = "") -> str | None:
+        """An active health check of proxy ``key`` passed or failed. An ejected proxy that
+        passed ``rise`` in a row comes back on trial before its backoff ends; one in rotation
+        that failed ``fall`` in a row is ejected. Returns ``"revived"``, ``"ejected"`` or None."""
+        p = self.by_key.get(key)
+        if p is None:
+            return None
+        verdict = p.health.record_check(ok, rise, fall)
+        if verdict == "revive":
+            p.health.revive()
+            self._enter(p)
+            return "revived"
+        if verdict == "eject":
+            p.problem = f"failed {fall} health check(s): {reason}" if reason else f"failed {fall} health check(s)"
+            p.health.eject(self.clock(), self.backoff, self.rng)
+            self._leave(p)
+            heapq.heappush(self.recoveries, (p.health.ejected_until, next(self.seq), p.id))
+            return "ejected"
+        return None
+
     def _revive_due(self, now: float) -> None:
         while self.recoveries and self.recoveries[0][0] <= now:
             until, _, pid = heapq.heappop(self.recoveries)

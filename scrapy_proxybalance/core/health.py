@@ -48,6 +48,7 @@ class Health:
     ejections: int = 0  # ejections ever, for reports
     ejected_until: float = field(default=0.0)
     ramp: int = 0  # successes since it joined, came back or last failed: drives slow start
+    checks: int = 0  # active checks passed (> 0) or failed (< 0) in a row
 
     @property
     def max_in_flight(self) -> int:
@@ -57,11 +58,6 @@ class Health:
         if self.state is State.TRIAL:
             return 1
         return 1 << min(self.ramp, MAX_RAMP)
-
-    @property
-    def unproven(self) -> bool:
-        """No success since it joined, came back from ejection or last failed."""
-        return self.ramp == 0
 
     def record_success(self) -> None:
         if self.state is State.EJECTED:
@@ -92,6 +88,17 @@ class Health:
         delay = backoff.delay(self.level, rng)
         self.ejected_until = now + delay
         return delay
+
+    def record_check(self, ok: bool, rise: int, fall: int) -> str | None:
+        """An active health check's result. Returns ``"revive"`` when an ejected proxy has
+        passed ``rise`` checks in a row, ``"eject"`` when one in rotation has failed ``fall``
+        in a row (HAProxy's rise and fall); the caller acts on it."""
+        self.checks = max(self.checks, 0) + 1 if ok else min(self.checks, 0) - 1
+        if ok and self.state is State.EJECTED and self.checks >= rise:
+            return "revive"
+        if not ok and self.state is not State.EJECTED and -self.checks >= fall:
+            return "eject"
+        return None
 
     def revive(self) -> None:
         """The ejection time is over: allow a single trial request, then slow start again."""
