@@ -37,6 +37,14 @@ DEFAULTS: dict[str, Any] = {
     "PROXY_POOL_RELOAD_INTERVAL": 5.0,
     "PROXY_DOMAIN_REGIONS": {},
     "PROXY_STATS_INTERVAL": 60.0,
+    "PROXY_HEALTH_CHECK_URL": None,
+    "PROXY_HEALTH_CHECK_INTERVAL": 30.0,
+    "PROXY_HEALTH_CHECK_STATUS": [200],
+    "PROXY_HEALTH_CHECK_BODY": None,
+    "PROXY_HEALTH_CHECK_TIMEOUT": 10.0,
+    "PROXY_HEALTH_CHECK_CONCURRENCY": 8,
+    "PROXY_HEALTH_CHECK_RISE": 1,
+    "PROXY_HEALTH_CHECK_FALL": 3,
 }
 UNAVAILABLE_ACTIONS = ("close", "fail")
 
@@ -82,16 +90,16 @@ def _strategy(settings: BaseSettings) -> type[Strategy]:
     return cls
 
 
-def _statuses(settings: BaseSettings) -> frozenset[int]:
-    value = _get(settings, "PROXY_BAN_STATUS_CODES")
+def _statuses(settings: BaseSettings, name: str = "PROXY_BAN_STATUS_CODES") -> frozenset[int]:
+    value = _get(settings, name)
     if isinstance(value, str):
         value = [v for v in value.split(",") if v.strip()]
     try:
         codes = frozenset(int(v) for v in value)
     except (TypeError, ValueError):
-        raise ConfigError(f"PROXY_BAN_STATUS_CODES must be a list of HTTP status codes, got {value!r}") from None
+        raise ConfigError(f"{name} must be a list of HTTP status codes, got {value!r}") from None
     if any(not 100 <= c <= 599 for c in codes):
-        raise ConfigError(f"PROXY_BAN_STATUS_CODES must hold statuses 100-599, got {sorted(codes)}")
+        raise ConfigError(f"{name} must hold statuses 100-599, got {sorted(codes)}")
     return codes
 
 
@@ -157,6 +165,45 @@ def _domain_regions(settings: BaseSettings, pool: list[Proxy]) -> dict[str, str]
 
 
 @dataclass(frozen=True)
+class HealthCheck:
+    """How to check a proxy actively: fetch ``url`` through it, expect one of ``statuses``
+    (and ``body`` to match, if given) within ``timeout``."""
+
+    url: str
+    statuses: frozenset[int] = frozenset({200})
+    body: re.Pattern[str] | None = None
+    timeout: float = 10.0
+    concurrency: int = 8
+    interval: float = 30.0
+    rise: int = 1
+    fall: int = 3
+
+    @classmethod
+    def from_settings(cls, settings: BaseSettings, url: str | None = None) -> HealthCheck | None:
+        """The ``PROXY_HEALTH_CHECK_*`` settings, or ``None`` when no URL is set."""
+        url = url or _get(settings, "PROXY_HEALTH_CHECK_URL")
+        if not url:
+            return None
+        if not isinstance(url, str) or not re.match(r"https?://[^/\s]+", url):
+            raise ConfigError(f"PROXY_HEALTH_CHECK_URL must be an http(s) URL, got {mask(repr(url))}")
+        body = _get(settings, "PROXY_HEALTH_CHECK_BODY")
+        try:
+            pattern = re.compile(body) if body else None
+        except (re.error, TypeError) as exc:
+            raise ConfigError(f"PROXY_HEALTH_CHECK_BODY: {body!r} is not a valid regular expression: {exc}") from None
+        return cls(
+            url=url,
+            statuses=_statuses(settings, "PROXY_HEALTH_CHECK_STATUS"),
+            body=pattern,
+            timeout=_number(settings, "PROXY_HEALTH_CHECK_TIMEOUT", positive=True),
+            concurrency=_number(settings, "PROXY_HEALTH_CHECK_CONCURRENCY", integer=True, positive=True),
+            interval=_number(settings, "PROXY_HEALTH_CHECK_INTERVAL", positive=True),
+            rise=_number(settings, "PROXY_HEALTH_CHECK_RISE", integer=True, positive=True),
+            fall=_number(settings, "PROXY_HEALTH_CHECK_FALL", integer=True, positive=True),
+        )
+
+
+@dataclass(frozen=True)
 class Config:
     """The validated settings of one crawl."""
 
@@ -179,6 +226,7 @@ class Config:
     unavailable_action: str = "close"
     pool_file: Path | None = None
     pool_reload_interval: float = 5.0
+    health_check: HealthCheck | None = None
 
     @classmethod
     def from_settings(cls, settings: BaseSettings) -> Config:
@@ -222,6 +270,7 @@ class Config:
             unavailable_action=_choice(settings, "PROXY_UNAVAILABLE_ACTION", UNAVAILABLE_ACTIONS),
             pool_file=pool_file,
             pool_reload_interval=_number(settings, "PROXY_POOL_RELOAD_INTERVAL"),
+            health_check=HealthCheck.from_settings(settings),
         )
 
     def region_for(self, hostname: str) -> str | None:

@@ -9,7 +9,11 @@ Every proxy sends every host name to the one local site, so ``http://shop-a.test
 - ``reset``: reads the request, then drops the connection;
 - ``banning``: answers 429 (``Retry-After``) to a host it saw less than ``min_interval`` ago;
 - ``auth``: wants ``Proxy-Authorization`` for ``user:password``, else answers 407;
-- ``captcha``: answers 200 with a captcha page (no token) for the hosts in ``captcha_hosts``.
+- ``captcha``: answers 200 with a captcha page (no token) for the hosts in ``captcha_hosts``;
+- ``wrong``: answers 200 with a page of its own (a hotel Wi-Fi login, say) to everything.
+
+Each proxy connects to the site from its ``exit_ip`` (an address of 127.0.0.0/8), and the
+site's ``/ip`` answers ``{"origin": "<the address it sees>"}``, like an IP echo service.
 
 Any proxy can also have a ``capacity`` (requests it serves at once; more wait their turn).
 :meth:`Farm.blackout` makes every proxy (or the ones named) drop connections for a while.
@@ -38,6 +42,7 @@ PAGES = 60  # pages per host on the site's index
 
 
 CAPTCHA = b'<html><body><form class="captcha">Are you a robot?</form></body></html>'
+PORTAL = b"<html><body><h1>Welcome to Hotel Wi-Fi</h1>Please log in.</body></html>"
 
 
 def token(host: str, path: str) -> str:
@@ -66,6 +71,7 @@ class ProxySpec:
     password: str = ""
     capacity: int = 0  # requests served at once; 0 = unlimited
     captcha_hosts: frozenset[str] = frozenset()
+    exit_ip: str = HOST  # the address it connects to the site from
     port: int = 0
     seen: list[Seen] = field(default_factory=list)
     last: dict[str, float] = field(default_factory=dict)
@@ -103,12 +109,14 @@ def _response(status: int, body: bytes, extra: str = "") -> bytes:
     ).encode() + body
 
 
-def site_page(host: str, path: str) -> tuple[int, bytes] | None:
-    """The site: ``/`` links to ``/page/1`` .. ``/page/N``; every page shows its token.
-    ``/broken/...`` gets no answer at all (the connection is closed): a request that fails
-    through every proxy."""
+def site_page(host: str, path: str, peer: str = HOST) -> tuple[int, bytes] | None:
+    """The site: ``/`` links to ``/page/1`` .. ``/page/N``; every page shows its token;
+    ``/ip`` shows the address the request came from (``peer``). ``/broken/...`` gets no
+    answer at all (the connection is closed): a request that fails through every proxy."""
     if path.startswith("/broken/"):
         return None
+    if path == "/ip":
+        return 200, f'{{"origin": "{peer}"}}'.encode()
     if path in ("/", ""):
         links = "".join(f'<a href="/page/{i}">page {i}</a>\n' for i in range(1, PAGES + 1))
         return 200, f"<html><body><h1>{host}</h1>\n{links}</body></html>".encode()
@@ -203,7 +211,7 @@ class Farm:
             path = request_line.split(" ")[1]
             host = headers.get("host", "").split(":")[0]
             self.site_seen.append(Seen(time.monotonic(), host, path, headers))
-            page = site_page(host, path)
+            page = site_page(host, path, writer.get_extra_info("peername")[0])
             if page is not None:
                 writer.write(_response(*page))
                 await writer.drain()
@@ -246,13 +254,15 @@ class Farm:
                 await asyncio.sleep(spec.delay)
             if host in spec.captcha_hosts:
                 writer.write(_response(200, CAPTCHA))
+            elif spec.kind == "wrong":
+                writer.write(_response(200, PORTAL))
             else:
-                writer.write(await self._forward(method, host, path, headers))
+                writer.write(await self._forward(spec, method, host, path, headers))
         await writer.drain()
 
-    async def _forward(self, method: str, host: str, path: str, headers: dict[str, str]) -> bytes:
+    async def _forward(self, spec: ProxySpec, method: str, host: str, path: str, headers: dict[str, str]) -> bytes:
         try:
-            reader, writer = await asyncio.open_connection(HOST, self.site_port)
+            reader, writer = await asyncio.open_connection(HOST, self.site_port, local_addr=(spec.exit_ip, 0))
         except OSError:
             return _response(502, b"site down")
         hop = {"proxy-authorization", "proxy-connection", "connection", "keep-alive", "host"}
@@ -293,15 +303,15 @@ def _closed_port() -> int:
 def demo_specs() -> list[ProxySpec]:
     """The demo farm: healthy, slow, dead, hung, banning, credential-requiring and captcha proxies."""
     return [
-        ProxySpec("fast-1"),
-        ProxySpec("fast-2"),
-        ProxySpec("fast-3"),
-        ProxySpec("slow", kind="slow", delay=0.4),
+        ProxySpec("fast-1", exit_ip="127.0.0.11"),
+        ProxySpec("fast-2", exit_ip="127.0.0.12"),
+        ProxySpec("fast-3", exit_ip="127.0.0.12"),  # two proxies behind one exit address
+        ProxySpec("slow", kind="slow", delay=0.4, exit_ip="127.0.0.14"),
         ProxySpec("dead", kind="dead"),
         ProxySpec("hung", kind="hung"),
-        ProxySpec("strict", kind="banning", min_interval=3.0, retry_after=5),
-        ProxySpec("private", kind="auth", user="demo", password="s3cret"),
-        ProxySpec("sly", captcha_hosts=frozenset({"shop-b.test"})),
+        ProxySpec("strict", kind="banning", min_interval=3.0, retry_after=5, exit_ip="127.0.0.17"),
+        ProxySpec("private", kind="auth", user="demo", password="s3cret", exit_ip="127.0.0.18"),
+        ProxySpec("sly", captcha_hosts=frozenset({"shop-b.test"}), exit_ip="127.0.0.19"),
     ]
 
 

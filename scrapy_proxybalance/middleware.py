@@ -29,6 +29,7 @@ from .core.bans import Outcome, parse_retry_after
 from .core.errors import ConfigError, NoProxyAvailable
 from .core.health import Backoff
 from .core.proxy import Proxy, parse_proxy
+from .health_checks import HealthChecker
 from .policy import BanDetected, SpiderPolicy, build_policy
 from .reload import PoolFile
 from .stats import PREFIX, record_proxies, summary, table
@@ -91,11 +92,13 @@ class ProxyBalanceMiddleware:
         self.closing = None
         self.pool_file = PoolFile(config.pool_file) if config.pool_file and config.pool_reload_interval else None
         self.loops: list = []
+        check = config.health_check
+        self.checker = HealthChecker(crawler, self.balancer, check, self.parking) if check else None
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> ProxyBalanceMiddleware:
         if not crawler.settings.getbool("PROXY_ENABLED", True):
-            raise NotConfigured("PROXY_ENABLED is False")
+            raise NotConfigured  # no message: Scrapy would log a warning for a deliberate choice
         try:
             config = Config.from_settings(crawler.settings)
         except ConfigError as exc:
@@ -331,7 +334,8 @@ class ProxyBalanceMiddleware:
         return [
             {"proxy": str(p.proxy), "state": "disabled" if p.disabled else p.health.state.value,
              "in_flight": p.in_flight, "requests": p.metrics.requests, "successes": p.metrics.successes,
-             "failures": p.metrics.failures, "bans": p.metrics.bans, "ejections": p.health.ejections}
+             "failures": p.metrics.failures, "bans": p.metrics.bans, "ejections": p.health.ejections,
+             "exit_ip": self.checker.ip_of.get(p.key) if self.checker else None}
             for p in self.balancer.by_key.values()
         ]
 
@@ -343,6 +347,8 @@ class ProxyBalanceMiddleware:
             self._every(self.config.stats_interval, self.log_summary)
         if self.pool_file is not None:
             self._every(self.config.pool_reload_interval, self.reload_pool)
+        if self.checker is not None:
+            self.checker.start()
 
     def _every(self, seconds: float, function) -> None:
         loop = create_looping_call(function)
@@ -362,6 +368,8 @@ class ProxyBalanceMiddleware:
                         self.config.pool_file, added, removed, updated, len(self.balancer.by_key))
 
     def spider_closed(self) -> None:
+        if self.checker is not None:
+            self.checker.stop()
         for loop in self.loops:
             if loop.running:
                 loop.stop()

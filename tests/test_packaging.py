@@ -60,3 +60,12 @@ def test_core_imports_neither_scrapy_nor_twisted():
     )
     out = subprocess.run([sys.executable, "-c", loader + code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_the_proxycheck_command_is_registered_for_scrapy():
+    from importlib.metadata import entry_points
+
+    from scrapy_proxybalance.proxycheck import Command
+
+    found = {e.name: e for e in entry_points(group="scrapy.commands")}
+    assert found["proxycheck"].load() is Command
