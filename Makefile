@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 
 BENCH_VENV := .venv-bench
 
-.PHONY: demo test bench clean
+.PHONY: demo proxycheck test bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,9 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	cd example_project && ../$(BIN)/python -m scrapy_proxybalance.farm --run \
 		../$(BIN)/python -m scrapy crawl pages -O output.json
+
+proxycheck: $(STAMP)
+	cd example_project && ../$(BIN)/python -m scrapy_proxybalance.farm --run ../$(BIN)/python -m scrapy proxycheck
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

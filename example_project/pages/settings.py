@@ -20,6 +20,11 @@ PROXY_DOMAIN_COOLDOWN = 1.0  # a proxy is not used on the same site again within
 PROXY_BAN_BODY_PATTERNS = [r'<form class="captcha">']  # a captcha page with status 200 is a ban
 PROXY_RECOVERY_INTERVAL = 10.0  # an ejected proxy gets a trial request after ~10 s
 PROXY_STATS_INTERVAL = 5.0
+# Active checks: the farm's site echoes the address a proxy comes from at /ip (any host name)
+PROXY_HEALTH_CHECK_URL = "http://echo.test/ip"
+PROXY_HEALTH_CHECK_BODY = '"origin"'
+PROXY_HEALTH_CHECK_INTERVAL = 5.0
+PROXY_HEALTH_CHECK_TIMEOUT = 3.0
 
 CONCURRENT_REQUESTS = 16
 CONCURRENT_REQUESTS_PER_DOMAIN = 16  # the pool, not one IP, carries each site
