@@ -217,6 +217,7 @@ def test_a_proxy_banned_by_many_sites_is_ejected_from_the_whole_pool(clock):
     assert b.release(b._lease(p, "e", clock()), Outcome.BAN) == 60.0  # three sites at once
     assert p.health.state is State.EJECTED and "banned by 3 sites" in p.problem
     assert {use(b, "z") for _ in range(5)} == {2}
+    assert b.record_check(p.key, True, rise=1, fall=3) is None  # a check cannot clear the sites' verdict
 
 
 def test_backups_serve_while_every_primary_is_banned_by_the_site(clock):

@@ -359,7 +359,7 @@ class Balancer:
         if self.max_banned_sites and p.banned_sites(now) >= self.max_banned_sites:
             if p.health.state is not State.EJECTED:
                 p.problem = f"banned by {p.banned_sites(now)} sites"
-                return p.health.eject(now, self.backoff, self.rng)
+                return p.health.eject(now, self.backoff, self.rng, for_bans=True)
         return None
 
     def record_check(self, key: str, ok: bool, rise: int, fall: int, reason: str = "") -> str | None:

@@ -49,6 +49,7 @@ class Health:
     ejected_until: float = field(default=0.0)
     ramp: int = 0  # successes since it joined, came back or last failed: drives slow start
     checks: int = 0  # active checks passed (> 0) or failed (< 0) in a row
+    for_bans: bool = False  # ejected because many sites ban it (a check cannot clear that)
 
     @property
     def max_in_flight(self) -> int:
@@ -79,8 +80,9 @@ class Health:
             return self.eject(now, backoff, rng)
         return None
 
-    def eject(self, now: float, backoff: Backoff, rng: random.Random) -> float:
+    def eject(self, now: float, backoff: Backoff, rng: random.Random, for_bans: bool = False) -> float:
         """Take the proxy out for the next backoff delay; return that delay."""
+        self.for_bans = for_bans
         self.level += 1
         self.ejections += 1
         self.state = State.EJECTED
@@ -92,9 +94,10 @@ class Health:
     def record_check(self, ok: bool, rise: int, fall: int) -> str | None:
         """An active health check's result. Returns ``"revive"`` when an ejected proxy has
         passed ``rise`` checks in a row, ``"eject"`` when one in rotation has failed ``fall``
-        in a row (HAProxy's rise and fall); the caller acts on it."""
+        in a row (HAProxy's rise and fall); the caller acts on it. A proxy ejected because
+        sites ban it stays out: a check shows it answers, not that the sites take it."""
         self.checks = max(self.checks, 0) + 1 if ok else min(self.checks, 0) - 1
-        if ok and self.state is State.EJECTED and self.checks >= rise:
+        if ok and self.state is State.EJECTED and not self.for_bans and self.checks >= rise:
             return "revive"
         if not ok and self.state is not State.EJECTED and -self.checks >= fall:
             return "eject"
