@@ -7,7 +7,7 @@ answered, retries, wall time (engine open to close), CPU time of the crawl proce
 ideal for the farm. Stacks: ``plain`` (one proxy set in ``meta``, no balancing), the six
 proxybalance strategies, ``rotating`` (scrapy-rotating-proxies, when installed), and
 ``cycle`` (the spider cycles ``meta['proxy']`` over the pool: what using many proxies costs
-Scrapy itself, with no balancing).
+Scrapy itself, with no balancing). A strategy with ``+checks`` also runs active health checks.
 
     python benchmarks/crawl.py [--repeat 3] [--scenario NAME ...]
 """
@@ -113,19 +113,28 @@ SCENARIOS = [
              ["plain", "weighted_random", "least_latency", "rotating"], {"PROXY_RECOVERY_INTERVAL": 30},
              target="100% of pages"),
     Scenario("blackout", "20 healthy proxies, all down from 2 s to 7 s", lambda: [ProxySpec(f"b{i}") for i in range(20)],
-             2000, ["plain", "weighted_random", "rotating"], blackout=(2.0, 5.0), target="100% of pages"),
+             2000, ["plain", "weighted_random", "weighted_random+checks", "rotating"], blackout=(2.0, 5.0),
+             target="100% of pages"),
     Scenario("captcha", "10 healthy proxies + 2 that serve a captcha (status 200) for one site",
              lambda: [ProxySpec(f"c{i}") for i in range(10)]
              + [ProxySpec(f"cap{i}", captcha_hosts=frozenset({HOSTS[0]})) for i in range(2)],
              1000, ["plain", "weighted_random", "rotating"], CAPTCHA, target="no captcha page accepted"),
     Scenario("hostile-full", "30 proxies, a third dead, hung, resetting, rate limiting or serving captchas;"
-             " all down from 3 s to 7 s", _hostile_full, 3000, ["plain", "weighted_random", "least_latency", "rotating"],
+             " all down from 3 s to 7 s", _hostile_full, 3000,
+             ["plain", "weighted_random", "weighted_random+checks", "least_latency", "rotating"],
              {**CAPTCHA, "PROXY_RECOVERY_INTERVAL": 10}, blackout=(3.0, 4.0),
              target="100% of pages, no captcha accepted"),
 ]
 
 
+# "+checks": the stack with active health checks once a second (the farm's site echoes /ip)
+CHECKS = {"PROXY_HEALTH_CHECK_URL": "http://echo.test/ip", "PROXY_HEALTH_CHECK_INTERVAL": 1.0,
+          "PROXY_HEALTH_CHECK_TIMEOUT": 2.0}
+
+
 def stack_settings(stack: str, pool: list[str]) -> dict:
+    if stack.endswith("+checks"):
+        return {**stack_settings(stack.removesuffix("+checks"), pool), **CHECKS}
     if stack in ("plain", "cycle"):
         return {}
     if stack == "rotating":

@@ -102,6 +102,7 @@ class HealthChecker:
         if verdict == "revived":
             stats.inc_value(f"{PREFIX}/checks/revived")
             logger.info("proxybalance: %s passed its health check: back on trial before its backoff ended", p.proxy)
+            self.parking.wake_all()
         elif verdict == "ejected":
             stats.inc_value(f"{PREFIX}/checks/ejected")
             stats.inc_value(f"{PREFIX}/ejections")

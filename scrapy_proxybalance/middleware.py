@@ -316,6 +316,7 @@ class ProxyBalanceMiddleware:
         proxy = parse_proxy(entry, "add_proxy")
         self.balancer.add(proxy)
         logger.info("proxybalance: added %s", proxy)
+        self.parking.wake_all()
         return proxy
 
     def remove_proxy(self, url: str) -> None:
@@ -328,6 +329,7 @@ class ProxyBalanceMiddleware:
 
     def enable_proxy(self, url: str) -> None:
         self.balancer.enable(parse_proxy(url, "enable_proxy").key)
+        self.parking.wake_all()
 
     def proxies(self) -> list[dict]:
         """The pool now: one dict per proxy (URL masked), for monitoring."""
@@ -366,6 +368,7 @@ class ProxyBalanceMiddleware:
             self.stats.inc_value(f"{PREFIX}/pool/reloads")
             logger.info("proxybalance: reloaded %s: %d added, %d removed, %d updated, %d in the pool",
                         self.config.pool_file, added, removed, updated, len(self.balancer.by_key))
+            self.parking.wake_all()
 
     def spider_closed(self) -> None:
         if self.checker is not None:

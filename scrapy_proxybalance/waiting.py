@@ -94,6 +94,15 @@ class ParkingLot:
             self.crawler.engine.crawl(request)
         self.queues.pop(key, None)
 
+    def wake_all(self) -> None:
+        """Proxies came back or joined: look again for every waiting request now, rather
+        than when its timer fires."""
+        for key in list(self.queues):
+            timer = self.timers.pop(key, None)
+            if timer is not None:
+                timer[1].cancel()
+            self.drain(key)
+
     def on_spider_idle(self) -> None:
         """Keep the spider open while requests wait."""
         if not self.queues:
