@@ -113,7 +113,7 @@ class ProxyBalanceMiddleware:
 
     # -- requests --------------------------------------------------------------------
 
-    def process_request(self, request: Request) -> Request | None:
+    async def process_request(self, request: Request) -> Request | None:
         meta = request.meta
         woken = meta.pop(WOKEN, False)
         lease_id = meta.pop(LEASE, None)
@@ -214,7 +214,7 @@ class ProxyBalanceMiddleware:
         self.stats.inc_value(f"{PREFIX}/requests")
         self.stats.inc_value(f"{PREFIX}/domain/{lease.domain}/requests")
 
-    def process_response(self, request: Request, response: Response) -> Request | Response:
+    async def process_response(self, request: Request, response: Response) -> Request | Response:
         lease = self.leases.pop(request.meta.pop(LEASE, None), None)
         if lease is None:
             return response
@@ -236,7 +236,7 @@ class ProxyBalanceMiddleware:
                 raise BanDetected(response, f"{reason} from {lease.proxy} for {request}")
         return response
 
-    def process_exception(self, request: Request, exception: Exception) -> Request | None:
+    async def process_exception(self, request: Request, exception: Exception) -> Request | None:
         lease = self.leases.pop(request.meta.pop(LEASE, None), None)
         if lease is None:
             return None

@@ -16,6 +16,15 @@ class QuietSpider(Spider):
     name = "quiet"
 
 
+def run(coroutine):
+    """Run one of the middleware's coroutines (they await nothing) and return its result."""
+    try:
+        coroutine.send(None)
+    except StopIteration as done:
+        return done.value
+    raise AssertionError("the middleware awaited something")
+
+
 def middleware(spider_cls=QuietSpider, **settings):
     crawler = get_crawler(spider_cls, {"PROXY_POOL": [A, B], "PROXY_DOMAIN_COOLDOWN": 0, "PROXY_STATS_INTERVAL": 0, **settings})
     mw = ProxyBalanceMiddleware.from_crawler(crawler)
@@ -27,9 +36,9 @@ def middleware(spider_cls=QuietSpider, **settings):
 def fetch(mw, url="http://shop.test/", body=b"<p>ok</p>", status=200):
     """One attempt through the middleware; returns (request, what process_response gave)."""
     request = Request(url, meta={"download_timeout": 180.0})
-    assert mw.process_request(request) is None
+    assert run(mw.process_request(request)) is None
     response = HtmlResponse(url, status=status, body=body, request=request)
-    return request, mw.process_response(request, response)
+    return request, run(mw.process_response(request, response))
 
 
 def proxy_of(request):
@@ -61,7 +70,7 @@ def test_an_unproven_proxy_gets_the_trial_timeout_and_a_proven_one_the_request_s
     first, _ = fetch(mw)
     assert first.meta["download_timeout"] == 5
     retried = first.copy()  # carries the lowered timeout; now the proxy has proved itself
-    mw.process_request(retried)
+    run(mw.process_request(retried))
     assert retried.meta["download_timeout"] == 180.0
 
 
@@ -74,10 +83,10 @@ def test_a_spider_can_say_what_a_ban_is():
     mw = middleware(PickySpider)
     request, result = fetch(mw, body=b"<p>blocked</p>")
     assert isinstance(result, Request) and result.meta["proxy_retry_times"] == 1
-    assert mw.process_request(result) is None
+    assert run(mw.process_request(result)) is None
     assert proxy_of(result) != proxy_of(request)  # retried on the other proxy
     fine = HtmlResponse(result.url, body=b"<p>ok</p>", request=result)
-    assert mw.process_response(result, fine) is fine
+    assert run(mw.process_response(result, fine)) is fine
     assert mw.stats.get_value("proxybalance/bans") == 1
 
 
@@ -99,6 +108,6 @@ def test_a_spider_can_bring_its_own_policy_and_call_exceptions_bans():
     fetch(mw, status=502)  # StrictPolicy, from the spider: a 502 is the proxy's failure
     assert mw.stats.get_value("proxybalance/failures") == 1
     request = Request("http://shop.test/x")
-    mw.process_request(request)
-    mw.process_exception(request, ValueError("odd"))
+    run(mw.process_request(request))
+    run(mw.process_exception(request, ValueError("odd")))
     assert mw.stats.get_value("proxybalance/bans") == 1
