@@ -48,10 +48,12 @@ LEASE = "_proxybalance_lease"  # id of the lease this attempt holds
 TRIED = "_proxybalance_tried"  # keys of the proxies this request already failed through
 TIMEOUT = "_proxybalance_timeout"  # (the request's own download_timeout,) while we lowered it
 RETRIES = "proxy_retry_times"  # our own retry count, apart from RetryMiddleware's retry_times
+GRACE = "_proxybalance_grace"  # monotonic time until which a request waits before its last try
 
 USERINFO = re.compile(r"//[^@/]*@")
 FREE_RETRIES = 25  # uncharged retries one request may take on top of its budget: no endless loop
 UNAVAILABLE_CHECK = 5.0  # while nothing is available, look again at least this often (s)
+GRACE_SECONDS = 1.0  # a request out of retries waits this long, then tries once more
 
 
 def _without_userinfo(url: str | None) -> str | None:
@@ -136,6 +138,10 @@ class ProxyBalanceMiddleware:
         region = meta.get("proxy_region") or self.config.region_for(domain)
         tried = meta.get(TRIED, ())
         key = (domain, region, tuple(tried))
+        grace = meta.get(GRACE)
+        if grace and not woken and grace > time.monotonic():
+            self.stats.inc_value(f"{PREFIX}/waits")
+            return self.parking.park(request, key, grace - time.monotonic())
         if not woken and self.parking.waiting(key):
             self.stats.inc_value(f"{PREFIX}/waits")
             return self.parking.park(request, key, None)  # queue behind those already waiting
@@ -290,7 +296,15 @@ class ProxyBalanceMiddleware:
         moves = meta.get(RETRIES, 0) + 1
         if len(tried) >= self.balancer.region_size[region]:
             tried = innocent  # tried them all: wait for those that were at fault to come back
-        if moves > self.config.retry_times + FREE_RETRIES or len(innocent) > self.config.retry_times or (
+        out_of_budget = len(innocent) > self.config.retry_times
+        if out_of_budget and not meta.get(GRACE) and len(tried) < self.balancer.region_size[region]:
+            # The first instant of a blackout looks like this too: proxies fail everything
+            # before enough failures eject them. Wait a moment, when they will be out (and
+            # uncharged), and try once more before giving up.
+            retry = self._copy(request, reason, lease, tried, moves)
+            retry.meta[GRACE] = time.monotonic() + GRACE_SECONDS
+            return retry
+        if moves > self.config.retry_times + FREE_RETRIES or out_of_budget or (
             len(tried) >= self.balancer.region_size[region]
         ):
             self.stats.inc_value(f"{PREFIX}/retries/max_reached")
@@ -300,6 +314,9 @@ class ProxyBalanceMiddleware:
             return None
         if degraded or not self.balancer.in_rotation(lease.proxy.key):
             self.stats.inc_value(f"{PREFIX}/retries/uncharged")
+        return self._copy(request, reason, lease, tried, moves)
+
+    def _copy(self, request: Request, reason: str, lease: Lease, tried: list[str], moves: int) -> Request:
         logger.debug("proxybalance: retrying %s on another proxy (%s through %s)", request, reason, lease.proxy)
         self.stats.inc_value(f"{PREFIX}/retries")
         retry = request.copy()

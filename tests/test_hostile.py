@@ -31,7 +31,7 @@ def test_proxies_that_die_mid_crawl_and_revive_carry_traffic_again(tmp_path):
 
 
 def test_a_full_blackout_loses_no_request_and_the_crawl_resumes_by_itself(tmp_path):
-    specs = [ProxySpec(f"p{i}") for i in range(5)]
+    specs = [ProxySpec(f"p{i}") for i in range(10)]
     urls = pages("shop-a.test", 50) + pages("shop-b.test", 50)
     with Farm(specs) as farm:
         farm.blackout(0.8, 3.0)
