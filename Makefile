@@ -16,11 +16,11 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	cd example_project && ../$(BIN)/python -m scrapy_proxybalance.farm --run \
+	cd example_project && ../$(BIN)/python -m scrapy_proxybalance.testing.farm --run \
 		../$(BIN)/python -m scrapy crawl pages -O output.json
 
 proxycheck: $(STAMP)
-	cd example_project && ../$(BIN)/python -m scrapy_proxybalance.farm --run ../$(BIN)/python -m scrapy proxycheck
+	cd example_project && ../$(BIN)/python -m scrapy_proxybalance.testing.farm --run ../$(BIN)/python -m scrapy proxycheck
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

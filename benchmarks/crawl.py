@@ -1,7 +1,7 @@
 """Crawl quality: whole Scrapy crawls through the local proxy farm, against the ideal.
 
 Each run is a real crawl in a child process (``python benchmarks/crawl.py --child JOB``)
-through proxies of :mod:`scrapy_proxybalance.farm` on 127.0.0.1, and reports pages fetched
+through proxies of :mod:`scrapy_proxybalance.testing.farm` on 127.0.0.1, and reports pages fetched
 correctly (the page's token checks out), failed, captcha pages accepted, bans the proxies
 answered, retries, wall time (engine open to close), CPU time of the crawl process, and the
 ideal for the farm. Stacks: ``plain`` (one proxy set in ``meta``, no balancing), the six
@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from scrapy_proxybalance.farm import Farm, ProxySpec  # noqa: E402
+from scrapy_proxybalance.testing.farm import Farm, ProxySpec  # noqa: E402
 
 HOSTS = [f"site-{i}.test" for i in range(10)]
 STRATEGIES = ["round_robin", "weighted_round_robin", "least_connections", "least_latency", "random",
@@ -174,7 +174,7 @@ def child(job_path: str) -> None:
     from scrapy import Request, Spider, signals
     from scrapy.crawler import CrawlerProcess
 
-    from scrapy_proxybalance.farm import token
+    from scrapy_proxybalance.testing.farm import token
 
     job = json.loads(Path(job_path).read_text())
     counts = {"ok": 0, "failed": 0, "captcha": 0, "wrong": 0}

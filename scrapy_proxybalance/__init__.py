@@ -2,12 +2,20 @@
 
 from .addon import Addon
 from .core.balancer import Balancer, Lease, Wait
-from .core.bans import BanPolicy, Outcome
-from .core.errors import ConfigError, NoProxyAvailable, ProxyBalanceError
+from .core.errors import (
+    ConfigError,
+    DuplicateProxy,
+    InvalidProxy,
+    NoProxyAvailable,
+    ProxyBalanceError,
+    UnknownProxy,
+)
+from .core.outcomes import BanPolicy, Outcome
 from .core.proxy import Proxy
 from .core.strategies import Strategy
 from .middleware import ProxyBalanceMiddleware
 from .policy import BanDetected
+from .scheduler import ProxyScheduler
 
 __all__ = [
     "Addon",
@@ -15,14 +23,18 @@ __all__ = [
     "BanDetected",
     "BanPolicy",
     "ConfigError",
+    "DuplicateProxy",
+    "InvalidProxy",
     "Lease",
     "NoProxyAvailable",
     "Outcome",
     "Proxy",
     "ProxyBalanceError",
     "ProxyBalanceMiddleware",
+    "ProxyScheduler",
     "Strategy",
+    "UnknownProxy",
     "Wait",
 ]
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

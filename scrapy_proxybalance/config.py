@@ -1,17 +1,28 @@
-"""Every ``PROXY_*`` setting, read and validated once into a frozen :class:`Config`."""
+"""Every ``PROXY_*`` setting: its default (:data:`DEFAULTS`, the one place defaults are written),
+read and validated once into a frozen :class:`Config`.
+
+Each bad value raises :class:`ConfigError` with one line naming the setting and the value
+(passwords masked). A setting set to ``None`` means its default. Numbers may be given as
+numbers or as strings (``-s``, environment variables); ``nan``, infinities and absurd sizes
+are refused.
+"""
 
 from __future__ import annotations
 
+import math
 import re
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from scrapy.utils.misc import load_object
 
-from .core.errors import ConfigError
-from .core.bans import BanPolicy
-from .core.proxy import Proxy, load_pool, mask
+from .core.ejection import Backoff
+from .core.errors import ConfigError, InvalidProxy
+from .core.outcomes import PROXY_AUTH_REQUIRED
+from .core.proxy import Proxy, describe, load_pool
+from .core.rules import Rules
 from .core.strategies import STRATEGIES, Strategy
 
 if TYPE_CHECKING:
@@ -22,21 +33,29 @@ DEFAULTS: dict[str, Any] = {
     "PROXY_POOL": [],
     "PROXY_STRATEGY": "weighted_random",
     "PROXY_DOMAIN_COOLDOWN": 1.0,
+    "PROXY_DOMAIN_COOLDOWN_MAX": 60.0,
     "PROXY_MAX_FAILURES": 3,
     "PROXY_RECOVERY_INTERVAL": 60.0,
     "PROXY_RECOVERY_MAX_INTERVAL": 1800.0,
     "PROXY_RETRY_TIMES": 3,
-    "PROXY_BAN_STATUS_CODES": [403, 407, 429, 503],
+    "PROXY_BAN_STATUS_CODES": [403],
+    "PROXY_RATE_LIMIT_STATUS_CODES": [429],
+    "PROXY_OVERLOAD_STATUS_CODES": [503],
     "PROXY_BAN_COOLDOWN": 60.0,
+    "PROXY_BAN_MAX_COOLDOWN": 1800.0,
+    "PROXY_RETRY_AFTER_MAX": 1800.0,
     "PROXY_BAN_BODY_PATTERNS": [],
     "PROXY_BAN_POLICY": "scrapy_proxybalance.BanPolicy",
     "PROXY_MAX_BANNED_SITES": 3,
     "PROXY_TRIAL_TIMEOUT": 30.0,
     "PROXY_UNAVAILABLE_TIMEOUT": 600.0,
     "PROXY_UNAVAILABLE_ACTION": "close",
+    "PROXY_MAX_WAITING": 1000,
+    "PROXY_SCHEDULER": "scrapy.core.scheduler.Scheduler",
     "PROXY_POOL_RELOAD_INTERVAL": 5.0,
     "PROXY_DOMAIN_REGIONS": {},
     "PROXY_STATS_INTERVAL": 60.0,
+    "PROXY_STATS_PER_PROXY": False,
     "PROXY_HEALTH_CHECK_URL": None,
     "PROXY_HEALTH_CHECK_INTERVAL": 30.0,
     "PROXY_HEALTH_CHECK_STATUS": [200],
@@ -47,6 +66,8 @@ DEFAULTS: dict[str, Any] = {
     "PROXY_HEALTH_CHECK_FALL": 3,
 }
 UNAVAILABLE_ACTIONS = ("close", "fail")
+MAX_SECONDS = 365 * 86400.0  # no duration setting may exceed a year
+MAX_COUNT = 1_000_000  # nor a count a million
 
 
 def _get(settings: BaseSettings, name: str) -> Any:
@@ -54,106 +75,172 @@ def _get(settings: BaseSettings, name: str) -> Any:
     return DEFAULTS[name] if value is None else value
 
 
-def _number(settings: BaseSettings, name: str, *, integer: bool = False, positive: bool = False) -> Any:
+def _shown(value: object) -> str:
+    """A setting's value as a message may show it: URLs masked, long values cut."""
+    text = describe(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _number(settings: BaseSettings, name: str, *, integer: bool = False, positive: bool = False,
+            largest: float | None = None) -> Any:
+    """A finite number >= 0 (> 0 with ``positive``), at most ``largest`` (a year of seconds,
+    or a million for counts); strings are read as numbers."""
     value = _get(settings, name)
-    kind = int if integer else float
+    kind = "a whole number" if integer else "a number"
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ConfigError(f"{name} must be {kind}, got {_shown(value)}")
     try:
-        if isinstance(value, bool) or (integer and isinstance(value, float)):
-            raise ValueError
-        number = kind(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{name} must be {'a whole' if integer else 'a'} number, got {value!r}") from None
+        number = float(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be {kind}, got {_shown(value)}") from None
+    if not math.isfinite(number):
+        raise ConfigError(f"{name} must be a finite number, got {_shown(value)}")
+    if integer and number != int(number):
+        raise ConfigError(f"{name} must be {kind}, got {_shown(value)}")
     if number < 0 or (positive and number == 0):
-        raise ConfigError(f"{name} must be {'> 0' if positive else '>= 0'}, got {value!r}")
-    return number
+        raise ConfigError(f"{name} must be {'> 0' if positive else '>= 0'}, got {_shown(value)}")
+    largest = largest if largest is not None else (MAX_COUNT if integer else MAX_SECONDS)
+    if number > largest:
+        raise ConfigError(f"{name} must be at most {largest:,.0f}, got {_shown(value)}")
+    return int(number) if integer else number
+
+
+def _bool(settings: BaseSettings, name: str) -> bool:
+    value = _get(settings, name)
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip() in ("0", "1", "True", "true", "False", "false"):
+        return value.strip() in ("1", "True", "true")
+    raise ConfigError(f"{name} must be True or False (or 1/0, 'true'/'false'), got {_shown(value)}")
+
+
+def _class(settings: BaseSettings, name: str, check: Callable[[object], bool], what: str) -> Any:
+    """A class given as itself or as a dotted path; ``check`` says whether it is the right kind."""
+    value = _get(settings, name)
+    if isinstance(value, str):
+        try:
+            value = load_object(value)
+        except (ImportError, AttributeError, ValueError, NameError, TypeError) as exc:
+            raise ConfigError(f"{name}: cannot load {_shown(_get(settings, name))}: {exc}") from None
+    if not check(value):
+        raise ConfigError(f"{name}: {_shown(_get(settings, name))} is not {what}")
+    return value
 
 
 def _strategy(settings: BaseSettings) -> type[Strategy]:
     value = _get(settings, "PROXY_STRATEGY")
-    if isinstance(value, type) and issubclass(value, Strategy):
-        return value
-    if not isinstance(value, str):
-        raise ConfigError(f"PROXY_STRATEGY must be a name or a dotted path, got {value!r}")
-    if value in STRATEGIES:
+    if isinstance(value, str) and value in STRATEGIES:
         return STRATEGIES[value]
-    if "." not in value:
+    if isinstance(value, str) and "." not in value:
         raise ConfigError(
-            f"PROXY_STRATEGY: unknown strategy {value!r}; choose one of {sorted(STRATEGIES)}"
+            f"PROXY_STRATEGY: unknown strategy {_shown(value)}; choose one of {sorted(STRATEGIES)}"
             " or give the dotted path of a Strategy subclass"
         )
-    try:
-        cls = load_object(value)
-    except (ImportError, AttributeError, ValueError, NameError) as exc:
-        raise ConfigError(f"PROXY_STRATEGY: cannot load {value!r}: {exc}") from None
-    if not (isinstance(cls, type) and issubclass(cls, Strategy)):
-        raise ConfigError(f"PROXY_STRATEGY: {value!r} is not a subclass of scrapy_proxybalance.Strategy")
-    return cls
+    if not isinstance(value, str | type):
+        raise ConfigError(f"PROXY_STRATEGY must be a name or a dotted path, got {_shown(value)}")
+    return _class(
+        settings, "PROXY_STRATEGY",
+        lambda c: isinstance(c, type) and issubclass(c, Strategy) and not getattr(c, "__abstractmethods__", None),
+        "a concrete subclass of scrapy_proxybalance.Strategy",
+    )
 
 
-def _statuses(settings: BaseSettings, name: str = "PROXY_BAN_STATUS_CODES") -> frozenset[int]:
+def _statuses(settings: BaseSettings, name: str) -> frozenset[int]:
     value = _get(settings, name)
     if isinstance(value, str):
         value = [v for v in value.split(",") if v.strip()]
+    elif isinstance(value, int) and not isinstance(value, bool):
+        value = [value]
     try:
-        codes = frozenset(int(v) for v in value)
+        if not isinstance(value, list | tuple | set | frozenset):
+            raise TypeError
+        codes = frozenset(_status(v) for v in value)
     except (TypeError, ValueError):
-        raise ConfigError(f"{name} must be a list of HTTP status codes, got {value!r}") from None
+        raise ConfigError(f"{name} must be a list of HTTP status codes, got {_shown(value)}") from None
     if any(not 100 <= c <= 599 for c in codes):
         raise ConfigError(f"{name} must hold statuses 100-599, got {sorted(codes)}")
     return codes
 
 
-def _body_patterns(settings: BaseSettings) -> list[re.Pattern[str]]:
-    value = _get(settings, "PROXY_BAN_BODY_PATTERNS")
+def _status(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise TypeError
+    return int(value)
+
+
+def _patterns(settings: BaseSettings, name: str) -> list[re.Pattern[str]]:
+    value = _get(settings, name)
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list | tuple):
-        raise ConfigError(f"PROXY_BAN_BODY_PATTERNS must be a list of regular expressions, got {value!r}")
+        raise ConfigError(f"{name} must be a list of regular expressions, got {_shown(value)}")
     patterns = []
     for pattern in value:
         try:
             patterns.append(re.compile(pattern))
         except (re.error, TypeError) as exc:
-            raise ConfigError(f"PROXY_BAN_BODY_PATTERNS: {pattern!r} is not a valid regular expression: {exc}") from None
+            raise ConfigError(f"{name}: {_shown(pattern)} is not a valid regular expression: {exc}") from None
     return patterns
 
 
 def _ban_policy(settings: BaseSettings) -> type:
-    value = _get(settings, "PROXY_BAN_POLICY")
-    try:
-        cls = load_object(value) if isinstance(value, str) else value
-    except (ImportError, AttributeError, ValueError, NameError) as exc:
-        raise ConfigError(f"PROXY_BAN_POLICY: cannot load {value!r}: {exc}") from None
-    if not isinstance(cls, type) or not all(
-        callable(getattr(cls, name, None)) for name in ("response_outcome", "exception_outcome")
-    ):
-        raise ConfigError(
-            f"PROXY_BAN_POLICY: {value!r} is not a class with response_outcome() and exception_outcome()"
-            " (subclass scrapy_proxybalance.BanPolicy)"
-        )
-    return cls
+    return _class(
+        settings, "PROXY_BAN_POLICY",
+        lambda c: isinstance(c, type) and all(callable(getattr(c, m, None))
+                                              for m in ("response_outcome", "exception_outcome")),
+        "a class with response_outcome() and exception_outcome() (subclass scrapy_proxybalance.BanPolicy)",
+    )
+
+
+def _scheduler(settings: BaseSettings) -> type:
+    from .scheduler import is_proxy_scheduler
+
+    return _class(
+        settings, "PROXY_SCHEDULER",
+        lambda c: isinstance(c, type) and not is_proxy_scheduler(c)
+        and all(callable(getattr(c, m, None)) for m in ("enqueue_request", "next_request", "has_pending_requests")),
+        "a scheduler class (enqueue_request, next_request, has_pending_requests) other than ProxyScheduler",
+    )
 
 
 def _choice(settings: BaseSettings, name: str, choices: tuple[str, ...]) -> str:
     value = _get(settings, name)
     if value not in choices:
-        raise ConfigError(f"{name} must be one of {list(choices)}, got {value!r}")
+        raise ConfigError(f"{name} must be one of {list(choices)}, got {_shown(value)}")
     return value
 
 
-def _pool_file(value: object) -> Path | None:
-    """The file ``PROXY_POOL`` names, if it names one (then it is re-read when it changes)."""
-    if isinstance(value, Path):
-        return value
-    if isinstance(value, str) and value.strip() and "://" not in value:
-        return Path(value)
-    return None
+def _pool(settings: BaseSettings) -> tuple[list[Proxy], Path | None]:
+    value = _get(settings, "PROXY_POOL")
+    try:
+        pool, path = load_pool(value)
+    except InvalidProxy as exc:
+        message = str(exc)
+        raise ConfigError(message if message.startswith("PROXY_POOL") else f"PROXY_POOL: {message}") from None
+    if not pool:
+        what = f"the file {str(path)!r} lists no proxies" if path else f"is empty ({_shown(value)})"
+        raise ConfigError(
+            f"PROXY_POOL {what} while scrapy-proxybalance is enabled; list proxies, or set PROXY_ENABLED = False"
+        )
+    encoding = settings.get("HTTPPROXY_AUTH_ENCODING") or "latin-1"
+    for proxy in pool:
+        if proxy.username:
+            try:
+                f"{proxy.username}:{proxy.password}".encode(encoding)
+            except (UnicodeEncodeError, LookupError):
+                raise ConfigError(
+                    f"PROXY_POOL: the credentials of {proxy} cannot be encoded as {encoding!r}"
+                    " (HTTPPROXY_AUTH_ENCODING); set HTTPPROXY_AUTH_ENCODING = 'utf-8' if the proxy expects UTF-8"
+                ) from None
+    return pool, path
 
 
 def _domain_regions(settings: BaseSettings, pool: list[Proxy]) -> dict[str, str]:
     value = _get(settings, "PROXY_DOMAIN_REGIONS")
     if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
-        raise ConfigError(f"PROXY_DOMAIN_REGIONS must map domain names to region names, got {value!r}")
+        raise ConfigError(f"PROXY_DOMAIN_REGIONS must map domain names to region names, got {_shown(value)}")
     regions = {p.region for p in pool if p.region}
     for domain, region in value.items():
         if region not in regions:
@@ -170,29 +257,28 @@ class HealthCheck:
     (and ``body`` to match, if given) within ``timeout``."""
 
     url: str
-    statuses: frozenset[int] = frozenset({200})
-    body: re.Pattern[str] | None = None
-    timeout: float = 10.0
-    concurrency: int = 8
-    interval: float = 30.0
-    rise: int = 1
-    fall: int = 3
+    statuses: frozenset[int]
+    body: re.Pattern[str] | None
+    timeout: float
+    concurrency: int
+    interval: float
+    rise: int
+    fall: int
 
     @classmethod
     def from_settings(cls, settings: BaseSettings, url: str | None = None) -> HealthCheck | None:
-        """The ``PROXY_HEALTH_CHECK_*`` settings, or ``None`` when no URL is set."""
+        """The ``PROXY_HEALTH_CHECK_*`` settings (all checked, also when checks are off),
+        or ``None`` when no URL is set."""
         url = url or _get(settings, "PROXY_HEALTH_CHECK_URL")
-        if not url:
-            return None
-        if not isinstance(url, str) or not re.match(r"https?://[^/\s]+", url):
-            raise ConfigError(f"PROXY_HEALTH_CHECK_URL must be an http(s) URL, got {mask(repr(url))}")
+        if url is not None and (not isinstance(url, str) or not re.match(r"https?://[^/\s?#]+(?:[/?#]\S*)?$", url)):
+            raise ConfigError(f"PROXY_HEALTH_CHECK_URL must be an http(s) URL, got {_shown(url)}")
         body = _get(settings, "PROXY_HEALTH_CHECK_BODY")
         try:
-            pattern = re.compile(body) if body else None
+            pattern = re.compile(body) if body is not None else None
         except (re.error, TypeError) as exc:
-            raise ConfigError(f"PROXY_HEALTH_CHECK_BODY: {body!r} is not a valid regular expression: {exc}") from None
-        return cls(
-            url=url,
+            raise ConfigError(f"PROXY_HEALTH_CHECK_BODY: {_shown(body)} is not a valid regular expression: {exc}") from None
+        check = cls(
+            url=url or "",
             statuses=_statuses(settings, "PROXY_HEALTH_CHECK_STATUS"),
             body=pattern,
             timeout=_number(settings, "PROXY_HEALTH_CHECK_TIMEOUT", positive=True),
@@ -201,6 +287,7 @@ class HealthCheck:
             rise=_number(settings, "PROXY_HEALTH_CHECK_RISE", integer=True, positive=True),
             fall=_number(settings, "PROXY_HEALTH_CHECK_FALL", integer=True, positive=True),
         )
+        return check if url else None
 
 
 @dataclass(frozen=True)
@@ -208,68 +295,75 @@ class Config:
     """The validated settings of one crawl."""
 
     pool: list[Proxy]
+    pool_file: Path | None
     strategy: type[Strategy]
-    domain_cooldown: float
-    max_failures: int
-    recovery_interval: float
-    recovery_max_interval: float
-    retry_times: int
+    rules: Rules
     ban_status_codes: frozenset[int]
-    ban_cooldown: float
-    domain_regions: dict[str, str] = field(default_factory=dict)
-    stats_interval: float = 60.0
-    ban_body_patterns: list[re.Pattern[str]] = field(default_factory=list)
-    ban_policy: type = BanPolicy
-    max_banned_sites: int = 3
-    trial_timeout: float = 30.0
-    unavailable_timeout: float = 600.0
-    unavailable_action: str = "close"
-    pool_file: Path | None = None
-    pool_reload_interval: float = 5.0
-    health_check: HealthCheck | None = None
+    rate_limit_status_codes: frozenset[int]
+    overload_status_codes: frozenset[int]
+    ban_body_patterns: list[re.Pattern[str]]
+    ban_policy: type
+    trial_timeout: float
+    unavailable_action: str
+    max_waiting: int
+    scheduler: type
+    pool_reload_interval: float
+    domain_regions: dict[str, str]
+    stats_interval: float
+    stats_per_proxy: bool
+    health_check: HealthCheck | None
 
     @classmethod
     def from_settings(cls, settings: BaseSettings) -> Config:
         """Read every setting; raise :class:`ConfigError` naming the first bad one."""
-        pool_value = _get(settings, "PROXY_POOL")
-        pool_file = _pool_file(pool_value)
-        pool = load_pool(pool_value)
-        if not pool:
-            what = f"the file {str(pool_file)!r} lists no proxies" if pool_file else f"is empty ({mask(repr(pool_value))})"
-            raise ConfigError(
-                f"PROXY_POOL {what} while scrapy-proxybalance is enabled; list proxies, or set PROXY_ENABLED = False"
-            )
+        pool, pool_file = _pool(settings)
         recovery = _number(settings, "PROXY_RECOVERY_INTERVAL", positive=True)
         recovery_max = _number(settings, "PROXY_RECOVERY_MAX_INTERVAL", positive=True)
         if recovery_max < recovery:
             raise ConfigError(
-                f"PROXY_RECOVERY_MAX_INTERVAL ({recovery_max}) must be >= PROXY_RECOVERY_INTERVAL ({recovery})"
+                f"PROXY_RECOVERY_MAX_INTERVAL ({recovery_max:g}) must be >= PROXY_RECOVERY_INTERVAL ({recovery:g})"
             )
+        ban_cooldown = _number(settings, "PROXY_BAN_COOLDOWN")
+        ban_max = _number(settings, "PROXY_BAN_MAX_COOLDOWN")
+        cooldown = _number(settings, "PROXY_DOMAIN_COOLDOWN")
+        cooldown_max = _number(settings, "PROXY_DOMAIN_COOLDOWN_MAX", positive=True)
         if any(p.username for p in pool) and not settings.getbool("HTTPPROXY_ENABLED", True):
             raise ConfigError(
                 "PROXY_POOL has proxies with credentials, but HTTPPROXY_ENABLED is False: Scrapy's"
                 " HttpProxyMiddleware is what sends them; enable it"
             )
+        download_delay = max(0.0, settings.getfloat("DOWNLOAD_DELAY"))
+        statuses = {name: _statuses(settings, name) for name in
+                    ("PROXY_BAN_STATUS_CODES", "PROXY_RATE_LIMIT_STATUS_CODES", "PROXY_OVERLOAD_STATUS_CODES")}
         return cls(
             pool=pool,
+            pool_file=pool_file,
             strategy=_strategy(settings),
-            domain_cooldown=_number(settings, "PROXY_DOMAIN_COOLDOWN"),
-            max_failures=_number(settings, "PROXY_MAX_FAILURES", integer=True, positive=True),
-            recovery_interval=recovery,
-            recovery_max_interval=recovery_max,
-            retry_times=_number(settings, "PROXY_RETRY_TIMES", integer=True),
-            ban_status_codes=_statuses(settings),
-            ban_cooldown=_number(settings, "PROXY_BAN_COOLDOWN"),
+            rules=Rules(
+                cooldown=max(cooldown, download_delay),
+                cooldown_max=max(cooldown_max, cooldown, download_delay),
+                pair_limit=max(0, settings.getint("CONCURRENT_REQUESTS_PER_DOMAIN")),
+                max_failures=_number(settings, "PROXY_MAX_FAILURES", integer=True, positive=True),
+                backoff=Backoff(recovery, recovery_max),
+                ban_backoff=Backoff(ban_cooldown, max(ban_cooldown, ban_max)),
+                retry_after_max=_number(settings, "PROXY_RETRY_AFTER_MAX"),
+                max_banned_sites=_number(settings, "PROXY_MAX_BANNED_SITES", integer=True),
+                retry_times=_number(settings, "PROXY_RETRY_TIMES", integer=True),
+                unavailable_timeout=_number(settings, "PROXY_UNAVAILABLE_TIMEOUT"),
+            ),
+            ban_status_codes=statuses["PROXY_BAN_STATUS_CODES"] - {PROXY_AUTH_REQUIRED},
+            rate_limit_status_codes=statuses["PROXY_RATE_LIMIT_STATUS_CODES"],
+            overload_status_codes=statuses["PROXY_OVERLOAD_STATUS_CODES"],
+            ban_body_patterns=_patterns(settings, "PROXY_BAN_BODY_PATTERNS"),
+            ban_policy=_ban_policy(settings),
+            trial_timeout=_number(settings, "PROXY_TRIAL_TIMEOUT"),
+            unavailable_action=_choice(settings, "PROXY_UNAVAILABLE_ACTION", UNAVAILABLE_ACTIONS),
+            max_waiting=_number(settings, "PROXY_MAX_WAITING", integer=True, positive=True),
+            scheduler=_scheduler(settings),
+            pool_reload_interval=_number(settings, "PROXY_POOL_RELOAD_INTERVAL"),
             domain_regions=_domain_regions(settings, pool),
             stats_interval=_number(settings, "PROXY_STATS_INTERVAL"),
-            ban_body_patterns=_body_patterns(settings),
-            ban_policy=_ban_policy(settings),
-            max_banned_sites=_number(settings, "PROXY_MAX_BANNED_SITES", integer=True),
-            trial_timeout=_number(settings, "PROXY_TRIAL_TIMEOUT"),
-            unavailable_timeout=_number(settings, "PROXY_UNAVAILABLE_TIMEOUT"),
-            unavailable_action=_choice(settings, "PROXY_UNAVAILABLE_ACTION", UNAVAILABLE_ACTIONS),
-            pool_file=pool_file,
-            pool_reload_interval=_number(settings, "PROXY_POOL_RELOAD_INTERVAL"),
+            stats_per_proxy=_bool(settings, "PROXY_STATS_PER_PROXY"),
             health_check=HealthCheck.from_settings(settings),
         )
 
@@ -283,3 +377,14 @@ class Config:
             if region is not None:
                 return region
         return None
+
+
+def scheduler_settings(settings: BaseSettings) -> tuple[type, int]:
+    """``PROXY_SCHEDULER`` and ``PROXY_MAX_WAITING``, for the scheduler (read also when the
+    middleware is off)."""
+    return _scheduler(settings), _number(settings, "PROXY_MAX_WAITING", integer=True, positive=True)
+
+
+def enabled(settings: BaseSettings) -> bool:
+    """``PROXY_ENABLED``, checked like every other setting."""
+    return _bool(settings, "PROXY_ENABLED")

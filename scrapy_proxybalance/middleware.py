@@ -1,4 +1,4 @@
-"""The Scrapy downloader middleware: Scrapy objects in, balancer calls out.
+"""The Scrapy downloader middleware: Scrapy objects in, core calls out.
 
 Order: put it between RetryMiddleware (550) and HttpProxyMiddleware (750); the add-on uses
 610. Its ``process_request`` must run before HttpProxyMiddleware's, which turns the chosen
@@ -7,62 +7,70 @@ proxy's credentials into ``Proxy-Authorization``; its ``process_response`` and
 here on another proxy, and when this middleware gives up it sets ``dont_retry`` so that
 RetryMiddleware does not retry the same failure again. Failures that are not the proxy's
 (a site's 500) are left to RetryMiddleware, whose retries come back through here.
+
+A proxy is leased when a request leaves the scheduler (:class:`~.scheduler.ProxyScheduler`
+asks :meth:`ProxyBalanceMiddleware.admit`), so the lease is fresh when the request is sent;
+a request that must wait stays in the scheduler's custody.
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
-import re
+import secrets
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Hashable
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 from scrapy import signals
-from scrapy.exceptions import NotConfigured
+from scrapy.exceptions import IgnoreRequest, NotConfigured
 from scrapy.utils.asyncio import create_looping_call
 from scrapy.utils.defer import deferred_from_coro
 from scrapy.utils.httpobj import urlparse_cached
+from scrapy.utils.misc import load_object
+from scrapy.utils.python import global_object_name
+from scrapy.utils.response import response_status_message
 
-from .config import Config
-from .core.balancer import Balancer, Lease, Wait
-from .core.bans import Outcome, parse_retry_after
+from .checks.active import HealthChecker
+from .config import Config, enabled
+from .core.availability import Act, Unavailability
+from .core.balancer import Ask, Balancer, Lease, Wait
 from .core.errors import ConfigError, NoProxyAvailable
-from .core.health import Backoff
-from .core.proxy import Proxy, parse_proxy
-from .health_checks import HealthChecker
+from .core.outcomes import Outcome, parse_retry_after
+from .core.proxy import Proxy, _split, parse_entry
+from .core.retry import GiveUp, decide_retry
+from .events import PoolEvents
+from .meta import FAIL, LAST_TRY, LEASE, OUR_PROXY, OUR_SLOT, RETRIES, TIMEOUT, TRIED, WAIT
 from .policy import BanDetected, SpiderPolicy, build_policy
 from .reload import PoolFile
 from .stats import PREFIX, record_proxies, summary, table
-from .waiting import WOKEN, ParkingLot
 
 if TYPE_CHECKING:
     from scrapy import Request
     from scrapy.crawler import Crawler
     from scrapy.http import Response
 
+    from .scheduler import ProxyScheduler
+
 logger = logging.getLogger(__name__)
 
-# Private meta keys (all picklable, so requests survive a JOBDIR disk queue).
-OUR_PROXY = "_proxybalance_proxy"  # the proxy URL we set: tells our choice from the user's
-LEASE = "_proxybalance_lease"  # id of the lease this attempt holds
-TRIED = "_proxybalance_tried"  # keys of the proxies this request already failed through
-TIMEOUT = "_proxybalance_timeout"  # (the request's own download_timeout,) while we lowered it
-RETRIES = "proxy_retry_times"  # our own retry count, apart from RetryMiddleware's retry_times
-GRACE = "_proxybalance_grace"  # monotonic time until which a request waits before its last try
-
-USERINFO = re.compile(r"//[^@/]*@")
-FREE_RETRIES = 25  # uncharged retries one request may take on top of its budget: no endless loop
-UNAVAILABLE_CHECK = 5.0  # while nothing is available, look again at least this often (s)
-GRACE_SECONDS = 1.0  # a request out of retries waits this long, then tries once more
 
 
-def _without_userinfo(url: str | None) -> str | None:
-    return USERINFO.sub("//", url) if url else url
+COUNTED = {Outcome.FAILURE: "failures", Outcome.BAN: "bans", Outcome.RATE_LIMITED: "rate_limited",
+           Outcome.OVERLOADED: "overloaded"}  # outcomes counted in stats, by key
+
+
+def _bare(url: str | None) -> str | None:
+    """A proxy URL without its credentials (as HttpProxyMiddleware leaves meta['proxy'])."""
+    if not url:
+        return url
+    scheme, sep, _, hostpart = _split(url)
+    return f"{scheme}{sep}{hostpart}"
 
 
 class ProxyBalanceMiddleware:
-    """Sends each request through a proxy chosen by the balancer; retries proxy failures
-    and bans on another proxy; keeps requests waiting for a proxy out of the downloader.
+    """Sends each request through a proxy chosen by the balancer; retries proxy failures and
+    bans on another proxy.
 
     At run time, ``crawler.get_downloader_middleware(ProxyBalanceMiddleware)`` gives the
     instance, whose :meth:`add_proxy`, :meth:`remove_proxy`, :meth:`disable_proxy`,
@@ -73,290 +81,342 @@ class ProxyBalanceMiddleware:
         self.crawler = crawler
         self.stats = crawler.stats
         self.config = config
-        self.balancer = Balancer(
-            config.pool,
-            config.strategy,
-            domain_cooldown=config.domain_cooldown,
-            max_failures=config.max_failures,
-            backoff=Backoff(config.recovery_interval, config.recovery_max_interval),
-            ban_cooldown=config.ban_cooldown,
-            max_hold=config.recovery_max_interval,
-            max_banned_sites=config.max_banned_sites,
-        )
+        self.scheduler: ProxyScheduler | None = None  # attached when the scheduler opens
+        self.events = PoolEvents(crawler.stats, self._wake)
+        self.balancer = Balancer(config.pool, config.strategy, config.rules, listener=self.events)
         self.project_policy = build_policy(config.ban_policy, crawler, config)
         self.policy = SpiderPolicy(self.project_policy, None, crawler, config)
-        self.parking = ParkingLot(crawler, self._wake)
+        self.token = secrets.token_hex(4)  # leases of this process; a request from elsewhere never matches
         self.leases: dict[int, Lease] = {}
-        self.lease_ids = itertools.count(1)
-        self.priority_adjust = crawler.settings.getint("RETRY_PRIORITY_ADJUST")
+        self.unavailability = Unavailability(config.rules.unavailable_timeout)
         self.download_timeout = crawler.settings.getfloat("DOWNLOAD_TIMEOUT")
-        self.unavailable: dict[tuple[str, str | None], tuple[float, float]] = {}  # -> (since, last seen)
-        self.closing = None
+        self.own_slots = set(crawler.settings.getdict("DOWNLOAD_SLOTS"))
+        self.closing: Any = None
         self.pool_file = PoolFile(config.pool_file) if config.pool_file and config.pool_reload_interval else None
-        self.loops: list = []
+        self.loops: list[Any] = []
         check = config.health_check
-        self.checker = HealthChecker(crawler, self.balancer, check, self.parking) if check else None
+        self.checker = HealthChecker(crawler, self.balancer, check, self.waiting) if check else None
+
+    refused = ""  # why the settings were refused (then nothing is crawled: see Misconfigured)
+
+    def refuse(self) -> None:
+        """Only a misconfigured middleware refuses to crawl."""
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> ProxyBalanceMiddleware:
-        if not crawler.settings.getbool("PROXY_ENABLED", True):
-            raise NotConfigured  # no message: Scrapy would log a warning for a deliberate choice
+        settings = crawler.settings
         try:
-            config = Config.from_settings(crawler.settings)
+            if not enabled(settings):
+                raise NotConfigured  # no message: Scrapy would log a warning for a deliberate choice
+            config = Config.from_settings(settings)
+            _check_scheduler(settings)
         except ConfigError as exc:
             logger.error("scrapy-proxybalance cannot start: %s", exc)
-            raise
+            return Misconfigured(crawler, str(exc))
         mw = cls(crawler, config)
-        crawler.signals.connect(mw.parking.on_request_scheduled, signal=signals.request_scheduled)
-        crawler.signals.connect(mw.parking.on_spider_idle, signal=signals.spider_idle)
         crawler.signals.connect(mw.spider_opened, signal=signals.spider_opened)
         crawler.signals.connect(mw.spider_closed, signal=signals.spider_closed)
+        own = sorted(mw.own_slots)
+        if own:
+            logger.warning(
+                "proxybalance: DOWNLOAD_SLOTS configures %s: requests to %s keep Scrapy's slot for the site,"
+                " so its concurrency and delay limit the whole pool there, not each proxy (remove the"
+                " entries to let each proxy keep its own pace)", ", ".join(own), "them" if len(own) > 1 else "it")
         return mw
+
+    # -- admission: a request leaves the scheduler -----------------------------------
+
+    def wait_key(self, request: Request) -> Hashable | None:
+        """What the request waits for (requests with the same key queue together), or
+        ``None`` if it needs no proxy from the pool."""
+        ask = self._ask(request)
+        return None if ask is None else (ask.site, ask.region, tuple(ask.tried))
+
+    def admit(self, request: Request) -> Wait | None:
+        """Lease a proxy for a request leaving the scheduler. ``None``: it goes now (with a
+        proxy, or needing none, or to fail with a reason); a :class:`Wait`: it stays."""
+        ask = self._ask(request)
+        if ask is None:
+            return None
+        try:
+            result = self.balancer.acquire(ask)
+        except NoProxyAvailable as exc:
+            request.meta[FAIL] = str(exc)
+            return None
+        if isinstance(result, Lease):
+            request.meta[LEASE] = (self.token, result.number)
+            self.leases[result.number] = result
+            if not result.unproven and not result.probe:
+                self.unavailability.served((ask.site, ask.region))
+            return None
+        return self._waiting(request, ask, result)
+
+    def _waiting(self, request: Request, ask: Ask, wait: Wait) -> Wait | None:
+        """Count a wait, and apply ``PROXY_UNAVAILABLE_TIMEOUT`` to it."""
+        self.stats.inc_value(f"{PREFIX}/waits")
+        now = time.monotonic()
+        what = ask.site + (f" in region {ask.region!r}" if ask.region else "")
+        verdict = self.unavailability.waiting((ask.site, ask.region), wait.seconds, wait.unavailable, now, what)
+        if not isinstance(verdict, Act):
+            return replace(wait, seconds=verdict)
+        if self.config.unavailable_action == "fail":
+            self.stats.inc_value(f"{PREFIX}/unavailable/failed")
+            request.meta[FAIL] = verdict.message
+            return None
+        self._close_unavailable(ask, verdict.message)
+        return wait
+
+    def forget(self, request: Request) -> None:
+        """The request goes (back) into the scheduler: release a lease it never used, and take
+        off our proxy, its credentials and our slot, so that what is queued (and persisted to
+        a JOBDIR) holds nothing of this process and no password."""
+        self._release_unused(request)
+        self._clear_ours(request)
+        _restore_timeout(request.meta)
+        request.meta.pop(FAIL, None)
 
     # -- requests --------------------------------------------------------------------
 
     async def process_request(self, request: Request) -> Request | None:
         meta = request.meta
-        woken = meta.pop(WOKEN, False)
-        lease_id = meta.pop(LEASE, None)
-        if woken and lease_id in self.leases:  # the parking lot leased its proxy as it woke it
-            meta[LEASE] = lease_id
-            self.balancer.touch(self.leases[lease_id])  # its cooldown counts from now
+        failure = meta.pop(FAIL, None)
+        lease = self._held(request)
+        if failure is not None:
+            self._release_unused(request)
+            self.stats.inc_value(f"{PREFIX}/no_proxy")
+            raise NoProxyAvailable(f"{failure} (for {request})")
+        if lease is None:
+            ask = self._ask(request)
+            if ask is None:
+                return None
+            try:
+                result = self.balancer.acquire(ask)
+            except NoProxyAvailable as exc:
+                self.stats.inc_value(f"{PREFIX}/no_proxy")
+                raise NoProxyAvailable(f"{exc} (for {request})") from None
+            if isinstance(result, Wait):  # it came without the scheduler's admission
+                wait = self._waiting(request, ask, result)
+                if wait is None:
+                    raise NoProxyAvailable(f"{meta.pop(FAIL)} (for {request})")
+                return self.to_wait(request, wait)
+            lease = result
+            meta[LEASE] = (self.token, lease.number)
+            self.leases[lease.number] = lease
+        self._assign(request, lease)
+        return None
+
+    def to_wait(self, request: Request, wait: Wait) -> Request:
+        """Send ``request`` back to the scheduler to wait (it goes to its waiting room)."""
+        request.meta[WAIT] = (wait.seconds, wait.on_release)
+        return request
+
+    def _ask(self, request: Request) -> Ask | None:
+        """What the request needs from the pool, or ``None`` if it needs no proxy from it.
+
+        A request that comes back (a retry, a redirect) still carries the proxy we chose last
+        time: that choice is undone here, credentials included, so they cannot travel to the
+        next proxy. A proxy the user set is kept; ``dont_proxy`` goes direct (also past
+        ``http_proxy`` in the environment).
+        """
+        meta = request.meta
+        self._clear_ours(request)
+        if meta.get("dont_proxy"):
+            meta["proxy"] = None  # HttpProxyMiddleware would otherwise apply the environment's proxy
             return None
-        self._release(lease_id, Outcome.NEUTRAL)  # an earlier attempt that never reported
+        if "proxy" in meta:
+            return None  # the user chose a proxy (or none) for this request
+        site = urlparse_cached(request).hostname or ""
+        region = meta.get("proxy_region") or self.config.region_for(site)
+        return Ask(site, meta.get(TRIED, ()), region)
+
+    def _clear_ours(self, request: Request) -> None:
+        meta = request.meta
         ours = meta.pop(OUR_PROXY, None)
-        if ours is not None and _without_userinfo(meta.get("proxy")) == _without_userinfo(ours):
-            # Our choice from the previous attempt (a retry or redirect; HttpProxyMiddleware
-            # has since removed its credentials from meta['proxy']): choose again, and make
-            # sure the old proxy's credentials cannot travel to the next one.
+        if ours is not None and _bare(meta.get("proxy")) == ours:
+            # HttpProxyMiddleware has since moved the credentials into a header: drop both
             del meta["proxy"]
             meta.pop("_auth_proxy", None)
             request.headers.pop(b"Proxy-Authorization", None)
-        if "proxy" in meta or meta.get("dont_proxy"):
-            return None  # the user chose a proxy (or none) for this request
-        domain = urlparse_cached(request).hostname or ""
-        region = meta.get("proxy_region") or self.config.region_for(domain)
-        tried = meta.get(TRIED, ())
-        key = (domain, region, tuple(tried))
-        grace = meta.get(GRACE)
-        if grace and not woken and grace > time.monotonic():
-            self.stats.inc_value(f"{PREFIX}/waits")
-            return self.parking.park(request, key, grace - time.monotonic())
-        if not woken and self.parking.waiting(key):
-            self.stats.inc_value(f"{PREFIX}/waits")
-            return self.parking.park(request, key, None)  # queue behind those already waiting
-        try:
-            result = self.balancer.acquire(domain, tried, region)
-        except NoProxyAvailable as exc:
-            self.stats.inc_value(f"{PREFIX}/no_proxy")
-            raise NoProxyAvailable(f"{exc} (for {request})") from None
-        if isinstance(result, Wait):
-            self.stats.inc_value(f"{PREFIX}/waits")
-            return self.parking.park(request, key, self._wait_for(domain, region, result))
-        self._assign(request, result, region)
-        return None
+        if meta.pop(OUR_SLOT, None):
+            meta.pop("download_slot", None)
 
-    def _wake(self, request: Request, key: tuple) -> float | None:
-        """The parking lot is about to send ``request`` back: lease its proxy now, or say how
-        long to wait. When no proxy can ever serve it (or it is to fail after waiting too
-        long), it goes back without a proxy, and ``process_request`` fails it with the reason."""
-        domain, region, tried = key
-        try:
-            result = self.balancer.acquire(domain, tried, region)
-            if isinstance(result, Wait):
-                return self._wait_for(domain, region, result)
-        except NoProxyAvailable:
+    def _held(self, request: Request) -> Lease | None:
+        """The lease this process holds for the request, if any."""
+        held = request.meta.get(LEASE)
+        if not held or held[0] != self.token:
+            request.meta.pop(LEASE, None)
             return None
-        self._assign(request, result, region)
-        return None
+        return self.leases.get(held[1])
 
-    def _wait_for(self, domain: str, region: str | None, wait: Wait) -> float:
-        """How long a request must wait. When nothing has been able to serve ``domain`` for
-        ``PROXY_UNAVAILABLE_TIMEOUT``, close the spider, or raise :class:`NoProxyAvailable`
-        (``PROXY_UNAVAILABLE_ACTION = "fail"``)."""
-        timeout = self.config.unavailable_timeout
-        if not wait.unavailable or not timeout:
-            self.unavailable.pop((domain, region), None)
-            return wait.seconds
-        now = time.monotonic()
-        since, last = self.unavailable.get((domain, region), (now, now))
-        if now - last > 2 * UNAVAILABLE_CHECK:  # nobody waited in between: a new episode
-            since = now
-        self.unavailable[(domain, region)] = (since, now)
-        left = since + timeout - now
-        if left > 0:
-            return min(wait.seconds, left, UNAVAILABLE_CHECK)
-        message = (f"no proxy could serve {domain}{f' in region {region!r}' if region else ''}"
-                   f" for {now - since:.0f} s (PROXY_UNAVAILABLE_TIMEOUT)")
-        if self.config.unavailable_action == "fail":
-            self.stats.inc_value(f"{PREFIX}/unavailable/failed")
-            raise NoProxyAvailable(message)
-        self._close_unavailable(domain, region, message)
-        return UNAVAILABLE_CHECK
+    def _release_unused(self, request: Request) -> None:
+        held = request.meta.pop(LEASE, None)
+        if held and held[0] == self.token:
+            lease = self.leases.pop(held[1], None)
+            if lease is not None:
+                self._release(lease, Outcome.NEUTRAL)
 
-    def _close_unavailable(self, domain: str, region: str | None, message: str) -> None:
-        if self.closing is not None:
-            return
-        logger.error("proxybalance: %s; closing the spider. The proxies:\n  %s",
-                     message, "\n  ".join(self.balancer.why_out(domain, region)))
-        self.stats.set_value(f"{PREFIX}/unavailable", domain)
-        self.closing = deferred_from_coro(self.crawler.engine.close_spider_async(reason="proxies_unavailable"))
-
-    def _assign(self, request: Request, lease: Lease, region: str | None) -> None:
-        lease_id = next(self.lease_ids)
-        self.leases[lease_id] = lease
+    def _assign(self, request: Request, lease: Lease) -> None:
         meta = request.meta
-        meta[LEASE] = lease_id
-        meta["proxy"] = meta[OUR_PROXY] = lease.proxy.url
-        self.unavailable.pop((lease.domain, region), None)
-        own = meta.pop(TIMEOUT, None)
-        if own is not None:  # we lowered it for an unproven proxy before: restore it
-            meta["download_timeout"] = own[0]
+        proxy = lease.proxy
+        meta["proxy"] = proxy.url
+        meta[OUR_PROXY] = _bare(proxy.url)
+        if "download_slot" not in meta and lease.site not in self.own_slots:
+            # Scrapy's per-site limits (CONCURRENT_REQUESTS_PER_DOMAIN, DOWNLOAD_DELAY,
+            # AutoThrottle) apply to each exit a site sees: one slot per (site, proxy)
+            meta["download_slot"] = f"{lease.site}|{lease.state.id}"
+            meta[OUR_SLOT] = True
+        _restore_timeout(meta)  # we may have lowered it for an unproven proxy before
         if lease.unproven and self.config.trial_timeout:
             current = meta.get("download_timeout") or self.download_timeout
             if not current or current > self.config.trial_timeout:
-                meta[TIMEOUT] = (current,)
+                meta[TIMEOUT] = (meta.get("download_timeout"),)
                 meta["download_timeout"] = self.config.trial_timeout
         self.stats.inc_value(f"{PREFIX}/requests")
-        self.stats.inc_value(f"{PREFIX}/domain/{lease.domain}/requests")
+        if self.config.stats_per_proxy:
+            self.stats.inc_value(f"{PREFIX}/site/{lease.site}/requests")
 
     async def process_response(self, request: Request, response: Response) -> Request | Response:
-        lease = self.leases.pop(request.meta.pop(LEASE, None), None)
+        lease = self._pop_lease(request)
         if lease is None:
             return response
         if "cached" in response.flags:  # HttpCacheMiddleware answered: the proxy never saw it
-            self.balancer.release(lease, Outcome.NEUTRAL)
+            self._release(lease, Outcome.NEUTRAL)
             return response
         outcome = self.policy.response_outcome(request, response)
         looks_fine = 200 <= response.status < 300
-        reason = f"{'ban page' if looks_fine else 'status'} {response.status}"
+        reason = "ban page" if outcome is Outcome.BAN and looks_fine else response_status_message(response.status)
         retry_after = None
-        if outcome is Outcome.BAN:
+        if outcome in (Outcome.BAN, Outcome.RATE_LIMITED):
             retry_after = parse_retry_after(response.headers.get(b"Retry-After"), time.time())
-        self._settle(lease, outcome, reason, request.meta.get("download_latency"), retry_after)
+        outcome = self._release(lease, outcome, reason, request.meta.get("download_latency"), retry_after)
         if outcome.retryable:
             retry = self._retry(request, lease, outcome, reason)
             if retry is not None:
                 return retry
             if outcome is Outcome.BAN and looks_fine:  # never hand a ban page to the callback
-                raise BanDetected(response, f"{reason} from {lease.proxy} for {request}")
+                raise BanDetected(response, f"{reason} from {lease.proxy.label} for {request}")
         return response
 
     async def process_exception(self, request: Request, exception: Exception) -> Request | None:
-        lease = self.leases.pop(request.meta.pop(LEASE, None), None)
+        lease = self._pop_lease(request)
         if lease is None:
             return None
         outcome = self.policy.exception_outcome(request, exception)
-        reason = type(exception).__name__
-        self._settle(lease, outcome, reason)
+        reason = global_object_name(type(exception))
+        outcome = self._release(lease, outcome, reason)
         if outcome.retryable:
             return self._retry(request, lease, outcome, reason)
         return None
 
-    # -- bookkeeping -----------------------------------------------------------------
+    def _pop_lease(self, request: Request) -> Lease | None:
+        held = request.meta.pop(LEASE, None)
+        if not held or held[0] != self.token:
+            return None
+        return self.leases.pop(held[1], None)
 
-    def _release(self, lease_id: int | None, outcome: Outcome) -> None:
-        lease = self.leases.pop(lease_id, None) if lease_id is not None else None
-        if lease is not None:
-            self.balancer.release(lease, outcome)
+    # -- outcomes --------------------------------------------------------------------
 
-    def _settle(
-        self, lease: Lease, outcome: Outcome, reason: str, latency: float | None = None,
-        retry_after: float | None = None,
-    ) -> None:
-        ejected = self.balancer.release(lease, outcome, latency, retry_after, reason)
-        if outcome is Outcome.BAN:
-            self.stats.inc_value(f"{PREFIX}/bans")
-            self.stats.inc_value(f"{PREFIX}/bans/{lease.domain}")
-        elif outcome is Outcome.FAILURE:
-            self.stats.inc_value(f"{PREFIX}/failures")
-        if ejected is not None:
-            self.stats.inc_value(f"{PREFIX}/ejections")
-            logger.warning("proxybalance: ejected %s for %.0f s (%s; ejection #%d)",
-                           lease.proxy, ejected, lease.state.problem, lease.state.health.ejections)
+    def _release(self, lease: Lease, outcome: Outcome, reason: str = "", latency: float | None = None,
+                 retry_after: float | None = None) -> Outcome:
+        """Release a lease; return the outcome as the balancer counted it."""
+        released = self.balancer.release(lease, outcome, latency, retry_after, reason.rsplit(".", 1)[-1])
+        outcome = released.outcome
+        if outcome in COUNTED:
+            self.stats.inc_value(f"{PREFIX}/{COUNTED[outcome]}")
+            if self.config.stats_per_proxy and outcome is Outcome.BAN:
+                self.stats.inc_value(f"{PREFIX}/site/{lease.site}/bans")
+        elif outcome is Outcome.SUCCESS:
+            self.unavailability.served((lease.site, lease.region))
+        if self.scheduler is not None:
+            self.scheduler.released()
+        return outcome
 
     def _retry(self, request: Request, lease: Lease, outcome: Outcome, reason: str) -> Request | None:
-        """A copy of ``request`` for a proxy it has not failed through, or ``None`` (and
-        ``dont_retry`` set) when its retry budget or the untried proxies run out.
-
-        The budget (``PROXY_RETRY_TIMES``) counts the proxies this request failed through
-        that are still in rotation: one ejected since was at fault itself, not the request.
-        While fewer than half the proxies are in rotation (the pool is down, not the request)
-        nothing is charged. A request that has tried every proxy may wait for those that were
-        ejected to come back. So a blackout makes requests wait for the pool instead of
-        failing them.
-        """
+        """A copy of ``request`` for another proxy (see :mod:`~.core.retry`), or ``None`` with
+        ``dont_retry`` set when it gives up."""
         meta = request.meta
         if meta.get("dont_retry"):
             return None
-        region = meta.get("proxy_region") or self.config.region_for(lease.domain)
-        tried = [*meta.get(TRIED, ()), lease.proxy.key]
-        degraded = self.balancer.degraded(region)
-        innocent = [] if degraded else [k for k in tried if self.balancer.in_rotation(k)]
-        moves = meta.get(RETRIES, 0) + 1
-        if len(tried) >= self.balancer.region_size[region]:
-            tried = innocent  # tried them all: wait for those that were at fault to come back
-        out_of_budget = len(innocent) > self.config.retry_times
-        if out_of_budget and not meta.get(GRACE) and len(tried) < self.balancer.region_size[region]:
-            # The first instant of a blackout looks like this too: proxies fail everything
-            # before enough failures eject them. Wait a moment, when they will be out (and
-            # uncharged), and try once more before giving up.
-            retry = self._copy(request, reason, lease, tried, moves)
-            retry.meta[GRACE] = time.monotonic() + GRACE_SECONDS
-            return retry
-        if moves > self.config.retry_times + FREE_RETRIES or out_of_budget or (
-            len(tried) >= self.balancer.region_size[region]
-        ):
-            self.stats.inc_value(f"{PREFIX}/retries/max_reached")
-            logger.error("proxybalance: gave up on %s after %d attempts (last: %s, %s)",
-                         request, moves, lease.proxy, reason)
+        region = meta.get("proxy_region") or self.config.region_for(lease.site)
+        decision = decide_retry(
+            proxy=lease.proxy.key, outcome=outcome, tried=meta.get(TRIED, ()), moves=meta.get(RETRIES, 0),
+            had_last_try=bool(meta.get(LAST_TRY)), in_rotation=self.balancer.in_rotation,
+            degraded=self.balancer.degraded(region), region_size=self.balancer.region_size[region],
+            retry_times=self.config.rules.retry_times,
+        )
+        if isinstance(decision, GiveUp):
+            self.stats.inc_value(f"{PREFIX}/retry/max_reached")
+            logger.error("proxybalance: gave up on %s after %d attempts (last: %s through %s; %s)",
+                         request, meta.get(RETRIES, 0) + 1, reason, lease.proxy.label, decision.reason)
             meta["dont_retry"] = True  # RetryMiddleware must not retry it yet again
             return None
-        if degraded or not self.balancer.in_rotation(lease.proxy.key):
-            self.stats.inc_value(f"{PREFIX}/retries/uncharged")
-        return self._copy(request, reason, lease, tried, moves)
-
-    def _copy(self, request: Request, reason: str, lease: Lease, tried: list[str], moves: int) -> Request:
-        logger.debug("proxybalance: retrying %s on another proxy (%s through %s)", request, reason, lease.proxy)
-        self.stats.inc_value(f"{PREFIX}/retries")
+        logger.debug("proxybalance: retrying %s on another proxy (%s through %s)", request, reason, lease.proxy.label)
+        self.stats.inc_value(f"{PREFIX}/retry/count")
+        self.stats.inc_value(f"{PREFIX}/retry/reason_count/{reason}")
+        if not decision.charged:
+            self.stats.inc_value(f"{PREFIX}/retry/uncharged")
         retry = request.copy()
-        retry.meta[TRIED] = tried
-        retry.meta[RETRIES] = moves
+        retry.meta[TRIED] = list(decision.tried)
+        retry.meta[RETRIES] = decision.moves
+        if decision.last_try:
+            retry.meta[LAST_TRY] = True
+        if decision.delay:
+            retry.meta[WAIT] = (decision.delay, False)
         retry.dont_filter = True
-        retry.priority = request.priority + self.priority_adjust
+        retry.priority = request.priority + self.crawler.settings.getint("RETRY_PRIORITY_ADJUST")
         return retry
+
+    def _close_unavailable(self, ask: Ask, message: str) -> None:
+        if self.closing is not None:
+            return
+        logger.error("proxybalance: %s; closing the spider. The proxies:\n  %s",
+                     message, "\n  ".join(self.balancer.why_out(ask.site, ask.region)))
+        self.stats.set_value(f"{PREFIX}/unavailable", ask.site)
+        self.closing = deferred_from_coro(self.crawler.engine.close_spider_async(reason="proxies_unavailable"))
+
+    def _wake(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.wake()
+
+    def waiting(self) -> int:
+        """Requests waiting for a proxy now."""
+        return self.scheduler.waiting() if self.scheduler is not None else 0
 
     # -- run-time API ----------------------------------------------------------------
 
     def add_proxy(self, entry: str | dict) -> Proxy:
-        """Add a proxy (a URL or a ``PROXY_POOL`` dict) to the running pool."""
-        proxy = parse_proxy(entry, "add_proxy")
+        """Add a proxy (a URL or a ``PROXY_POOL`` dict) to the running pool. Raises
+        :class:`~.core.errors.InvalidProxy` or :class:`~.core.errors.DuplicateProxy`."""
+        proxy = parse_entry(entry)
         self.balancer.add(proxy)
-        logger.info("proxybalance: added %s", proxy)
-        self.parking.wake_all()
+        logger.info("proxybalance: added %s", proxy.label)
+        self._wake()
         return proxy
 
     def remove_proxy(self, url: str) -> None:
-        """Remove a proxy: no new requests; those in flight through it finish."""
-        self.balancer.remove(parse_proxy(url, "remove_proxy").key)
+        """Remove a proxy: no new requests; those in flight through it finish. Raises
+        :class:`~.core.errors.UnknownProxy` if it is not in the pool."""
+        self.balancer.remove(parse_entry(url).key)
 
     def disable_proxy(self, url: str) -> None:
         """Stop using a proxy until :meth:`enable_proxy`; it keeps its health history."""
-        self.balancer.disable(parse_proxy(url, "disable_proxy").key)
+        self.balancer.disable(parse_entry(url).key)
 
     def enable_proxy(self, url: str) -> None:
-        self.balancer.enable(parse_proxy(url, "enable_proxy").key)
-        self.parking.wake_all()
+        self.balancer.enable(parse_entry(url).key)
+        self._wake()
 
     def proxies(self) -> list[dict]:
         """The pool now: one dict per proxy (URL masked), for monitoring."""
-        return [
-            {"proxy": str(p.proxy), "state": "disabled" if p.disabled else p.health.state.value,
-             "in_flight": p.in_flight, "requests": p.metrics.requests, "successes": p.metrics.successes,
-             "failures": p.metrics.failures, "bans": p.metrics.bans, "ejections": p.health.ejections,
-             "exit_ip": self.checker.ip_of.get(p.key) if self.checker else None}
-            for p in self.balancer.by_key.values()
-        ]
+        out = []
+        for p in self.balancer.by_key.values():
+            m, facts = p.metrics, self.balancer.facts(p)
+            out.append({"proxy": str(p.proxy), "name": p.proxy.name, "state": self.balancer.state_of(p),
+                        "in_flight": p.in_flight, "limit": p.limit.allowed, "requests": m.requests,
+                        "successes": m.successes, "failures": m.failures, "bans": m.bans,
+                        "ejections": facts.ejections,
+                        "exit_ip": self.checker.ip_of.get(p.key) if self.checker else None})
+        return out
 
     # -- signals ---------------------------------------------------------------------
 
@@ -367,15 +427,23 @@ class ProxyBalanceMiddleware:
         if self.pool_file is not None:
             self._every(self.config.pool_reload_interval, self.reload_pool)
         if self.checker is not None:
-            self.checker.start()
+            self.checker.start(self._every)
 
-    def _every(self, seconds: float, function) -> None:
-        loop = create_looping_call(function)
+    def _every(self, seconds: float, function: Callable[[], None]) -> Any:
+        """Call ``function`` every ``seconds``; an exception is logged and the loop goes on."""
+        def guarded() -> None:
+            try:
+                function()
+            except Exception:
+                logger.exception("proxybalance: %s failed (it will run again)", function.__name__)
+
+        loop = create_looping_call(guarded)
         loop.start(seconds, now=False)
         self.loops.append(loop)
+        return loop
 
     def log_summary(self) -> None:
-        logger.info(summary(self.balancer, self.stats, len(self.parking)))
+        logger.info(summary(self.balancer, self.stats, self.waiting()))
 
     def reload_pool(self) -> None:
         """Apply the pool file if it changed; proxies that stay keep their health."""
@@ -385,7 +453,7 @@ class ProxyBalanceMiddleware:
             self.stats.inc_value(f"{PREFIX}/pool/reloads")
             logger.info("proxybalance: reloaded %s: %d added, %d removed, %d updated, %d in the pool",
                         self.config.pool_file, added, removed, updated, len(self.balancer.by_key))
-            self.parking.wake_all()
+            self._wake()
 
     def spider_closed(self) -> None:
         if self.checker is not None:
@@ -393,13 +461,83 @@ class ProxyBalanceMiddleware:
         for loop in self.loops:
             if loop.running:
                 loop.stop()
-        waiting = self.parking.close()
-        if waiting:
-            logger.warning("proxybalance: %d request(s) were still waiting for a proxy at close", waiting)
-            self.stats.set_value(f"{PREFIX}/waiting_at_close", waiting)
         if self.leases:  # requests whose download never reported back (e.g. cut off by the close)
             self.stats.set_value(f"{PREFIX}/leases_open_at_close", len(self.leases))
-            for lease_id in list(self.leases):
-                self._release(lease_id, Outcome.NEUTRAL)
-        record_proxies(self.balancer, self.stats)
+            for lease in list(self.leases.values()):
+                self._release(lease, Outcome.NEUTRAL)
+            self.leases.clear()
+        if self.config.stats_per_proxy:
+            record_proxies(self.balancer, self.stats)
         logger.info("%s\n%s", summary(self.balancer, self.stats, 0), table(self.balancer))
+
+
+class Misconfigured(ProxyBalanceMiddleware):
+    """What the middleware is when a setting is bad: the error was logged in one line; as soon
+    as the engine runs, the spider closes (reason ``proxybalance_misconfigured``) without
+    sending anything and without a traceback, and ``scrapy crawl`` exits with status 1, as for
+    a crawl that could not start. Requests stay in the scheduler (and in a ``JOBDIR`` queue)."""
+
+    def __init__(self, crawler: Crawler, reason: str) -> None:
+        self.crawler = crawler
+        self.refused = reason
+        self.scheduler = None
+        self.closing = None
+        crawler.signals.connect(self.refuse, signal=signals.spider_idle)
+        crawler.signals.connect(self.engine_stopped, signal=signals.engine_stopped)
+
+    def refuse(self) -> None:
+        """Close the spider (once); called when the engine asks for the first request."""
+        if self.closing is None:
+            self.closing = deferred_from_coro(
+                self.crawler.engine.close_spider_async(reason="proxybalance_misconfigured"))
+
+    def engine_stopped(self) -> None:
+        self.crawler.spider = None  # the process then reports a crawl that could not start: exit status 1
+
+    async def process_request(self, request: Request) -> Request | None:
+        self.refuse()
+        raise IgnoreRequest(f"scrapy-proxybalance is misconfigured: {self.refused}")
+
+    async def process_response(self, request: Request, response: Response) -> Request | Response:
+        return response
+
+    async def process_exception(self, request: Request, exception: Exception) -> Request | None:
+        return None
+
+    def spider_opened(self) -> None:
+        pass
+
+    def spider_closed(self) -> None:
+        pass
+
+    def forget(self, request: Request) -> None:
+        pass
+
+
+def _restore_timeout(meta: dict) -> None:
+    own = meta.pop(TIMEOUT, None)
+    if own is not None:
+        if own[0] is None:
+            meta.pop("download_timeout", None)
+        else:
+            meta["download_timeout"] = own[0]
+
+
+def _check_scheduler(settings: Any) -> None:
+    """Waiting requests live in :class:`~.scheduler.ProxyScheduler`: without it they would be
+    sent back and forth (and lost at a JOBDIR pause), so refuse to start."""
+    from .scheduler import is_proxy_scheduler
+
+    value = settings.get("SCHEDULER")
+    try:
+        cls = load_object(value) if isinstance(value, str) else value
+    except (ImportError, AttributeError, ValueError, NameError):
+        return  # Scrapy reports a scheduler it cannot load itself
+    if not is_proxy_scheduler(cls):
+        name = value if isinstance(value, str) else global_object_name(value)
+        raise ConfigError(
+            f"SCHEDULER is {name!r}, but requests that wait for a proxy need"
+            " 'scrapy_proxybalance.ProxyScheduler' (it keeps them in your scheduler's custody): enable the add-on"
+            " (ADDONS = {'scrapy_proxybalance.Addon': 0}), or set SCHEDULER = 'scrapy_proxybalance.ProxyScheduler'"
+            f" and PROXY_SCHEDULER = {name!r}"
+        )

@@ -5,10 +5,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from scrapy.exceptions import IgnoreRequest
-from scrapy.utils.misc import load_object
+from scrapy.core.downloader.handlers.http11 import TunnelError
+from scrapy.exceptions import (
+    CannotResolveHostError,
+    DownloadConnectionRefusedError,
+    DownloadFailedError,
+    DownloadTimeoutError,
+    IgnoreRequest,
+    ResponseDataLossError,
+)
+from twisted.internet.error import ConnectError, ConnectionDone, ConnectionLost, TimeoutError
 
-from .core.bans import BanPolicy, Outcome
+from .core.errors import ProxyBalanceError
+from .core.outcomes import BanPolicy, Outcome
 
 if TYPE_CHECKING:
     from scrapy import Request, Spider
@@ -18,24 +27,21 @@ if TYPE_CHECKING:
     from .config import Config
 
 # Exceptions that mean the proxy failed us: it refused, hung, dropped or garbled the exchange.
-PROXY_FAILURES: tuple[type[BaseException], ...] = tuple(
-    load_object(path)
-    for path in (
-        "scrapy.exceptions.DownloadConnectionRefusedError",
-        "scrapy.exceptions.DownloadTimeoutError",
-        "scrapy.exceptions.DownloadFailedError",
-        "scrapy.exceptions.ResponseDataLossError",
-        "scrapy.exceptions.CannotResolveHostError",
-        "twisted.internet.error.ConnectError",
-        "twisted.internet.error.ConnectionDone",
-        "twisted.internet.error.ConnectionLost",
-        "twisted.internet.error.TimeoutError",
-        "scrapy.core.downloader.handlers.http11.TunnelError",
-    )
+PROXY_FAILURES: tuple[type[BaseException], ...] = (
+    DownloadConnectionRefusedError,
+    DownloadTimeoutError,
+    DownloadFailedError,
+    ResponseDataLossError,
+    CannotResolveHostError,
+    TunnelError,
+    ConnectError,
+    ConnectionDone,
+    ConnectionLost,
+    TimeoutError,
 )
 
 
-class BanDetected(IgnoreRequest):
+class BanDetected(IgnoreRequest, ProxyBalanceError):
     """A ban page that looked like a success (e.g. a captcha with status 200) was all the
     proxies gave for this request; it goes to the errback instead of the callback."""
 
@@ -49,7 +55,8 @@ def build_policy(cls: type, crawler: Crawler, config: Config) -> Any:
     else built like :class:`BanPolicy` from the settings."""
     if hasattr(cls, "from_crawler"):
         return cls.from_crawler(crawler)
-    return cls(config.ban_status_codes, config.ban_body_patterns, PROXY_FAILURES)
+    return cls(ban_statuses=config.ban_status_codes, body_patterns=config.ban_body_patterns, failures=PROXY_FAILURES,
+               rate_limit_statuses=config.rate_limit_status_codes, overload_statuses=config.overload_status_codes)
 
 
 class SpiderPolicy:

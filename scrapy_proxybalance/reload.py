@@ -6,7 +6,7 @@ import logging
 import os
 from pathlib import Path
 
-from .core.errors import ConfigError
+from .core.errors import InvalidProxy
 from .core.proxy import Proxy, load_pool
 
 logger = logging.getLogger(__name__)
@@ -38,8 +38,8 @@ class PoolFile:
             logger.error("proxybalance: PROXY_POOL file %r is gone; keeping the current pool", str(self.path))
             return None
         try:
-            proxies = load_pool(self.path)
-        except ConfigError as exc:
+            proxies, _ = load_pool(self.path)
+        except InvalidProxy as exc:
             logger.error("proxybalance: not reloading the pool, keeping the current one: %s", exc)
             return None
         if not proxies:

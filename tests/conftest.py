@@ -2,9 +2,11 @@ import random
 
 import pytest
 
-from scrapy_proxybalance.core.balancer import Balancer
-from scrapy_proxybalance.core.health import Backoff
-from scrapy_proxybalance.core.proxy import parse_proxy
+from scrapy_proxybalance.core.balancer import Ask, Balancer
+from scrapy_proxybalance.core.ejection import Backoff
+from scrapy_proxybalance.core.outcomes import Outcome
+from scrapy_proxybalance.core.proxy import parse_entry
+from scrapy_proxybalance.core.rules import Rules
 from scrapy_proxybalance.core.strategies import STRATEGIES
 
 
@@ -26,13 +28,26 @@ def clock():
     return FakeClock()
 
 
-def make_balancer(clock, entries=None, strategy="round_robin", seed=0, **kwargs):
+def make_rules(**changes) -> Rules:
+    """Rules for unit tests: no cooldown, 3 failures eject for 60 s (no jitter), bans hold 60 s."""
+    values = dict(cooldown=0.0, cooldown_max=60.0, pair_limit=0, max_failures=3, backoff=Backoff(60.0, 600.0, jitter=0.0),
+                  ban_backoff=Backoff(60.0, 1800.0, jitter=0.0), retry_after_max=1800.0, max_banned_sites=0,
+                  retry_times=3, unavailable_timeout=600.0)
+    values.update(changes)
+    return Rules(**values)
+
+
+STORES: list = []  # a store class to build balancers with (tests/test_balancer.py sets it)
+
+
+def make_balancer(clock, entries=None, strategy="round_robin", seed=0, store=None, listener=None, **changes):
     """A balancer over ``entries`` (URLs or dicts; default three plain proxies)."""
     entries = entries if entries is not None else [f"http://10.0.0.{i}:8000" for i in (1, 2, 3)]
-    kwargs.setdefault("domain_cooldown", 0.0)
-    kwargs.setdefault("backoff", Backoff(60.0, 600.0, jitter=0.0))
     cls = STRATEGIES[strategy] if isinstance(strategy, str) else strategy
-    return Balancer([parse_proxy(e) for e in entries], cls, clock=clock, rng=random.Random(seed), **kwargs)
+    if store is None and STORES:
+        store = STORES[-1]()
+    return Balancer([parse_entry(e) for e in entries], cls, make_rules(**changes), clock=clock, rng=random.Random(seed),
+                    store=store, listener=listener)
 
 
 def host(lease):
@@ -40,10 +55,19 @@ def host(lease):
     return int(lease.proxy.host.rsplit(".", 1)[1])
 
 
-def use(balancer, domain, exclude=(), region=None):
+def use(balancer, site, exclude=(), region=None):
     """Lease a proxy and release it at once as a success; return its short name."""
-    from scrapy_proxybalance.core.bans import Outcome
-
-    lease = balancer.acquire(domain, exclude, region)
+    lease = balancer.acquire(Ask(site, exclude, region))
     balancer.release(lease, Outcome.SUCCESS)
     return host(lease)
+
+
+def lease_of(balancer, index, site="a"):
+    """A lease on the proxy at ``index``, whatever the strategy would choose."""
+    return balancer._lease(balancer.states[index], Ask(site), balancer.clock())
+
+
+def outcome(balancer, index, result, times=1, site="a", **kwargs):
+    """Lease proxy ``index`` ``times`` times, each released with ``result``."""
+    for _ in range(times):
+        balancer.release(lease_of(balancer, index, site), result, **kwargs)

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from scrapy_proxybalance.farm import Farm, ProxySpec, token
+from scrapy_proxybalance.testing.farm import Farm, ProxySpec, token
 
 RUNNER = Path(__file__).with_name("crawl_runner.py")
 ROOT = Path(__file__).parent.parent

@@ -104,4 +104,4 @@ def test_proxycheck_in_the_example_project_uses_its_settings(tmp_path):
         usage = proxycheck(ROOT / "example_project", "--url", "not-a-url", env=env)
     assert proc.returncode == 0, proc.stderr
     assert "1 of 1 proxies healthy" in proc.stdout and "127.0.0.41" in proc.stdout
-    assert usage.returncode == 2 and "PROXY_HEALTH_CHECK_URL must be an http(s) URL" in usage.stderr
+    assert usage.returncode == 2 and "--url must be an http(s) URL without spaces, got 'not-a-url'" in usage.stderr

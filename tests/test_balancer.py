@@ -1,56 +1,93 @@
-"""Health, cooldowns, exclusions, regions and backups, with a fake clock."""
+"""Health, pair limits and pace, bans, rate limits, overload, exclusions, regions, backups and
+panic probes, on a fake clock."""
 
 import random
 
 import pytest
 
-from scrapy_proxybalance.core.balancer import Wait
-from scrapy_proxybalance.core.bans import BanPolicy, Outcome, parse_retry_after
+from scrapy_proxybalance.core.balancer import Ask, PoolListener, Wait
+from scrapy_proxybalance.core.ejection import Backoff, CheckVerdict, State
 from scrapy_proxybalance.core.errors import NoProxyAvailable
-from scrapy_proxybalance.core.health import Backoff, State
+from scrapy_proxybalance.core.outcomes import Outcome
 
-from .conftest import host, make_balancer, use
+from . import conftest
+from .conftest import host, lease_of, make_balancer, outcome, use
+from .recording_store import PROTOCOL, RecordingStore
 
 
-def fail(b, proxy_index, times, domain="a"):
-    p = b.states[proxy_index]
-    for _ in range(times):
-        b.release(b._lease(p, domain, b.clock()), Outcome.FAILURE)
+@pytest.fixture(autouse=True, params=["memory", "recording"])
+def store_kind(request):
+    """Every test here runs twice: with the memory store, and with a store that has only the
+    protocol's methods and records each call (nothing may bypass the protocol)."""
+    if request.param == "recording":
+        conftest.STORES.append(RecordingStore)
+        yield
+        conftest.STORES.pop()
+    else:
+        yield
+
+
+def test_the_memory_store_has_every_method_of_the_protocol():
+    from scrapy_proxybalance.core.store import MemoryStore
+
+    assert all(callable(getattr(MemoryStore, name, None)) for name in PROTOCOL)
+
+
+def test_shared_state_goes_through_the_store(clock):
+    store = RecordingStore()
+    b = make_balancer(clock, max_failures=1, store=store, max_banned_sites=2, cooldown=1.0)
+    lease = b.acquire(Ask("a"))
+    b.release(lease, Outcome.BAN, retry_after=5)
+    outcome(b, 1, Outcome.FAILURE)
+    outcome(b, 2, Outcome.RATE_LIMITED, site="b")
+    b.disable(b.states[2].key)
+    for call in ("pair_free_at", "take", "give_back", "ban", "ban_of", "banned_sites", "facts", "set_facts",
+                 "pace", "set_pace"):
+        assert call in store.calls, call
+
+
+def state(b, index):
+    return b.facts(b.states[index]).state(b.clock())
 
 
 def test_proxy_is_ejected_after_max_failures_in_a_row(clock):
     b = make_balancer(clock, max_failures=3)
-    fail(b, 0, 2)
-    b.release(b._lease(b.states[0], "a", clock()), Outcome.SUCCESS)  # resets the run
-    fail(b, 0, 2)
-    assert b.states[0].health.state is State.HEALTHY
-    fail(b, 0, 1)
-    assert b.states[0].health.state is State.EJECTED
+    outcome(b, 0, Outcome.FAILURE, 2)
+    outcome(b, 0, Outcome.SUCCESS)  # resets the run
+    outcome(b, 0, Outcome.FAILURE, 2)
+    assert state(b, 0) is State.HEALTHY
+    outcome(b, 0, Outcome.FAILURE)
+    assert state(b, 0) is State.EJECTED
     assert {use(b, "a") for _ in range(20)} == {2, 3}
 
 
+def only(b, index):
+    """An exclusion set that leaves just proxy ``index``."""
+    return {p.key for p in b.states if p.id != index}
+
+
 def test_ejected_proxy_returns_after_backoff_as_a_single_trial(clock):
-    b = make_balancer(clock, ["http://10.0.0.1:1"], max_failures=1, backoff=Backoff(60, 600, jitter=0))
-    fail(b, 0, 1)
-    wait = b.acquire("a")
-    assert wait == Wait(60.0, unavailable=True)
+    b = make_balancer(clock, max_failures=1)  # one of three out: no panic
+    outcome(b, 0, Outcome.FAILURE)
+    assert b.acquire(Ask("a", only(b, 0))) == Wait(60.0, unavailable=True)
     clock.advance(60)
-    trial = b.acquire("a")
-    assert host(trial) == 1 and trial.trial
-    assert isinstance(b.acquire("b"), Wait)  # one request at a time while on trial
+    trial = b.acquire(Ask("a", only(b, 0)))
+    assert host(trial) == 1 and trial.unproven and state(b, 0) is State.TRIAL
+    wait = b.acquire(Ask("b", only(b, 0)))  # one request at a time while on trial
+    assert isinstance(wait, Wait) and wait.on_release and wait.capacity
     b.release(trial, Outcome.SUCCESS)
-    assert b.states[0].health.state is State.HEALTHY
-    assert host(b.acquire("b")) == 1 and host(b.acquire("c")) == 1
+    assert state(b, 0) is State.HEALTHY
+    assert host(b.acquire(Ask("b", only(b, 0)))) == 1 and host(b.acquire(Ask("c", only(b, 0)))) == 1
 
 
 def test_failed_trial_ejects_again_at_once_for_twice_as_long(clock):
-    b = make_balancer(clock, ["http://10.0.0.1:1"], max_failures=3, backoff=Backoff(60, 100, jitter=0))
-    fail(b, 0, 3)
+    b = make_balancer(clock, max_failures=3, backoff=Backoff(60, 100, jitter=0))
+    outcome(b, 0, Outcome.FAILURE, 3)
     clock.advance(60)
-    b.release(b.acquire("a"), Outcome.FAILURE)
-    assert b.states[0].health.state is State.EJECTED
-    assert b.acquire("a") == Wait(100.0, unavailable=True)  # 120 capped at 100
-    assert b.states[0].health.ejections == 2
+    b.release(b.acquire(Ask("a", only(b, 0))), Outcome.FAILURE)
+    assert state(b, 0) is State.EJECTED
+    assert b.acquire(Ask("a", only(b, 0))) == Wait(100.0, unavailable=True)  # 120 capped at 100
+    assert b.facts(b.states[0]).ejections == 2
 
 
 def test_backoff_doubles_is_capped_and_jitters_downward_only():
@@ -61,21 +98,34 @@ def test_backoff_doubles_is_capped_and_jitters_downward_only():
             assert 0.75 * full <= backoff.delay(n, rng) <= full
 
 
-def test_domain_cooldown_keeps_a_proxy_off_the_same_domain_only(clock):
-    b = make_balancer(clock, ["http://10.0.0.1:1", "http://10.0.0.2:1"], domain_cooldown=2.0)
-    assert {use(b, "a"), use(b, "a")} == {1, 2}
-    assert b.acquire("a") == Wait(2.0)
-    assert use(b, "b") in (1, 2)  # another domain is free
+def test_the_cooldown_counts_from_the_answer_and_keeps_a_proxy_off_that_site_only(clock):
+    b = make_balancer(clock, ["http://10.0.0.1:1", "http://10.0.0.2:1"], cooldown=2.0)
+    first, second = b.acquire(Ask("a")), b.acquire(Ask("a"))
+    assert {host(first), host(second)} == {1, 2}
+    assert b.acquire(Ask("a")) == Wait(2.0)  # both in use on a: each free 2 s after its answer at the soonest
+    clock.advance(5)  # a slow answer: the site saw the request somewhere in these 5 s
+    b.release(first, Outcome.SUCCESS)
+    assert b.acquire(Ask("a")) == Wait(2.0)  # 2 s from the answer, not the lease
+    assert use(b, "b") in (1, 2)  # another site is free
     clock.advance(1.5)
-    assert b.acquire("a") == Wait(0.5)
+    assert b.acquire(Ask("a")).seconds == 0.5
     clock.advance(0.5)
-    assert use(b, "a") in (1, 2)
+    assert host(b.acquire(Ask("a"))) == host(first)
 
 
-def test_retry_after_cools_that_proxy_on_that_site_for_the_time_asked(clock):
-    b = make_balancer(clock, ["http://10.0.0.1:1", "http://10.0.0.2:1"], strategy="round_robin")
-    lease = b.acquire("a")
-    b.release(lease, Outcome.BAN, retry_after=30)
+def test_without_a_cooldown_a_pair_carries_up_to_the_per_site_limit(clock):
+    b = make_balancer(clock, ["http://10.0.0.1:1"], cooldown=0.0, pair_limit=2)
+    for _ in range(5):
+        b.release(b.acquire(Ask("warm-up")), Outcome.SUCCESS)  # the proxy's own limit is above 2 now
+    two = [b.acquire(Ask("a")), b.acquire(Ask("a"))]
+    assert all(host(lease) == 1 for lease in two)
+    assert isinstance(b.acquire(Ask("a")), Wait)
+    assert host(b.acquire(Ask("b"))) == 1
+
+
+def test_retry_after_on_a_ban_keeps_that_proxy_off_that_site_for_the_time_asked(clock):
+    b = make_balancer(clock, ["http://10.0.0.1:1", "http://10.0.0.2:1"])
+    b.release(b.acquire(Ask("a")), Outcome.BAN, retry_after=30)
     assert all(use(b, "a") == 2 for _ in range(5))
     assert use(b, "b") == 1  # fine for another site
     clock.advance(30)
@@ -83,9 +133,68 @@ def test_retry_after_cools_that_proxy_on_that_site_for_the_time_asked(clock):
 
 
 def test_retry_after_is_clamped(clock):
-    b = make_balancer(clock, ["http://10.0.0.1:1"], max_hold=120)
-    b.release(b.acquire("a"), Outcome.BAN, retry_after=10**9)
-    assert b.acquire("a") == Wait(120.0, unavailable=True)
+    b = make_balancer(clock, ["http://10.0.0.1:1"], retry_after_max=120)  # a ban: no ejection, no panic
+    b.release(b.acquire(Ask("a")), Outcome.BAN, retry_after=10**9)
+    assert b.acquire(Ask("a")) == Wait(120.0, unavailable=True)
+
+
+def test_a_rate_limit_pauses_the_pair_and_is_no_ban(clock):
+    b = make_balancer(clock, ["http://10.0.0.1:1", "http://10.0.0.2:1"], max_banned_sites=1, cooldown=0.0)
+    one, two = (p.key for p in b.states)
+    assert b.release(lease_of(b, 0, "a"), Outcome.RATE_LIMITED, retry_after=20).outcome is Outcome.RATE_LIMITED
+    assert b.store.ban_of(one, "a") == (0.0, 0) and state(b, 0) is State.HEALTHY  # no ban, no ejection
+    assert b.gap("a", clock()) == 0  # one exit limited: that exit's problem, not the site's pace
+    assert use(b, "a") == 2  # proxy 1 pauses on a for the 20 s asked
+    assert use(b, "b", {two}) == 1  # and serves other sites meanwhile
+    clock.advance(20)
+    assert use(b, "a", {two}) == 1
+
+
+def test_a_second_proxy_rate_limited_slows_the_site_for_the_whole_pool(clock):
+    b = make_balancer(clock, [f"http://10.0.0.{i}:1" for i in range(1, 4)], cooldown=0.0)
+    b.release(lease_of(b, 0, "a"), Outcome.RATE_LIMITED)
+    b.release(lease_of(b, 0, "a"), Outcome.RATE_LIMITED)  # the same exit again: still not the site
+    assert b.gap("a", clock()) == 0
+    b.release(lease_of(b, 1, "a"), Outcome.RATE_LIMITED)
+    assert b.gap("a", clock()) > 0 and b.gap("b", clock()) == 0
+    lease = b.acquire(Ask("a", {b.states[0].key, b.states[1].key}))
+    b.release(lease, Outcome.SUCCESS)
+    assert isinstance(b.acquire(Ask("a", {b.states[0].key, b.states[1].key})), Wait)  # proxy 3 keeps the gap
+
+
+def test_rate_limits_slow_a_site_once_per_round_then_the_pace_decays(clock):
+    b = make_balancer(clock, [f"http://10.0.0.{i}:1" for i in range(1, 6)], cooldown=0.0)
+    leases = [lease_of(b, i, "a") for i in range(5)]  # sent together: one round, five exits
+    for lease in leases:
+        b.release(lease, Outcome.RATE_LIMITED)
+    slowed = b.gap("a", clock())
+    assert 0 < slowed < 1  # five answers of one round slowed it once
+    clock.advance(0.01)
+    b.release(lease_of(b, 1, "a"), Outcome.RATE_LIMITED)  # sent after the slow-down: a new round
+    assert b.gap("a", clock()) == pytest.approx(2 * slowed, rel=0.01)
+    clock.advance(3600)
+    assert b.gap("a", clock()) == 0.0  # back to the floor while the site answers fine
+
+
+def test_overload_cuts_the_proxy_s_limit_once_per_round_and_never_ejects(clock):
+    b = make_balancer(clock, ["http://10.0.0.1:1"], max_failures=1)
+    for _ in range(7):
+        b.release(b.acquire(Ask("warm")), Outcome.SUCCESS)
+    p = b.states[0]
+    assert p.limit.allowed == 8
+    leases = [b.acquire(Ask(f"s{i}")) for i in range(8)]
+    assert b.release(leases[0], Outcome.OVERLOADED).outcome is Outcome.OVERLOADED
+    assert p.limit.allowed == 4
+    b.release(leases[1], Outcome.OVERLOADED)  # the same round: no second cut
+    assert p.limit.allowed == 4 and state(b, 0) is State.HEALTHY
+    for lease in leases[2:]:
+        b.release(lease, Outcome.SUCCESS)
+
+
+def test_an_overload_answer_with_nothing_else_in_flight_is_the_site_s_own(clock):
+    b = make_balancer(clock, ["http://10.0.0.1:1"])
+    released = b.release(b.acquire(Ask("a")), Outcome.OVERLOADED)
+    assert released.outcome is Outcome.SUCCESS and b.states[0].limit.allowed == 2
 
 
 def test_excluded_proxies_are_never_handed_out(clock):
@@ -93,7 +202,7 @@ def test_excluded_proxies_are_never_handed_out(clock):
     tried = {b.states[0].key, b.states[2].key}
     assert all(use(b, "a", tried) == 2 for _ in range(10))
     with pytest.raises(NoProxyAvailable, match="all 3 proxies were tried"):
-        b.acquire("a", {p.key for p in b.states})
+        b.acquire(Ask("a", {p.key for p in b.states}))
 
 
 def test_region_filtering(clock):
@@ -104,190 +213,220 @@ def test_region_filtering(clock):
     assert {use(b, "a", region="us") for _ in range(10)} == {2}
     assert {use(b, "a") for _ in range(10)} == {1, 2, 3}
     with pytest.raises(NoProxyAvailable, match="region 'asia'"):
-        b.acquire("a", region="asia")
+        b.acquire(Ask("a", region="asia"))
 
 
 def test_backups_serve_only_while_no_primary_is_available(clock):
     entries = ["http://10.0.0.1:1", "http://10.0.0.2:1", {"url": "http://10.0.0.9:1", "backup": True}]
-    b = make_balancer(clock, entries, max_failures=1, domain_cooldown=1.0)
-    first = [b.acquire("a") for _ in range(2)]
+    b = make_balancer(clock, entries, max_failures=1, cooldown=1.0)
+    first = [b.acquire(Ask("a")) for _ in range(2)]
     assert {host(lease) for lease in first} == {1, 2}
-    assert isinstance(b.acquire("a"), Wait)  # primaries cooling on a: wait, spare the backup
+    assert isinstance(b.acquire(Ask("a")), Wait)  # primaries busy on a: wait, spare the backup
     assert use(b, "a", {b.states[0].key, b.states[1].key}) == 9  # primaries tried
     for lease in first:
         b.release(lease, Outcome.SUCCESS)
     clock.advance(5)
-    fail(b, 0, 1)
-    fail(b, 1, 1)
+    outcome(b, 0, Outcome.FAILURE, site="x1")
+    outcome(b, 1, Outcome.FAILURE, site="x2")
     assert use(b, "x") == 9  # every primary ejected
     clock.advance(60)
     assert use(b, "y") in (1, 2)  # primaries back on trial take over again
 
 
 def test_a_revived_proxy_still_finishing_old_requests_makes_requests_wait_not_fail(clock):
-    b = make_balancer(clock, ["http://10.0.0.1:1"], max_failures=1, backoff=Backoff(30, 300, jitter=0))
-    old = b.acquire("a")
-    fail(b, 0, 1)
+    b = make_balancer(clock, max_failures=1, backoff=Backoff(30, 300, jitter=0))
+    old = lease_of(b, 0, "a")
+    outcome(b, 0, Outcome.FAILURE, site="z")
     clock.advance(30)
-    assert b.acquire("b") == Wait(0.1)  # on trial, but its pre-ejection request is in flight
+    wait = b.acquire(Ask("b", only(b, 0)))  # on trial, but its pre-ejection request is in flight
+    assert isinstance(wait, Wait) and wait.on_release and not wait.unavailable
     b.release(old, Outcome.NEUTRAL)
-    assert host(b.acquire("b")) == 1
+    assert host(b.acquire(Ask("b", only(b, 0)))) == 1
 
 
-def test_all_ejected_waits_for_the_earliest_recovery(clock):
-    b = make_balancer(clock, ["http://10.0.0.1:1", "http://10.0.0.2:1"], max_failures=1,
+def test_all_ejected_waits_for_the_earliest_recovery_or_panic_probe(clock):
+    b = make_balancer(clock, [f"http://10.0.0.{i}:1" for i in range(1, 5)], max_failures=1,
                       backoff=Backoff(30, 300, jitter=0))
-    fail(b, 0, 1)
-    clock.advance(10)
-    fail(b, 1, 1)
-    assert b.acquire("a") == Wait(20.0, unavailable=True)
+    outcome(b, 0, Outcome.FAILURE)
+    clock.advance(0.5)
+    outcome(b, 1, Outcome.FAILURE)
+    assert b.acquire(Ask("a", only(b, 0) & only(b, 1))) == Wait(29.5, unavailable=True)  # half in rotation: no panic
+    outcome(b, 2, Outcome.FAILURE)
+    assert b.acquire(Ask("a", {b.states[3].key})) == Wait(0.5, unavailable=True)  # panic: a probe is due soon
 
 
-def test_slow_start_limits_a_proxy_of_unknown_health_until_it_succeeds(clock):
+def test_slow_start_adds_one_request_per_success_until_it_is_cut(clock):
     b = make_balancer(clock, ["http://10.0.0.1:1"])
-    first = b.acquire("a")
-    assert b.acquire("b") == Wait(0.1)  # a hung proxy would hold just this one request
+    first = b.acquire(Ask("a"))
+    assert b.acquire(Ask("b")).capacity  # a hung proxy would hold just this one request
     b.release(first, Outcome.SUCCESS)
-    two = [b.acquire(d) for d in "bc"]
-    assert all(host(lease) == 1 for lease in two) and b.acquire("d") == Wait(0.1)
+    two = [b.acquire(Ask(d)) for d in "bc"]
+    assert all(host(lease) == 1 for lease in two) and isinstance(b.acquire(Ask("d")), Wait)
     for lease in two:
         b.release(lease, Outcome.SUCCESS)
-    assert len([b.acquire(d) for d in "efghijkl"]) == 8  # 2**3 after three successes
-    assert b.acquire("m") == Wait(0.1)
+    assert len([b.acquire(Ask(d)) for d in "efgh"]) == 4  # 1 + 3 successes: doubling per round of answers
+    assert isinstance(b.acquire(Ask("m")), Wait)
+
+
+def test_a_failure_puts_a_proxy_back_to_one_request_at_a_time(clock):
+    b = make_balancer(clock, ["http://10.0.0.1:1"], max_failures=5)
+    for _ in range(4):
+        b.release(b.acquire(Ask("a")), Outcome.SUCCESS)
+    leases = [b.acquire(Ask(d)) for d in "bcd"]
+    assert all(host(lease) == 1 and not lease.unproven for lease in leases)
+    b.release(leases[0], Outcome.FAILURE)
+    assert b.acquire(Ask("e")).capacity  # two still in flight, limit now 1
+    for lease in leases[1:]:
+        b.release(lease, Outcome.NEUTRAL)
+    assert b.acquire(Ask("e")).unproven  # the middleware shortens its timeout
+    assert b.states[0].limit.threshold == 2.5  # and it grows back fast: to half its old limit
 
 
 def test_release_is_idempotent_and_in_flight_never_negative(clock):
     b = make_balancer(clock)
-    lease = b.acquire("a")
+    lease = b.acquire(Ask("a"))
     b.release(lease, Outcome.SUCCESS)
     b.release(lease, Outcome.FAILURE)
     assert lease.state.in_flight == 0
     assert lease.state.metrics.failures == 0
 
 
-class Answer:
-    def __init__(self, status, body=b""):
-        self.status, self.body = status, body
-
-
-def test_ban_policy_tells_failures_bans_and_site_answers_apart():
-    policy = BanPolicy([403, 407, 429], [r"class=.captcha", "(?i)are you a robot"], failures=(ConnectionError,))
-    outcome = policy.response_outcome
-    assert outcome(None, Answer(429)) is Outcome.BAN
-    assert outcome(None, Answer(407)) is Outcome.FAILURE  # the proxy's own refusal
-    assert outcome(None, Answer(404)) is Outcome.SUCCESS  # the site's answer, delivered
-    assert outcome(None, Answer(500, b"are you a robot?")) is Outcome.SUCCESS  # patterns: 2xx only
-    assert outcome(None, Answer(200, b"<p>Are You A Robot?</p>")) is Outcome.BAN
-    assert outcome(None, Answer(200, b"x" * 20000 + b"are you a robot")) is Outcome.SUCCESS  # past the scan
-    assert outcome(None, Answer(200, b"<p>fine</p>")) is Outcome.SUCCESS
-    assert policy.exception_outcome(None, ConnectionRefusedError()) is Outcome.FAILURE
-    assert policy.exception_outcome(None, KeyError()) is Outcome.NEUTRAL
-
-
-def test_parse_retry_after():
-    assert parse_retry_after(b"120", 0) == 120.0
-    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", 1445412470.0) == 10.0
-    assert parse_retry_after(b"soon", 0) is None
-    assert parse_retry_after(None, 0) is None
-
-
 def test_bans_without_retry_after_double_per_ban_in_a_row_and_reset_on_success(clock):
-    b = make_balancer(clock, ["http://10.0.0.1:1", "http://10.0.0.2:1"], ban_cooldown=10, max_hold=1000,
-                      backoff=Backoff(60, 600, jitter=0.0))
+    b = make_balancer(clock, ["http://10.0.0.1:1", "http://10.0.0.2:1"], ban_backoff=Backoff(10, 1000, jitter=0))
     p = b.states[0]
     for expected in (10, 20, 40, 80):
-        b.release(b._lease(p, "a", clock()), Outcome.BAN)
-        assert p.bans["a"][0] - clock() == expected
+        outcome(b, 0, Outcome.BAN)
+        assert b.store.ban_of(p.key, "a")[0] - clock() == expected
         assert use(b, "a") == 2 and use(b, "b") in (1, 2)  # banned by a only
         clock.advance(expected)
-    b.release(b._lease(p, "a", clock()), Outcome.SUCCESS)
-    b.release(b._lease(p, "a", clock()), Outcome.BAN)
-    assert p.bans["a"][0] - clock() == 10  # a success there started the count again
+    outcome(b, 0, Outcome.SUCCESS)
+    outcome(b, 0, Outcome.BAN)
+    assert b.store.ban_of(p.key, "a")[0] - clock() == 10  # a success there started the count again
 
 
 def test_a_proxy_banned_by_many_sites_is_ejected_from_the_whole_pool(clock):
-    b = make_balancer(clock, ["http://10.0.0.1:1", "http://10.0.0.2:1"], max_banned_sites=3, ban_cooldown=30)
+    b = make_balancer(clock, ["http://10.0.0.1:1", "http://10.0.0.2:1"], max_banned_sites=3,
+                      ban_backoff=Backoff(30, 1800, jitter=0))
     p = b.states[0]
-    assert b.release(b._lease(p, "a", clock()), Outcome.BAN) is None
-    assert b.release(b._lease(p, "b", clock()), Outcome.BAN) is None
+    for site in "ab":
+        assert b.release(lease_of(b, 0, site), Outcome.BAN).ejected is None
     clock.advance(31)  # the first two bans are over
-    assert b.release(b._lease(p, "c", clock()), Outcome.BAN) is None
-    assert p.health.state is State.HEALTHY
-    b.release(b._lease(p, "d", clock()), Outcome.BAN)
-    assert b.release(b._lease(p, "e", clock()), Outcome.BAN) == 60.0  # three sites at once
-    assert p.health.state is State.EJECTED and "banned by 3 sites" in p.problem
+    assert b.release(lease_of(b, 0, "c"), Outcome.BAN).ejected is None
+    assert state(b, 0) is State.HEALTHY
+    b.release(lease_of(b, 0, "d"), Outcome.BAN)
+    assert b.release(lease_of(b, 0, "e"), Outcome.BAN).ejected == 60.0  # three sites at once
+    assert state(b, 0) is State.EJECTED and "banned by 3 sites" in b.facts(p).reason
     assert {use(b, "z") for _ in range(5)} == {2}
-    assert b.record_check(p.key, True, rise=1, fall=3) is None  # a check cannot clear the sites' verdict
+    assert b.record_check(p.key, True, rise=1, fall=3) is CheckVerdict.NONE  # a check cannot clear that
 
 
 def test_backups_serve_while_every_primary_is_banned_by_the_site(clock):
     entries = ["http://10.0.0.1:1", {"url": "http://10.0.0.9:1", "backup": True}]
     b = make_balancer(clock, entries)
-    b.release(b.acquire("a"), Outcome.BAN, retry_after=100)
+    b.release(b.acquire(Ask("a")), Outcome.BAN, retry_after=100)
     assert use(b, "a") == 9
     assert use(b, "b") == 1
 
 
 def test_wait_says_unavailable_only_when_no_proxy_could_serve(clock):
-    b = make_balancer(clock, ["http://10.0.0.1:1", "http://10.0.0.2:1"], domain_cooldown=1.0, max_failures=1)
-    b.release(b.acquire("a"), Outcome.SUCCESS)
-    b.release(b.acquire("a"), Outcome.SUCCESS)
-    assert b.acquire("a") == Wait(1.0)  # merely pacing
-    b.release(b.acquire("b"), Outcome.BAN, retry_after=50)
-    b.release(b.acquire("b"), Outcome.BAN, retry_after=50)
-    assert b.acquire("b") == Wait(1.0, unavailable=True)  # banned by b everywhere; cooldown ends first
-    fail(b, 0, 1)
-    fail(b, 1, 1)
-    assert b.acquire("c") == Wait(60.0, unavailable=True)
-
-
-def test_a_failure_puts_a_proxy_back_to_one_request_at_a_time(clock):
-    b = make_balancer(clock, ["http://10.0.0.1:1"], max_failures=5)
-    for _ in range(4):
-        b.release(b.acquire("a"), Outcome.SUCCESS)
-    leases = [b.acquire(d) for d in "bcd"]
-    assert all(host(lease) == 1 and not lease.unproven for lease in leases)
-    b.release(leases[0], Outcome.FAILURE)
-    assert b.acquire("e") == Wait(0.1)  # two still in flight, limit now 1
-    for lease in leases[1:]:
-        b.release(lease, Outcome.NEUTRAL)
-    assert b.acquire("e").unproven  # a request on an unproven proxy: the middleware shortens its timeout
+    b = make_balancer(clock, ["http://10.0.0.1:1", "http://10.0.0.2:1"], cooldown=1.0, max_failures=1)
+    for _ in range(2):
+        b.release(b.acquire(Ask("a")), Outcome.SUCCESS)
+    assert b.acquire(Ask("a")) == Wait(1.0)  # merely pacing
+    for _ in range(2):
+        b.release(b.acquire(Ask("b")), Outcome.BAN, retry_after=50)
+    assert b.acquire(Ask("b")) == Wait(1.0, unavailable=True)  # banned by b everywhere; a cooldown ends first
+    outcome(b, 0, Outcome.FAILURE, site="x")
+    outcome(b, 1, Outcome.FAILURE, site="y")
+    assert b.acquire(Ask("c")) == Wait(1.0, unavailable=True)  # all out: panic, a probe in a second
 
 
 def test_degraded_when_fewer_than_half_are_in_rotation(clock):
     b = make_balancer(clock, [f"http://10.0.0.{i}:1" for i in range(1, 5)], max_failures=1)
-    fail(b, 0, 1)
-    fail(b, 1, 1)
+    outcome(b, 0, Outcome.FAILURE)
+    outcome(b, 1, Outcome.FAILURE)
     assert not b.degraded()
-    fail(b, 2, 1)
+    outcome(b, 2, Outcome.FAILURE)
     assert b.degraded()
 
 
+def test_in_panic_ejected_proxies_get_one_probe_at_a_time_and_come_back_on_success(clock):
+    b = make_balancer(clock, [f"http://10.0.0.{i}:1" for i in range(1, 5)], max_failures=1,
+                      backoff=Backoff(600, 600, jitter=0))
+    for i in range(4):
+        outcome(b, i, Outcome.FAILURE, site=f"s{i}")
+    assert b.acquire(Ask("a")).unavailable  # no probe due yet
+    clock.advance(1.0)
+    results = [b.acquire(Ask("a")) for _ in range(6)]
+    probes = [r for r in results if not isinstance(r, Wait)]
+    assert sorted(host(r) for r in probes) == [1, 2, 3, 4] and all(r.probe for r in probes)
+    b.release(probes[0], Outcome.FAILURE)  # still dead: stays out, probed again a second later
+    assert state(b, host(probes[0]) - 1) is State.EJECTED
+    b.release(probes[1], Outcome.SUCCESS)  # it answers: back now, not in ten minutes
+    assert state(b, host(probes[1]) - 1) is State.HEALTHY and b.in_rotation(probes[1].state.key)
+    clock.advance(1.0)
+    again = [b.acquire(Ask("b")) for _ in range(5)]
+    probed = {host(r) for r in again if not isinstance(r, Wait) and r.probe}
+    assert host(probes[0]) in probed  # due again
+    assert not probed & {host(probes[2]), host(probes[3])}  # one probe at a time per proxy
+
+
+def test_outside_panic_an_ejected_proxy_waits_out_its_backoff(clock):
+    b = make_balancer(clock, [f"http://10.0.0.{i}:1" for i in range(1, 5)], max_failures=1)
+    outcome(b, 0, Outcome.FAILURE)
+    clock.advance(5)
+    assert 1 not in {use(b, f"s{i}") for i in range(20)}  # three of four in rotation: no probes
+
+
 def test_why_out_says_why_each_proxy_cannot_serve(clock):
-    b = make_balancer(clock, ["http://u:secret@10.0.0.1:1", "http://10.0.0.2:1", "http://10.0.0.3:1"],
-                      max_failures=1)
-    b.release(b._lease(b.states[0], "a", clock()), Outcome.FAILURE, reason="ConnectionRefusedError")
-    b.release(b._lease(b.states[1], "a", clock()), Outcome.BAN, retry_after=30, reason="status 429")
+    b = make_balancer(clock, ["http://u:secret@10.0.0.1:1", "http://10.0.0.2:1", "http://10.0.0.3:1"], max_failures=1)
+    b.release(lease_of(b, 0), Outcome.FAILURE, reason="DownloadConnectionRefusedError")
+    b.release(lease_of(b, 1), Outcome.BAN, retry_after=30, reason="403 Forbidden")
     b.disable(b.states[2].key)
     lines = b.why_out("a")
-    assert lines[0] == "http://u:***@10.0.0.1:1: ejected for 60 s more after 1 ejection(s) (last: ConnectionRefusedError)"
-    assert lines[1] == "http://10.0.0.2:1: banned by a for 30 s more (last: status 429 from a)"
+    assert lines[0] == ("http://u:***@10.0.0.1:1: ejected for 60 s more after 1 ejection(s)"
+                        " (last: DownloadConnectionRefusedError)")
+    assert lines[1] == "http://10.0.0.2:1: banned by a for 30 s more (last: 403 Forbidden from a)"
     assert lines[2] == "http://10.0.0.3:1: disabled"
 
 
 def test_active_checks_revive_early_and_eject_after_fall_in_a_row(clock):
     b = make_balancer(clock, ["http://10.0.0.1:1", "http://10.0.0.2:1"], max_failures=1)
     p = b.states[0]
-    fail(b, 0, 1)
-    assert b.record_check(p.key, True, rise=2, fall=3) is None  # one pass is not enough
-    assert b.record_check(p.key, True, rise=2, fall=3) == "revived"
-    assert p.health.state is State.TRIAL and 1 in {use(b, f"d{i}") for i in range(10)}
-    assert b.record_check(p.key, False, rise=2, fall=3, reason="status 502") is None
-    assert b.record_check(p.key, False, rise=2, fall=3) is None
-    assert b.record_check(p.key, True, rise=2, fall=3) is None  # a pass breaks the run
+    outcome(b, 0, Outcome.FAILURE)
+    assert b.record_check(p.key, True, rise=2, fall=3) is CheckVerdict.NONE  # one pass is not enough
+    assert b.record_check(p.key, True, rise=2, fall=3) is CheckVerdict.REVIVED
+    assert state(b, 0) is State.TRIAL and 1 in {use(b, f"d{i}") for i in range(10)}
+    assert b.record_check(p.key, False, rise=2, fall=3, reason="status 502") is CheckVerdict.NONE
+    assert b.record_check(p.key, False, rise=2, fall=3) is CheckVerdict.NONE
+    assert b.record_check(p.key, True, rise=2, fall=3) is CheckVerdict.NONE  # a pass breaks the run
     for _ in range(2):
-        assert b.record_check(p.key, False, rise=2, fall=3, reason="timeout") is None
-    assert b.record_check(p.key, False, rise=2, fall=3, reason="timeout") == "ejected"
-    assert p.health.state is State.EJECTED and "failed 3 health check(s): timeout" in p.problem
+        assert b.record_check(p.key, False, rise=2, fall=3, reason="timeout") is CheckVerdict.NONE
+    assert b.record_check(p.key, False, rise=2, fall=3, reason="timeout") is CheckVerdict.EJECTED
+    assert state(b, 0) is State.EJECTED and "failed 3 health check(s): timeout" in b.facts(p).reason
     assert {use(b, f"e{i}") for i in range(10)} == {2}
-    assert b.record_check("http://10.9.9.9:1", True, rise=1, fall=1) is None  # not in the pool
+    assert b.record_check("http://10.9.9.9:1", True, rise=1, fall=1) is CheckVerdict.NONE  # not in the pool
+
+
+class Recorder(PoolListener):
+    def __init__(self):
+        self.events = []
+
+    def ejected(self, state, facts, seconds):
+        self.events.append(("ejected", state.id, seconds))
+
+    def revived(self, state, how):
+        self.events.append(("revived", state.id, how))
+
+
+def test_every_ejection_and_return_is_told_once_to_the_listener(clock):
+    listener = Recorder()
+    b = make_balancer(clock, ["http://10.0.0.1:1", "http://10.0.0.2:1"], max_failures=1, listener=listener,
+                      max_banned_sites=1)
+    outcome(b, 0, Outcome.FAILURE)
+    outcome(b, 1, Outcome.BAN, site="s")
+    b.record_check(b.states[0].key, True, rise=1, fall=1)
+    clock.advance(61)
+    b.acquire(Ask("x"))
+    assert listener.events == [("ejected", 0, 60.0), ("ejected", 1, 60.0), ("revived", 0, "check"),
+                               ("revived", 1, "trial")]

@@ -5,12 +5,12 @@ from scrapy import Request
 from scrapy.http import HtmlResponse
 from scrapy.settings import Settings
 
-from scrapy_proxybalance.checks import check_request, find_ip, judge
+from scrapy_proxybalance.checks.probe import check_request, find_ip, judge
 from scrapy_proxybalance.config import HealthCheck
 from scrapy_proxybalance.core.errors import ConfigError
-from scrapy_proxybalance.core.proxy import parse_proxy
+from scrapy_proxybalance.core.proxy import parse_entry
 
-PROXY = parse_proxy("http://u:secret@10.0.0.1:8000")
+PROXY = parse_entry("http://u:secret@10.0.0.1:8000")
 
 
 def health_check(**values):

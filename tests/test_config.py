@@ -1,15 +1,20 @@
-"""Settings are read and validated once, with messages that name the setting and value."""
+"""Settings are read and validated once, with messages that name the setting and the value
+(passwords masked); every setting is checked, whatever type of value a config produces."""
+
+import re
+from pathlib import Path
 
 import pytest
 from scrapy.settings import Settings
 
-from scrapy_proxybalance.config import Config
+from scrapy_proxybalance.config import DEFAULTS, Config
 from scrapy_proxybalance.core.errors import ConfigError
-from scrapy_proxybalance.core.strategies import LeastLatency, WeightedRandom
+from scrapy_proxybalance.core.strategies import LeastLatency, Strategy, WeightedRandom
 
 from .strategy_plugin import AlwaysFirst
 
 POOL = ["http://10.0.0.1:8000"]
+README = Path(__file__).parent.parent / "README.md"
 
 
 def config(**values):
@@ -18,12 +23,26 @@ def config(**values):
 
 def test_defaults():
     c = config()
+    r = c.rules
     assert c.strategy is WeightedRandom
-    assert (c.domain_cooldown, c.max_failures, c.recovery_interval, c.retry_times) == (1.0, 3, 60.0, 3)
-    assert c.ban_status_codes == {403, 407, 429, 503}
-    assert c.stats_interval == 60.0
-    assert (c.max_banned_sites, c.trial_timeout, c.unavailable_timeout, c.unavailable_action) == (3, 30.0, 600.0, "close")
-    assert c.ban_body_patterns == [] and c.pool_reload_interval == 5.0
+    assert (r.cooldown, r.max_failures, r.backoff.base, r.backoff.cap, r.retry_times) == (1.0, 3, 60.0, 1800.0, 3)
+    assert (r.ban_backoff.base, r.ban_backoff.cap, r.retry_after_max, r.cooldown_max) == (60.0, 1800.0, 1800.0, 60.0)
+    assert (c.ban_status_codes, c.rate_limit_status_codes, c.overload_status_codes) == ({403}, {429}, {503})
+    assert c.stats_interval == 60.0 and not c.stats_per_proxy and c.max_waiting == 1000
+    assert (r.max_banned_sites, c.trial_timeout, r.unavailable_timeout, c.unavailable_action) == (3, 30.0, 600.0, "close")
+    assert c.ban_body_patterns == [] and c.pool_reload_interval == 5.0 and c.health_check is None
+    assert r.pair_limit == 8  # Scrapy's CONCURRENT_REQUESTS_PER_DOMAIN, per (site, proxy)
+
+
+def test_every_setting_has_a_readme_row_and_every_row_a_setting():
+    rows = set(re.findall(r"^\| `(PROXY_[A-Z_]+)`", README.read_text(), re.M))
+    rows |= {f"PROXY_HEALTH_CHECK_{n}" for n in ("RISE", "FALL")}  # documented together in one row
+    assert rows == set(DEFAULTS)
+
+
+def test_download_delay_is_a_floor_of_the_cooldown():
+    assert config(DOWNLOAD_DELAY=2.5).rules.cooldown == 2.5
+    assert config(DOWNLOAD_DELAY=0.5, PROXY_DOMAIN_COOLDOWN=1.5).rules.cooldown == 1.5
 
 
 def test_ban_body_patterns_and_policy():
@@ -44,29 +63,51 @@ def test_strategy_by_name_class_or_dotted_path():
     ("values", "message"),
     [
         ({"PROXY_STRATEGY": "fastest"}, "PROXY_STRATEGY: unknown strategy 'fastest'; choose one of"),
-        ({"PROXY_STRATEGY": "os.path.join"}, "'os.path.join' is not a subclass"),
+        ({"PROXY_STRATEGY": "os.path.join"}, "'os.path.join' is not a concrete subclass"),
+        ({"PROXY_STRATEGY": Strategy}, "is not a concrete subclass of scrapy_proxybalance.Strategy"),
         ({"PROXY_STRATEGY": "nope.Missing"}, "PROXY_STRATEGY: cannot load 'nope.Missing'"),
+        ({"PROXY_STRATEGY": 5}, "PROXY_STRATEGY must be a name or a dotted path, got 5"),
         ({"PROXY_DOMAIN_COOLDOWN": -1}, "PROXY_DOMAIN_COOLDOWN must be >= 0, got -1"),
         ({"PROXY_DOMAIN_COOLDOWN": "soon"}, "PROXY_DOMAIN_COOLDOWN must be a number, got 'soon'"),
+        ({"PROXY_DOMAIN_COOLDOWN": "nan"}, "PROXY_DOMAIN_COOLDOWN must be a finite number, got 'nan'"),
+        ({"PROXY_DOMAIN_COOLDOWN": float("nan")}, "PROXY_DOMAIN_COOLDOWN must be a finite number, got nan"),
+        ({"PROXY_DOMAIN_COOLDOWN": float("inf")}, "PROXY_DOMAIN_COOLDOWN must be a finite number, got inf"),
+        ({"PROXY_DOMAIN_COOLDOWN": 1e308}, "PROXY_DOMAIN_COOLDOWN must be at most 31,536,000, got 1e+308"),
+        ({"PROXY_DOMAIN_COOLDOWN": [1]}, "PROXY_DOMAIN_COOLDOWN must be a number, got [1]"),
+        ({"PROXY_HEALTH_CHECK_INTERVAL": "nan"}, "PROXY_HEALTH_CHECK_INTERVAL must be a finite number"),
+        ({"PROXY_HEALTH_CHECK_INTERVAL": -1}, "PROXY_HEALTH_CHECK_INTERVAL must be > 0, got -1"),  # checked with checks off
         ({"PROXY_MAX_FAILURES": 0}, "PROXY_MAX_FAILURES must be > 0, got 0"),
         ({"PROXY_MAX_FAILURES": 2.5}, "PROXY_MAX_FAILURES must be a whole number, got 2.5"),
+        ({"PROXY_MAX_FAILURES": True}, "PROXY_MAX_FAILURES must be a whole number, got True"),
+        ({"PROXY_MAX_WAITING": 0}, "PROXY_MAX_WAITING must be > 0, got 0"),
         ({"PROXY_RECOVERY_INTERVAL": 100, "PROXY_RECOVERY_MAX_INTERVAL": 10}, "must be >= PROXY_RECOVERY_INTERVAL"),
         ({"PROXY_BAN_STATUS_CODES": [403, "x"]}, "PROXY_BAN_STATUS_CODES must be a list of HTTP status codes"),
         ({"PROXY_BAN_STATUS_CODES": [999]}, "statuses 100-599"),
+        ({"PROXY_RATE_LIMIT_STATUS_CODES": {"a": 1}}, "PROXY_RATE_LIMIT_STATUS_CODES must be a list of HTTP status"),
         ({"PROXY_DOMAIN_REGIONS": {"a.com": "asia"}}, "maps 'a.com' to region 'asia', but no proxy"),
         ({"PROXY_POOL": []}, "PROXY_POOL is empty"),
         ({"PROXY_POOL": ""}, "PROXY_POOL is empty"),
         ({"PROXY_POOL": ["ftp://u:secret@h:21"]}, "unsupported proxy scheme 'ftp' in 'ftp://u:***@h:21'"),
         ({"PROXY_POOL": ["socks5://h:1080"]}, "unsupported proxy scheme 'socks5'"),
-        ({"PROXY_POOL": ["http://u:secret@h:99999"]}, "malformed proxy URL 'http://u:***@h:99999'"),
-        ({"PROXY_POOL": ["http://:8080"]}, "has no host"),
+        ({"PROXY_POOL": ["http://u:secret@h:99999"]}, "'http://u:***@h:99999': the port must be a number from 1 to 65535"),
+        ({"PROXY_POOL": ["http://h:0"]}, "'http://h:0': the port must be a number from 1 to 65535"),
+        ({"PROXY_POOL": ["http://[::1]:8080"]}, "IPv6 addresses are not supported"),
+        ({"PROXY_POOL": ["http://:8080"]}, "has no valid host"),
         ({"PROXY_POOL": ["http://h:1/path"]}, "must not have a path"),
         ({"PROXY_POOL": ["http://h:1", "http://h:1"]}, "duplicate proxy http://h:1"),
-        ({"PROXY_POOL": [{"url": "http://h:1", "weight": 0}]}, "weight must be a number > 0, got 0"),
-        ({"PROXY_POOL": [{"url": "http://h:1", "colour": "red"}]}, "unknown key(s) ['colour']"),
+        ({"PROXY_POOL": [{"url": "http://h:1", "weight": 0}]}, "weight must be a number > 0 and <= 1,000,000, got 0"),
+        ({"PROXY_POOL": [{"url": "http://h:1", "weight": 1e308}]}, "weight must be a number > 0 and <= 1,000,000"),
+        ({"PROXY_POOL": [{"url": "http://h:1", "weight": float("inf")}]}, "got inf"),
+        ({"PROXY_POOL": [{"url": "http://h:1", "weight": float("nan")}]}, "got nan"),
+        ({"PROXY_POOL": [{"url": "http://h:1", "colour": "red"}]}, "unknown key(s) 'colour'"),
+        ({"PROXY_POOL": [{"url": "http://h:1", "tags": 5}]}, "unknown key(s) 'tags'"),
+        ({"PROXY_POOL": [{"url": "http://h:1", "backup": "no"}]}, "backup must be true or false"),
+        ({"PROXY_POOL": [{"url": "http://h:1", "region": 3}]}, "region must be a non-empty string, got 3"),
         ({"PROXY_POOL": [42]}, "an entry must be a URL or a dict, got 42"),
+        ({"PROXY_POOL": 42}, "PROXY_POOL must be a list of proxies, a comma-separated string or a file path, got 42"),
         ({"PROXY_POOL": "/nonexistent/proxies.txt"}, "cannot read proxy file '/nonexistent/proxies.txt'"),
         ({"PROXY_POOL": ["http://u:p@h:1"], "HTTPPROXY_ENABLED": False}, "HTTPPROXY_ENABLED is False"),
+        ({"PROXY_POOL": ["http://u:p\u20ac@h:1"]}, "cannot be encoded as 'latin-1' (HTTPPROXY_AUTH_ENCODING)"),
         ({"PROXY_BAN_BODY_PATTERNS": ["captcha", "(unclosed"]},
          "PROXY_BAN_BODY_PATTERNS: '(unclosed' is not a valid regular expression: missing ), unterminated"),
         ({"PROXY_BAN_BODY_PATTERNS": 42}, "PROXY_BAN_BODY_PATTERNS must be a list of regular expressions, got 42"),
@@ -77,23 +118,48 @@ def test_strategy_by_name_class_or_dotted_path():
         ({"PROXY_TRIAL_TIMEOUT": "fast"}, "PROXY_TRIAL_TIMEOUT must be a number, got 'fast'"),
         ({"PROXY_MAX_BANNED_SITES": -1}, "PROXY_MAX_BANNED_SITES must be >= 0, got -1"),
         ({"PROXY_POOL_RELOAD_INTERVAL": -1}, "PROXY_POOL_RELOAD_INTERVAL must be >= 0, got -1"),
+        ({"PROXY_STATS_PER_PROXY": "yes"}, "PROXY_STATS_PER_PROXY must be True or False"),
+        ({"PROXY_SCHEDULER": "scrapy_proxybalance.ProxyScheduler"}, "PROXY_SCHEDULER: 'scrapy_proxybalance.Proxy"),
+        ({"PROXY_HEALTH_CHECK_URL": "http://exa mple/ip"}, "PROXY_HEALTH_CHECK_URL must be an http(s) URL"),
     ],
 )
 def test_bad_values_are_reported_with_the_setting_and_the_value(values, message):
     with pytest.raises(ConfigError) as info:
         config(**values)
     assert message in str(info.value)
-    assert "secret" not in str(info.value)
+    assert "secret" not in str(info.value) and "\n" not in str(info.value)
 
 
-def test_pool_file_with_comments_and_line_numbers_in_errors(tmp_path):
+def test_a_password_with_special_characters_never_shows_in_an_error():
+    for url in ("http://u:LEAK@B@host:port", "http://u:LEAKA/x@host:notaport", "http://u:LE#AK@host:0",
+                "http://u:LEAK%@host:99999/path", "socks5://u:L@E/A#K@h:1"):
+        with pytest.raises(ConfigError) as info:
+            config(PROXY_POOL=[url])
+        message = str(info.value)
+        assert "u:***@" in message and not any(part in message for part in ("LEAK", "LE", "L@E", "A#K")), message
+
+
+def test_passwords_may_hold_raw_or_encoded_special_characters():
+    pool = config(PROXY_POOL=["http://u:p@ss:w/rd#1?@10.0.0.1:8000", "http://v:p%40ss%25@10.0.0.2:8000"]).pool
+    assert [p.password for p in pool] == ["p@ss:w/rd#1?", "p@ss%"]
+    assert pool[0].url == "http://u:p%40ss%3Aw%2Frd%231%3F@10.0.0.1:8000"  # Scrapy decodes exactly the password
+    assert [str(p) for p in pool] == ["http://u:***@10.0.0.1:8000", "http://v:***@10.0.0.2:8000"]
+
+
+def test_pool_file_with_comments_bom_passwords_and_line_numbers_in_errors(tmp_path):
     good = tmp_path / "proxies.txt"
-    good.write_text("# my proxies\nhttp://10.0.0.1:1\n\n10.0.0.2:3128  # no scheme means http\n")
-    assert [p.key for p in config(PROXY_POOL=str(good)).pool] == ["http://10.0.0.1:1", "http://10.0.0.2:3128"]
+    good.write_text("\ufeff# my proxies\nhttp://10.0.0.1:1\n\n10.0.0.2:3128  # no scheme means http\n"
+                    "http://u:pa#ss@10.0.0.3:1\n"
+                    '{"url": "http://10.0.0.4:1", "weight": 2, "name": "four"}\n', encoding="utf-8")
+    pool = config(PROXY_POOL=str(good)).pool
+    assert [p.key for p in pool] == ["http://10.0.0.1:1", "http://10.0.0.2:3128", "http://u@10.0.0.3:1",
+                                     "http://10.0.0.4:1"]
+    assert pool[2].password == "pa#ss" and pool[3].label == "four" and pool[3].weight == 2
     bad = tmp_path / "bad.txt"
-    bad.write_text("http://10.0.0.1:1\nsocks5://10.0.0.2:1\n")
-    with pytest.raises(ConfigError, match=r"line 2\): unsupported proxy scheme 'socks5'"):
+    bad.write_text("http://10.0.0.1:1\nsocks5://u:LEAK#x@10.0.0.2:1\n")
+    with pytest.raises(ConfigError, match=r"line 2\): unsupported proxy scheme 'socks5'") as info:
         config(PROXY_POOL=str(bad))
+    assert "LEAK" not in str(info.value)
     empty = tmp_path / "empty.txt"
     empty.write_text("# nothing here yet\n")
     with pytest.raises(ConfigError, match=r"PROXY_POOL the file '.*empty.txt' lists no proxies"):
@@ -106,14 +172,29 @@ def test_pool_file_with_comments_and_line_numbers_in_errors(tmp_path):
     assert config().pool_file is None
 
 
-def test_pool_from_a_comma_separated_command_line_value():
-    pool = config(PROXY_POOL="http://10.0.0.1:1,http://u:p@10.0.0.2:2").pool
-    assert [str(p) for p in pool] == ["http://10.0.0.1:1", "http://u:***@10.0.0.2:2"]
+@pytest.mark.parametrize(
+    ("value", "keys"),
+    [
+        ("http://10.0.0.1:1,http://u:p@10.0.0.2:2", ["http://10.0.0.1:1", "http://u@10.0.0.2:2"]),
+        ("127.0.0.1:8080", ["http://127.0.0.1:8080"]),
+        ("10.0.0.1:1, 10.0.0.2:2", ["http://10.0.0.1:1", "http://10.0.0.2:2"]),
+        ('["http://10.0.0.1:1", {"url": "http://10.0.0.2:2", "backup": "true"}]',
+         ["http://10.0.0.1:1", "http://10.0.0.2:2"]),
+    ],
+)
+def test_pool_from_command_line_and_environment_strings(value, keys):
+    assert [p.key for p in config(PROXY_POOL=value).pool] == keys
+
+
+def test_backup_is_read_as_scrapy_reads_booleans():
+    pool = config(PROXY_POOL=[{"url": "http://h:1", "backup": "false"}, {"url": "http://h:2", "backup": 1},
+                              {"url": "http://h:3", "backup": "True"}]).pool
+    assert [p.backup for p in pool] == [False, True, True]
 
 
 def test_proxy_identity_includes_the_username_and_hides_the_password():
-    pool = config(PROXY_POOL=["http://user-de:pw@gw:1", "http://user-fr:pw@gw:1", "http://[::1]:3128"]).pool
-    assert [p.key for p in pool] == ["http://user-de@gw:1", "http://user-fr@gw:1", "http://[::1]:3128"]
+    pool = config(PROXY_POOL=["http://user-de:pw@gw:1", "http://user-fr:pw@gw:1"]).pool
+    assert [p.key for p in pool] == ["http://user-de@gw:1", "http://user-fr@gw:1"]
     assert pool[0].url == "http://user-de:pw@gw:1" and "pw" not in str(pool[0]) + repr(pool[0])
 
 

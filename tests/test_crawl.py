@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from scrapy_proxybalance.farm import HOST
+from scrapy_proxybalance.testing.farm import HOST
 
 from .e2e import ROOT, Farm, ProxySpec, attempts, crawl, pages, valid
 
@@ -36,7 +36,7 @@ def test_pool_with_dead_hung_resetting_and_banning_proxies_fetches_every_page(tm
     assert sorted(p["url"] for p in result["pages"]) == sorted(urls)
     assert all(valid(p) for p in result["pages"])
     stats = result["stats"]
-    assert stats["proxybalance/retries"] >= 3  # dead, hung and reset each failed at least once
+    assert stats["proxybalance/retry/count"] >= 3  # dead, hung and reset each failed at least once
     assert stats["proxybalance/ejections"] >= 3
     assert "retry/count" not in stats  # RetryMiddleware did not retry what we retried
 
@@ -72,7 +72,7 @@ def test_credentials_reach_only_their_own_proxy_and_never_the_site(tmp_path, rea
     assert len(result["pages"]) == 30 and result["errors"] == []
     locked, private, *open_proxies = specs
     assert locked.seen, "the credentialed proxy that fails must have been tried"
-    assert result["stats"]["proxybalance/retries"] >= len(locked.seen)
+    assert result["stats"]["proxybalance/retry/count"] >= len(locked.seen)
     assert private.seen and all(s.headers.get("proxy-authorization") == "Basic Ym9iOnB3LWJvYg==" for s in private.seen)
     assert all(s.headers.get("proxy-authorization") == "Basic YWxpY2U6cHctYWxpY2U=" for s in locked.seen)
     for spec in open_proxies:
@@ -143,14 +143,14 @@ def test_gives_up_after_retries_on_distinct_proxies_with_a_clear_reason(tmp_path
         if path.startswith("/broken/"):
             # first try + PROXY_RETRY_TIMES + one last try after a grace second, each elsewhere
             assert len(names) == 4 == len(set(names))
-    assert result["stats"]["proxybalance/retries/max_reached"] == 3
+    assert result["stats"]["proxybalance/retry/max_reached"] == 3
     assert "retry/count" not in result["stats"]
     assert "gave up on <GET http://shop.test/broken/" in result["log"]
 
 
 def test_a_cached_response_is_not_credited_to_a_proxy(tmp_path):
     with Farm([ProxySpec("only")]) as farm:
-        settings = {"HTTPCACHE_ENABLED": True, "HTTPCACHE_DIR": str(tmp_path / "cache")}
+        settings = {"HTTPCACHE_ENABLED": True, "HTTPCACHE_DIR": str(tmp_path / "cache"), "PROXY_STATS_PER_PROXY": True}
         first = crawl(tmp_path, farm, pages("shop.test", 3), **settings)
         second = crawl(tmp_path, farm, pages("shop.test", 3), **settings)
     assert len(first["pages"]) == len(second["pages"]) == 3

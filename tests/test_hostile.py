@@ -4,7 +4,7 @@ ask to slow down; the pool file changes mid-crawl."""
 import threading
 import time
 
-from scrapy_proxybalance.farm import CAPTCHA
+from scrapy_proxybalance.testing.farm import CAPTCHA
 
 from .e2e import Farm, ProxySpec, crawl, pages, valid
 
@@ -40,8 +40,8 @@ def test_a_full_blackout_loses_no_request_and_the_crawl_resumes_by_itself(tmp_pa
     fetched_all(result, urls)
     stats = result["stats"]
     assert stats["proxybalance/ejections"] >= 5  # every proxy went out
-    assert stats["proxybalance/retries/uncharged"] > 0  # the pool's fault: not charged to the requests
-    assert "proxybalance/retries/max_reached" not in stats
+    assert stats["proxybalance/retry/uncharged"] > 0  # the pool's fault: not charged to the requests
+    assert "proxybalance/retry/max_reached" not in stats
     assert sum(1 for s in farm.site_seen if s.at > back) >= 20  # most of the crawl came after the blackout
 
 
@@ -66,23 +66,23 @@ def test_a_captcha_served_with_status_200_never_reaches_the_callback(tmp_path):
     urls = pages("shop-a.test", 30) + pages("shop-b.test", 30)
     with Farm(specs) as farm:
         result = crawl(tmp_path, farm, urls, PROXY_BAN_BODY_PATTERNS=[CAPTCHA_PATTERN], PROXY_DOMAIN_COOLDOWN=0.2,
-                       PROXY_STRATEGY="round_robin", PROXY_BAN_COOLDOWN=30)
+                       PROXY_STRATEGY="round_robin", PROXY_BAN_COOLDOWN=30, PROXY_STATS_PER_PROXY=True)
     fetched_all(result, urls)
     assert not any(CAPTCHA.decode() in p["text"] for p in result["pages"])
     sly = specs[2]
     assert 1 <= sum(1 for s in sly.seen if s.host == "shop-a.test") <= 2  # banned by shop-a after its captcha
     assert sum(1 for p in result["pages"] if p["proxy"] == sly.url and "shop-b" in p["url"]) >= 5  # still serves b
-    assert result["stats"]["proxybalance/bans/shop-a.test"] >= 1
+    assert result["stats"]["proxybalance/site/shop-a.test/bans"] >= 1
 
 
 def test_a_captcha_from_every_proxy_goes_to_the_errback_not_the_callback(tmp_path):
     specs = [ProxySpec(f"sly-{i}", captcha_hosts=frozenset({"shop-a.test"})) for i in range(2)]
     with Farm(specs) as farm:
         result = crawl(tmp_path, farm, pages("shop-a.test", 2), PROXY_BAN_BODY_PATTERNS=[CAPTCHA_PATTERN],
-                       PROXY_DOMAIN_COOLDOWN=0)
+                       PROXY_DOMAIN_COOLDOWN=0, PROXY_BAN_COOLDOWN=0.5)  # each waits for the other's ban to end
     assert result["pages"] == []
     assert {e["type"] for e in result["errors"]} == {"BanDetected"}
-    assert "ban page 200" in result["errors"][0]["message"]
+    assert "ban page from http://127.0.0.1:" in result["errors"][0]["message"]
 
 
 def test_retry_after_keeps_that_proxy_off_that_site_for_the_time_asked(tmp_path):

@@ -5,7 +5,7 @@ from scrapy import Request, Spider
 from scrapy.http import HtmlResponse
 from scrapy.utils.test import get_crawler
 
-from scrapy_proxybalance import NoProxyAvailable, ProxyBalanceMiddleware
+from scrapy_proxybalance import Addon, NoProxyAvailable, ProxyBalanceMiddleware, UnknownProxy
 
 from .strategy_plugin import StrictPolicy
 
@@ -26,7 +26,8 @@ def run(coroutine):
 
 
 def middleware(spider_cls=QuietSpider, **settings):
-    crawler = get_crawler(spider_cls, {"PROXY_POOL": [A, B], "PROXY_DOMAIN_COOLDOWN": 0, "PROXY_STATS_INTERVAL": 0, **settings})
+    crawler = get_crawler(spider_cls, {"ADDONS": {Addon: 0}, "PROXY_POOL": [A, B], "PROXY_DOMAIN_COOLDOWN": 0,
+                                       "PROXY_STATS_INTERVAL": 0, **settings})
     mw = ProxyBalanceMiddleware.from_crawler(crawler)
     crawler.spider = spider_cls()
     mw.spider_opened()
@@ -57,7 +58,7 @@ def test_the_pool_can_be_changed_while_the_crawl_runs():
     listed = mw.proxies()
     assert [p["proxy"] for p in listed] == [A, C] and listed[0]["requests"] >= 1
     assert "secret" not in repr(listed)
-    with pytest.raises(KeyError):
+    with pytest.raises(UnknownProxy):
         mw.disable_proxy("http://10.9.9.9:1")
     mw.remove_proxy(A)
     mw.remove_proxy(C)

@@ -1,4 +1,4 @@
-"""The add-on changes exactly one setting; the core never imports Scrapy or Twisted."""
+"""The add-on changes exactly the settings it says; the core never imports Scrapy or Twisted."""
 
 import subprocess
 import sys
@@ -7,18 +7,30 @@ from pathlib import Path
 from scrapy.settings import Settings
 from scrapy.utils.test import get_crawler
 
-from scrapy_proxybalance import Addon, ProxyBalanceMiddleware
+from scrapy_proxybalance import Addon, ProxyBalanceMiddleware, ProxyScheduler
 
 CORE = Path(__file__).parent.parent / "scrapy_proxybalance" / "core"
 
 
-def test_addon_adds_only_the_middleware_at_610():
+def test_addon_adds_the_middleware_at_610_and_wraps_the_scheduler():
     settings = Settings()
     before = {k: settings[k] for k in settings}
     Addon().update_settings(settings)
     changed = {k for k in settings if settings[k] != before.get(k)}
-    assert changed == {"DOWNLOADER_MIDDLEWARES"}
+    assert changed == {"DOWNLOADER_MIDDLEWARES", "SCHEDULER", "PROXY_SCHEDULER"}
     assert settings["DOWNLOADER_MIDDLEWARES"] == {ProxyBalanceMiddleware: 610}
+    assert settings["SCHEDULER"] is ProxyScheduler
+    assert settings["PROXY_SCHEDULER"] == "scrapy.core.scheduler.Scheduler"
+
+
+def test_addon_wraps_the_project_s_own_scheduler_at_its_priority():
+    settings = Settings()
+    settings.set("SCHEDULER", "scrapy_redis.scheduler.Scheduler", priority="project")
+    Addon().update_settings(settings)
+    assert settings["SCHEDULER"] is ProxyScheduler and settings.getpriority("SCHEDULER") == 20
+    assert settings["PROXY_SCHEDULER"] == "scrapy_redis.scheduler.Scheduler"
+    Addon().update_settings(settings)  # a second time changes nothing
+    assert settings["PROXY_SCHEDULER"] == "scrapy_redis.scheduler.Scheduler"
 
 
 def test_addon_keeps_a_priority_the_project_chose():
@@ -65,7 +77,7 @@ def test_core_imports_neither_scrapy_nor_twisted():
 def test_the_proxycheck_command_is_registered_for_scrapy():
     from importlib.metadata import entry_points
 
-    from scrapy_proxybalance.proxycheck import Command
+    from scrapy_proxybalance.checks.command import Command
 
     found = {e.name: e for e in entry_points(group="scrapy.commands")}
     assert found["proxycheck"].load() is Command

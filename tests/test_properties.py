@@ -1,9 +1,10 @@
 """Invariants over random sequences of acquires, releases and clock steps.
 
 An independent model, written here without the balancer's indexes, says which proxies are
-eligible for a request; the balancer must never hand out one the model rejects, and must
-never make a request wait while the model has an eligible proxy, nor fail one
-that a proxy could serve later.
+eligible for a request; the balancer must never hand out one the model rejects (a panic
+probe must be a valid probe), never make a request wait while the model has an eligible
+proxy, nor fail one that a proxy could serve later; in-flight counts stay exact, no proxy is
+leased above its concurrency limit, and no limit falls below 1.
 """
 
 import random
@@ -11,10 +12,11 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scrapy_proxybalance.core.balancer import Lease, Wait
-from scrapy_proxybalance.core.bans import Outcome
+from scrapy_proxybalance.core.balancer import Ask, Lease, Wait
+from scrapy_proxybalance.core.ejection import Backoff
 from scrapy_proxybalance.core.errors import NoProxyAvailable
-from scrapy_proxybalance.core.health import Backoff, State
+from scrapy_proxybalance.core.outcomes import Outcome
+from scrapy_proxybalance.core.pace import FIRST_STEP
 from scrapy_proxybalance.core.strategies import STRATEGIES
 
 from .conftest import FakeClock, make_balancer
@@ -54,54 +56,83 @@ operations = st.lists(st.one_of(acquire, acquire, release, advance), min_size=20
 class Model:
     """What the rules say, computed the slow obvious way."""
 
-    def __init__(self, balancer, clock):
-        self.b, self.clock = balancer, clock
-        self.hold: dict[tuple[int, str], float] = {}  # domain cooldowns
+    def __init__(self, balancer, clock, cooldown):
+        self.b, self.clock, self.cooldown = balancer, clock, cooldown
+        self.hold: dict[tuple[int, str], float] = {}  # a pair's next use: its gap after the last answer
+        self.busy: dict[tuple[int, str], int] = {}  # requests in flight per pair
         self.ban: dict[tuple[int, str], float] = {}  # bans, until when
         self.level: dict[tuple[int, str], int] = {}  # bans in a row per (proxy, site)
 
+    def facts(self, p):
+        return self.b.facts(p)
+
+    def out(self, p) -> bool:
+        """Ejected (and not yet due back) or disabled."""
+        f = self.facts(p)
+        return f.disabled or f.ejected_until > self.clock()
+
     def usable(self, p) -> bool:
-        h = p.health
-        if h.state is State.EJECTED:
-            return h.ejected_until <= self.clock() and p.in_flight == 0  # due for its trial
-        if h.state is State.TRIAL:
-            return p.in_flight == 0
-        return p.in_flight < 2 ** min(h.ramp, 10)  # slow start
+        return not self.out(p) and p.in_flight < p.limit.allowed
 
     def banned(self, p, domain) -> bool:
         return self.ban.get((p.id, domain), 0.0) > self.clock()
 
+    def pair_open(self, p, domain) -> bool:
+        limit = 1 if self.b.gap(domain, self.clock()) > 0 else 1 << 30
+        return (self.busy.get((p.id, domain), 0) < limit and not self.banned(p, domain)
+                and self.hold.get((p.id, domain), 0.0) <= self.clock())
+
     def could_serve(self, p, domain, exclude) -> bool:
-        """Not excluded, not banned by the site, and not ejected (or due back)."""
-        h = p.health
-        return (p.id not in exclude and not self.banned(p, domain)
-                and (h.state is not State.EJECTED or h.ejected_until <= self.clock()))
+        """Not excluded, not banned by the site, and not out."""
+        return p.id not in exclude and not self.banned(p, domain) and not self.out(p)
 
     def eligible(self, domain, exclude, region) -> list:
-        now = self.clock()
         in_region = [p for p in self.b.states if region is None or p.proxy.region == region]
-        out = []
         for backup in (False, True):
             tier = [p for p in in_region if p.proxy.backup == backup]
-            ok = [p for p in tier if self.usable(p) and self.could_serve(p, domain, exclude)
-                  and self.hold.get((p.id, domain), 0.0) <= now]
+            ok = [p for p in tier if self.usable(p) and self.could_serve(p, domain, exclude) and self.pair_open(p, domain)]
             if ok:
                 return ok
-            # backups are for when every primary is ejected (not yet due), excluded or banned
+            # backups are for when every primary is out, excluded or banned
             if any(self.could_serve(p, domain, exclude) for p in tier):
-                return out
-        return out
+                return []
+        return []
+
+    def valid_probe(self, lease, exclude, region) -> bool:
+        p, f = lease.state, self.facts(lease.state)
+        return (self.b.degraded(region) and f.ejected_until > self.clock() and not f.for_bans and not f.disabled
+                and p.id not in exclude and p.in_flight == 1 and region in (None, p.proxy.region)
+                and self.pair_open(p, lease.site))
 
     def unavailable(self, domain, exclude, region) -> bool:
         return not any(self.could_serve(p, domain, exclude) for p in self.b.states
                        if region in (None, p.proxy.region))
 
+    def leased(self, lease) -> None:
+        key = (lease.state.id, lease.site)
+        self.busy[key] = self.busy.get(key, 0) + 1
+
+    def released(self, lease, outcome, retry_after, pace_before) -> None:
+        key, now = (lease.state.id, lease.site), self.clock()
+        self.busy[key] -= 1
+        gap = self.b.gap(lease.site, now)  # read after the release: a rate limit may have slowed the site
+        hold = now + gap
+        if outcome is Outcome.RATE_LIMITED and retry_after is not None:
+            hold = max(hold, now + min(retry_after, MAX_HOLD))
+        elif outcome is Outcome.RATE_LIMITED and self.b.store.pace(lease.site).gap == pace_before.gap:
+            hold = max(hold, now + max(FIRST_STEP, 2 * gap))  # a lone exit limited: it pauses there
+        self.hold[key] = max(self.hold.get(key, 0.0), hold)
+        if outcome is Outcome.BAN:
+            self.record_ban(lease, retry_after)
+        elif outcome is Outcome.SUCCESS:
+            self.level.pop(key, None)
+
     def record_ban(self, lease, retry_after) -> None:
-        """A ban holds for Retry-After (clamped), else 7 s doubling per ban in a row on
-        that site, jittered down by up to half: check the balancer's draw is in range."""
-        key = (lease.state.id, lease.domain)
+        """A ban holds for Retry-After (clamped), else 7 s doubling per ban in a row on that
+        site, jittered down by up to half: check the balancer's draw is in range."""
+        key = (lease.state.id, lease.site)
         self.level[key] = self.level.get(key, 0) + 1
-        until = lease.state.bans[lease.domain][0]
+        until = self.b.store.ban_of(lease.state.key, lease.site)[0]
         if retry_after is not None:
             assert until == self.clock() + min(retry_after, MAX_HOLD)
         else:
@@ -110,19 +141,21 @@ class Model:
         self.ban[key] = max(self.ban.get(key, 0.0), until)
 
 
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=600, deadline=None)
 @given(
     pool=st.sampled_from(sorted(POOLS)),
     strategy=st.sampled_from(sorted(STRATEGIES)),
     ops=operations,
     seed=st.integers(0, 2**16),
+    cooldown=st.sampled_from([0.0, COOLDOWN]),
 )
-def test_balancer_never_hands_out_an_ineligible_proxy_nor_waits_while_one_is_eligible(pool, strategy, ops, seed):
+def test_balancer_never_hands_out_an_ineligible_proxy_nor_waits_while_one_is_eligible(pool, strategy, ops, seed,
+                                                                                     cooldown):
     clock = FakeClock()
-    b = make_balancer(clock, POOLS[pool], strategy=strategy, seed=seed, domain_cooldown=COOLDOWN, max_failures=1,
-                      backoff=Backoff(5.0, 20.0, jitter=0.5), ban_cooldown=7.0, max_hold=MAX_HOLD,
-                      max_banned_sites=2)
-    model = Model(b, clock)
+    b = make_balancer(clock, POOLS[pool], strategy=strategy, seed=seed, cooldown=cooldown, max_failures=1,
+                      backoff=Backoff(5.0, 20.0, jitter=0.5), ban_backoff=Backoff(7.0, MAX_HOLD, jitter=0.5),
+                      retry_after_max=MAX_HOLD, max_banned_sites=2)
+    model = Model(b, clock, cooldown)
     leases: list[Lease] = []
     rng = random.Random(seed)
     for op in ops:
@@ -132,7 +165,7 @@ def test_balancer_never_hands_out_an_ineligible_proxy_nor_waits_while_one_is_eli
             exclude = {b.states[i].key for i in exclude_ids}
             eligible = model.eligible(domain, exclude_ids, region)
             try:
-                result = b.acquire(domain, exclude, region)
+                result = b.acquire(Ask(domain, exclude, region))
             except NoProxyAvailable:
                 # only when nothing could ever serve it: every proxy of its region was tried
                 assert all(p.id in exclude_ids for p in b.states if region in (None, p.proxy.region))
@@ -142,19 +175,22 @@ def test_balancer_never_hands_out_an_ineligible_proxy_nor_waits_while_one_is_eli
                 assert result.seconds > 0
                 assert result.unavailable == model.unavailable(domain, exclude_ids, region)
                 continue
-            assert result.state in eligible
+            if result.probe:
+                assert model.valid_probe(result, exclude_ids, region)
+            else:
+                assert result.state in eligible
+                assert result.state.in_flight <= result.state.limit.allowed  # never above its limit
             leases.append(result)
-            key = (result.state.id, domain)
-            model.hold[key] = max(model.hold.get(key, 0.0), clock() + COOLDOWN)
+            model.leased(result)
         elif op[0] == "release" and leases:
             _, index, outcome, retry_after = op
             lease = leases.pop(index % len(leases))
-            b.release(lease, outcome, latency=rng.random(), retry_after=retry_after)
-            if outcome is Outcome.BAN:
-                model.record_ban(lease, retry_after)
-            elif outcome is Outcome.SUCCESS:
-                model.level.pop((lease.state.id, lease.domain), None)
+            pace_before = b.store.pace(lease.site)
+            applied = b.release(lease, outcome, latency=rng.random(), retry_after=retry_after).outcome
+            model.released(lease, applied, retry_after, pace_before)
         elif op[0] == "advance":
             clock.advance(op[1])
         for p in b.states:
             assert p.in_flight == sum(1 for lease in leases if lease.state is p) >= 0
+            assert p.limit.limit >= 1  # a limit never falls below 1
+            assert sum(1 for lease in leases if lease.state is p and lease.probe) <= 1  # one probe at a time

@@ -1,26 +1,49 @@
-"""acquire/release: a strategy composed with health, domain cooldowns and exclusions."""
+"""acquire/release: a strategy composed with health, pair limits and pace, bans, and panic.
+
+A proxy is handed out for a request to a site only if it is in rotation (not ejected,
+disabled or removed), below its concurrency limit, not excluded by the request (tried
+already), and its (proxy, site) pair is open: not banned, not within the site's gap since
+its last answer there, and below the pair's limit (one at a time while the gap is above 0).
+Backups serve only while every primary of the region is ejected, excluded or banned. Among
+the rest the strategy chooses. In panic (under half the region in rotation, Envoy's
+threshold) an ejected proxy gets one probe request every :data:`PROBE_INTERVAL`.
+"""
 
 from __future__ import annotations
 
 import heapq
 import itertools
+import math
 import random
 from collections import Counter
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from .bans import Outcome
 from .clock import Clock, monotonic
-from .cooldown import CooldownStore, MemoryCooldowns
-from .errors import NoProxyAvailable
-from .health import Backoff, Health, State
+from .ejection import CheckVerdict, ProxyFacts, State, after_check, after_failure, after_success, eject, forgive
+from .ejection import FORGIVE_AFTER, revive
+from .errors import DuplicateProxy, NoProxyAvailable, UnknownProxy
+from .outcomes import Outcome
+from .pace import FIRST_STEP
 from .proxy import Proxy
+from .rules import Rules
 from .state import ProxyState
+from .store import MemoryStore, StateStore
 from .strategies import Strategy
 
 MIN_WAIT = 0.01  # never ask a request to wait less than this (seconds)
-BUSY_POLL = 0.1  # how soon to look again when the only candidates are at their slow-start limit
-DISABLED_POLL = 1.0  # how soon to look again when the only proxies left are disabled by hand
+RELEASE_POLL = 0.5  # waiting for a release (capacity): look again at least this often
+DISABLED_POLL = 1.0  # only disabled proxies left: look again this often
+PROBE_INTERVAL = 1.0  # in panic, an ejected proxy gets one probe request this often
+
+
+@dataclass(frozen=True, slots=True)
+class Ask:
+    """What a request needs: a proxy for ``site``, not one of ``tried``, in ``region``."""
+
+    site: str
+    tried: Collection[str] = ()
+    region: str | None = None
 
 
 @dataclass(slots=True, eq=False)
@@ -28,10 +51,12 @@ class Lease:
     """One request's use of one proxy; released exactly once."""
 
     state: ProxyState
-    domain: str
-    started: float
-    trial: bool
+    site: str
+    region: str | None  # the region the request asked for
+    number: int  # leases are numbered: an overload answer cuts a limit once per round
+    at: float  # when it was taken
     unproven: bool  # the proxy has not succeeded since it joined, came back or last failed
+    probe: bool = False  # a panic probe of an ejected proxy
     released: bool = False
 
     @property
@@ -41,63 +66,86 @@ class Lease:
 
 @dataclass(frozen=True, slots=True)
 class Wait:
-    """No proxy can take the request now; ask again in ``seconds``.
+    """No proxy can take the request now; ask again within ``seconds``.
 
-    ``unavailable``: not merely pacing; every proxy that could serve the request is
-    ejected, disabled, or banned by its site (or was tried by it already).
+    ``unavailable``: not merely pacing or capacity; every proxy that could serve the request
+    is ejected, disabled, or banned by its site (or was tried by it already).
+    ``on_release``: a proxy at its limit may free up sooner, when a request ends.
+    ``capacity``: every proxy looked at was at its concurrency limit: the pool is full, and
+    requests for other sites would wait too.
     """
 
     seconds: float
     unavailable: bool = False
+    on_release: bool = False
+    capacity: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Released:
+    """How a release was applied: the outcome as counted (an overload on a proxy that had
+    nothing else in flight is the site's own answer) and the ejection it caused, if any."""
+
+    outcome: Outcome
+    ejected: float | None = None
+
+
+class PoolListener:
+    """Told of changes in the pool's health, from one place (stats, logs, status pages)."""
+
+    def ejected(self, state: ProxyState, facts: ProxyFacts, seconds: float) -> None: ...
+
+    def revived(self, state: ProxyState, how: str) -> None: ...
 
 
 Group = tuple[str | None, bool]  # (region or None for all, backup tier)
 
 
-class Balancer:
-    """Hands out proxies for (domain, exclusions, region) and learns from outcomes.
+@dataclass(slots=True)
+class _Blocked:
+    """What stopped candidates during one pick, for the wait that follows."""
 
-    Rules, in order: a proxy excluded for the request, ejected, disabled, banned by the
-    domain, cooling down on it, or at its slow-start limit is never handed out; backups
-    serve only while every primary of the region is ejected, excluded or banned; among the
-    rest the strategy chooses. The pool can change while in use (:meth:`add`,
-    :meth:`remove`, :meth:`disable`, :meth:`enable`, :meth:`replace`).
+    busy: bool = False  # a proxy at its concurrency limit
+    pair_busy: bool = False  # a pair at its limit in flight
+    held: bool = False  # a pair cooling down or banned
+
+
+class Balancer:
+    """Hands out proxies for requests and learns from their outcomes.
+
+    Shared facts go through ``store``; this process keeps in-flight counts, limits and
+    latencies. The pool can change while in use (:meth:`add`, :meth:`remove`,
+    :meth:`disable`, :meth:`enable`, :meth:`replace`).
     """
 
     def __init__(
         self,
         proxies: Sequence[Proxy],
         strategy: Callable[[random.Random], Strategy],
+        rules: Rules,
         *,
+        store: StateStore | None = None,
         clock: Clock = monotonic,
-        domain_cooldown: float = 1.0,
-        max_failures: int = 3,
-        backoff: Backoff = Backoff(60.0, 1800.0),
-        ban_cooldown: float = 60.0,
-        max_hold: float = 1800.0,
-        max_banned_sites: int = 0,
-        cooldowns: CooldownStore | None = None,
         rng: random.Random | None = None,
+        listener: PoolListener | None = None,
     ) -> None:
+        self.rules = rules
         self.clock = clock
-        self.domain_cooldown = domain_cooldown
-        self.max_failures = max_failures
-        self.backoff = backoff
-        self.ban_backoff = Backoff(ban_cooldown, max(ban_cooldown, max_hold), backoff.jitter)
-        self.max_hold = max_hold
-        self.max_banned_sites = max_banned_sites
-        self.cooldowns: CooldownStore = cooldowns if cooldowns is not None else MemoryCooldowns()
-        self.bans = MemoryCooldowns()  # (proxy, site) pairs the site refused, until when
+        self.store: StateStore = store if store is not None else MemoryStore()
         self.rng = rng or random.Random()
+        self.listener = listener or PoolListener()
         self.strategy = strategy
         self.groups: dict[Group, Strategy] = {}
         self.states: list[ProxyState] = []  # by id; removed proxies keep their slot
         self.by_key: dict[str, ProxyState] = {}  # the proxies of the pool now
         self.region_size: Counter[str | None] = Counter()
-        self.recoveries: list[tuple[float, int, int]] = []  # (until, seq, proxy id)
-        self.seq = itertools.count()
         self.memberships: list[list[Strategy]] = []  # proxy id -> the strategies holding it
+        self.recoveries: list[tuple[float, int, int]] = []  # (ejected until, seq, proxy id)
+        self.probes: list[tuple[float, int, int]] = []  # (next probe due, seq, proxy id), ejected ones
+        self.seq = itertools.count()
+        self.lease_numbers = itertools.count()
         self.disabled = 0
+        self.store.subscribe(self._changed_elsewhere)
         for proxy in proxies:
             self.add(proxy)
 
@@ -106,17 +154,17 @@ class Balancer:
     def add(self, proxy: Proxy) -> ProxyState:
         """Add a proxy to the pool (it starts unproven: one request at a time)."""
         if proxy.key in self.by_key:
-            raise ValueError(f"{proxy} is in the pool already")
-        p = ProxyState(len(self.states), proxy, Health(self.max_failures))
+            raise DuplicateProxy(f"{proxy} is in the pool already")
+        p = ProxyState(len(self.states), proxy, proxy.key)
         self.states.append(p)
         self.memberships.append([])
         self._join(p)
-        self._enter(p)
+        self._sync(p, self.clock())
         return p
 
     def _join(self, p: ProxyState) -> None:
         proxy = p.proxy
-        self.by_key[proxy.key] = p
+        self.by_key[p.key] = p
         groups: list[Group] = [(None, proxy.backup)]
         self.region_size[None] += 1
         if proxy.region is not None:
@@ -126,42 +174,45 @@ class Balancer:
             if g not in self.groups:
                 self.groups[g] = self.strategy(self.rng)
         self.memberships[p.id] = [self.groups[g] for g in groups]
+        if self.store.facts(p.key).disabled:
+            self.disabled += 1
 
     def _part(self, p: ProxyState) -> None:
         self._leave(p)
-        del self.by_key[p.proxy.key]
+        del self.by_key[p.key]
         self.region_size[None] -= 1
         if p.proxy.region is not None:
             self.region_size[p.proxy.region] -= 1
         self.memberships[p.id] = []
+        if self.store.facts(p.key).disabled:
+            self.disabled -= 1
 
     def remove(self, key: str) -> ProxyState:
         """Take a proxy out of the pool for good; requests in flight through it finish."""
         p = self._get(key)
         self._part(p)
         p.removed = True
-        if p.disabled:
-            self.disabled -= 1
+        self.store.forget(key)
         return p
 
     def disable(self, key: str) -> None:
         """Stop handing out a proxy until :meth:`enable`; it keeps its health history."""
         p = self._get(key)
-        if not p.disabled:
-            p.disabled = True
+        facts = self.store.facts(key)
+        if not facts.disabled:
             self.disabled += 1
-            self._leave(p)
+            self._set_facts(p, facts, _with(facts, disabled=True), self.clock())
 
     def enable(self, key: str) -> None:
         p = self._get(key)
-        if p.disabled:
-            p.disabled = False
+        facts = self.store.facts(key)
+        if facts.disabled:
             self.disabled -= 1
-            self._enter(p)
+            self._set_facts(p, facts, _with(facts, disabled=False), self.clock())
 
     def replace(self, proxies: Sequence[Proxy]) -> tuple[int, int, int]:
         """Make the pool ``proxies``: add the new, remove the missing, update the changed
-        (weight, region, tags, backup, password); proxies that stay keep their health.
+        (weight, region, backup, name, password); proxies that stay keep their health.
         Returns how many were (added, removed, updated)."""
         wanted = {proxy.key: proxy for proxy in proxies}
         gone = [k for k in self.by_key if k not in wanted]
@@ -177,7 +228,7 @@ class Balancer:
                 self._part(p)
                 p.proxy = proxy
                 self._join(p)
-                self._enter(p)
+                self._sync(p, self.clock())
                 updated += 1
         return added, len(gone), updated
 
@@ -189,16 +240,21 @@ class Balancer:
     def _get(self, key: str) -> ProxyState:
         p = self.by_key.get(key)
         if p is None:
-            raise KeyError(f"no proxy {key!r} in the pool")
+            raise UnknownProxy(f"no proxy {key!r} in the pool")
         return p
 
-    def _enter(self, p: ProxyState) -> None:
-        """Put ``p`` into rotation if nothing keeps it out."""
-        if p.in_rotation or p.disabled or p.removed or p.health.state is State.EJECTED:
-            return
-        p.in_rotation = True
-        for s in self.memberships[p.id]:
-            s.add(p)
+    def _sync(self, p: ProxyState, now: float) -> None:
+        """Put ``p`` in rotation or take it out, as its facts say."""
+        facts = self.store.facts(p.key)
+        out = p.removed or facts.disabled or facts.state(now) is State.EJECTED
+        if out and p.in_rotation:
+            p.in_rotation = False
+            for s in self.memberships[p.id]:
+                s.remove(p)
+        elif not out and not p.in_rotation and p.key in self.by_key:
+            p.in_rotation = True
+            for s in self.memberships[p.id]:
+                s.add(p)
 
     def _leave(self, p: ProxyState) -> None:
         if p.in_rotation:
@@ -206,189 +262,271 @@ class Balancer:
             for s in self.memberships[p.id]:
                 s.remove(p)
 
+    def _set_facts(self, p: ProxyState, old: ProxyFacts, new: ProxyFacts, now: float, how: str = "") -> None:
+        """Write new facts, tell the listener of an ejection or a return, and follow them:
+        the one place where ejections and returns happen."""
+        if new == old:
+            return
+        self.store.set_facts(p.key, new)
+        was_out, is_out = old.ejected_until > now, new.ejected_until > now
+        if is_out and new.ejected_until != old.ejected_until:
+            heapq.heappush(self.recoveries, (new.ejected_until, next(self.seq), p.id))
+        if is_out and not was_out:
+            heapq.heappush(self.probes, (now + PROBE_INTERVAL, next(self.seq), p.id))
+            p.limit.restart()
+            p.streak = 0
+            self.listener.ejected(p, new, new.ejected_until - now)
+        elif was_out and not is_out:
+            p.limit.restart()
+            self.listener.revived(p, how)
+        self._sync(p, now)
+
+    def _changed_elsewhere(self, key: str) -> None:
+        """Another process changed a proxy's facts: follow them."""
+        p = self.by_key.get(key)
+        if p is not None:
+            now = self.clock()
+            facts = self.store.facts(key)
+            if facts.ejected_until > now:
+                heapq.heappush(self.recoveries, (facts.ejected_until, next(self.seq), p.id))
+                heapq.heappush(self.probes, (now + PROBE_INTERVAL, next(self.seq), p.id))
+            self._sync(p, now)
+
     # -- leasing ---------------------------------------------------------------------
 
-    def acquire(
-        self, domain: str, exclude: Collection[str] = (), region: str | None = None
-    ) -> Lease | Wait:
-        """Lease a proxy for a request to ``domain``, or say how long to wait.
+    def gap(self, site: str, now: float) -> float:
+        """The gap each proxy keeps between two requests to ``site`` (its learned pace)."""
+        return self.store.pace(site).at(now, self.rules.cooldown)
 
-        ``exclude`` holds proxy keys the request already tried. Raises
-        :class:`NoProxyAvailable` when no proxy can ever serve it.
-        """
+    def acquire(self, ask: Ask) -> Lease | Wait:
+        """Lease a proxy for a request, or say how long to wait. Raises
+        :class:`NoProxyAvailable` when no proxy can ever serve it."""
         now = self.clock()
         self._revive_due(now)
-        ready_at = self.cooldowns.ready_at
-        banned = self.bans.until.get(domain)
-        busy = False  # a candidate was free but for its slow-start limit
+        site, exclude, region = ask.site, ask.tried, ask.region
+        gap = self.gap(site, now)
+        limit = 1 if gap > 0 else self.rules.pair_limit or 1 << 30
+        pair_free_at = self.store.pair_free_at
+        blocked = _Blocked()
 
         def accept(p: ProxyState) -> bool:
-            nonlocal busy
-            if (exclude and p.proxy.key in exclude) or ready_at(p.id, domain) > now:
+            if exclude and p.key in exclude:
                 return False
-            if banned and banned.get(p.id, 0.0) > now:
+            free_at = pair_free_at(p.key, site, now, limit)
+            if free_at:
+                if free_at == math.inf:
+                    blocked.pair_busy = True
+                else:
+                    blocked.held = True
                 return False
-            if not p.can_take_request():
-                busy = True
+            if p.in_flight >= p.limit.allowed:
+                blocked.busy = True
                 return False
             return True
 
+        if self.probes and self._panicking(region):
+            probe = self._probe(ask, now, limit)
+            if probe is not None:
+                return probe
         for backup in (False, True):
             s = self.groups.get((region, backup))
             if s is None or not len(s):
                 continue
             p = s.pick(accept)
             if p is not None:
-                return self._lease(p, domain, now)
-            if len(s) > self._blocked(s, domain, exclude, now):
+                return self._lease(p, ask, now)
+            if len(s) > self._blocked(s, site, exclude, now):
                 break  # members are only busy or cooling: wait for them, spare the backups
-        return self._wait(domain, exclude, region, now, busy)
+        return self._wait(ask, now, blocked, gap)
 
-    def _blocked(self, s: Strategy, domain: str, exclude: Collection[str], now: float) -> int:
-        """Members of ``s`` that cannot serve this request however long it waits: tried
-        by it already, or banned by ``domain``."""
-        banned = self.bans.until.get(domain) and self.bans.earliest(domain, now) is not None
+    def _blocked(self, s: Strategy, site: str, exclude: Collection[str], now: float) -> int:
+        """Members of ``s`` that cannot serve this request however long it waits: tried by
+        it already, or banned by ``site``."""
+        banned = self.store.banned(site, now)
         if not exclude and not banned:
             return 0
         ids = {p.id for k in exclude if (p := self.by_key.get(k)) is not None and p in s}
-        if banned:
-            ids.update(pid for pid in self.bans.until.get(domain, ()) if self.states[pid] in s)
+        ids.update(p.id for k in banned if (p := self.by_key.get(k)) is not None and p in s)
         return len(ids)
 
-    def _lease(self, p: ProxyState, domain: str, now: float) -> Lease:
-        trial = p.health.state is State.TRIAL
+    def _lease(self, p: ProxyState, ask: Ask, now: float, probe: bool = False) -> Lease:
         p.in_flight += 1
         p.metrics.requests += 1
-        for s in self.memberships[p.id]:
-            s.on_acquire(p)
-        if self.domain_cooldown:
-            self.cooldowns.hold(p.id, domain, now + self.domain_cooldown, now)
-        return Lease(p, domain, now, trial, p.health.ramp == 0)
+        if probe:
+            p.probing = True
+            p.last_probe = now
+        else:
+            for s in self.memberships[p.id]:
+                s.on_acquire(p)
+        self.store.take(p.key, ask.site, now)
+        return Lease(p, ask.site, ask.region, next(self.lease_numbers), now, not p.limit.proven, probe)
 
-    def touch(self, lease: Lease) -> None:
-        """The leased request is being sent only now: its domain cooldown counts from now."""
-        if self.domain_cooldown and not lease.released:
-            now = self.clock()
-            self.cooldowns.hold(lease.state.id, lease.domain, now + self.domain_cooldown, now)
+    def _panicking(self, region: str | None) -> bool:
+        return self.degraded(region)
 
-    def _wait(self, domain: str, exclude: Collection[str], region: str | None, now: float, busy: bool) -> Wait:
+    def _probe(self, ask: Ask, now: float, limit: int) -> Lease | None:
+        """In panic: lease the request to an ejected proxy due for a probe, if one is."""
+        probes, pushed = self.probes, []
+        lease = None
+        for _ in range(8):
+            if not probes or probes[0][0] > now:
+                break
+            _, _, pid = heapq.heappop(probes)
+            p = self.states[pid]
+            facts = self.store.facts(p.key)
+            if p.removed or facts.disabled or facts.for_bans or facts.ejected_until <= now:
+                continue  # back already, or not for probing: drop the entry
+            if p.probing or p.in_flight or (ask.region is not None and p.proxy.region != ask.region):
+                pushed.append((now + PROBE_INTERVAL, next(self.seq), pid))
+                continue
+            if p.key in ask.tried or self.store.pair_free_at(p.key, ask.site, now, limit):
+                pushed.append((now + PROBE_INTERVAL / 4, next(self.seq), pid))
+                continue
+            lease = self._lease(p, ask, now, probe=True)
+            break
+        for entry in pushed:
+            heapq.heappush(probes, entry)
+        return lease
+
+    def _wait(self, ask: Ask, now: float, blocked: _Blocked, gap: float) -> Wait:
+        region = ask.region
         size = self.region_size[region]
         if not size:
             raise NoProxyAvailable(f"no proxy in region {region!r}")
-        tried = sum(1 for k in exclude if (p := self.by_key.get(k)) and region in (None, p.proxy.region))
+        tried = sum(1 for k in ask.tried if (p := self.by_key.get(k)) and region in (None, p.proxy.region))
         if tried >= size:
-            raise NoProxyAvailable(f"all {size} proxies{self._in(region)} were tried already")
-        usable = sum(len(s) - self._blocked(s, domain, exclude, now)
+            raise NoProxyAvailable(f"all {size} proxies{_in(region)} were tried already")
+        usable = sum(len(s) - self._blocked(s, ask.site, ask.tried, now)
                      for backup in (False, True) if (s := self.groups.get((region, backup))))
-        ban_end = self.bans.earliest(domain, now) if domain in self.bans.until else None
-        delays = [t - now for t in (self.cooldowns.earliest(domain, now), ban_end, self._next_recovery()) if t]
-        if busy:  # on trial, ramping up, or still finishing pre-ejection requests
-            delays.append(BUSY_POLL)
+        ends = [self.store.soonest(ask.site, now), self._next_recovery()]
+        if self.probes and self._panicking(region):
+            ends.append(self.probes[0][0])
+        delays = [t - now for t in ends if t is not None]
+        if blocked.pair_busy and gap > 0:
+            delays.append(gap)  # a pair in use is free again its gap after the answer, at the soonest
+        on_release = blocked.busy or (blocked.pair_busy and not gap)  # a request ending frees one up
+        if on_release:
+            delays.append(RELEASE_POLL)
         if not delays and self.disabled:
             delays.append(DISABLED_POLL)
         if not delays:
-            raise NoProxyAvailable(f"no proxy{self._in(region)} can serve {domain}")
-        return Wait(max(MIN_WAIT, min(delays)), unavailable=usable <= 0)
-
-    @staticmethod
-    def _in(region: str | None) -> str:
-        return f" in region {region!r}" if region else ""
+            raise NoProxyAvailable(f"no proxy{_in(region)} can serve {ask.site}")
+        return Wait(max(MIN_WAIT, min(delays)), unavailable=usable <= 0, on_release=on_release,
+                    capacity=blocked.busy and not blocked.held and not blocked.pair_busy)
 
     def _next_recovery(self) -> float | None:
         return self.recoveries[0][0] if self.recoveries else None
 
-    def release(
-        self,
-        lease: Lease,
-        outcome: Outcome,
-        latency: float | None = None,
-        retry_after: float | None = None,
-        reason: str = "",
-    ) -> float | None:
-        """Record how a leased request went (``reason`` says what went wrong, for
-        reports). Returns the ejection time if it ejected the proxy.
+    def _revive_due(self, now: float) -> None:
+        while self.recoveries and self.recoveries[0][0] <= now:
+            _, _, pid = heapq.heappop(self.recoveries)
+            p = self.states[pid]
+            if not p.in_rotation and not p.removed:
+                facts = self.store.facts(p.key)
+                if facts.ejected_until <= now:
+                    p.limit.restart()
+                    self._sync(p, now)
+                    if p.in_rotation:
+                        self.listener.revived(p, "trial")
 
-        Releasing a lease twice is a no-op, so every path that ends a request may release.
-        """
+    # -- outcomes --------------------------------------------------------------------
+
+    def release(self, lease: Lease, outcome: Outcome, latency: float | None = None,
+                retry_after: float | None = None, reason: str = "") -> Released:
+        """Record how a leased request went (``reason`` says what went wrong, for reports).
+        Releasing a lease twice is a no-op, so every path that ends a request may release."""
         if lease.released:
-            return None
+            return Released(Outcome.NEUTRAL)
         lease.released = True
         now = self.clock()
-        p, m = lease.state, lease.state.metrics
+        p, m, site, rules = lease.state, lease.state.metrics, lease.site, self.rules
+        others_in_flight = p.in_flight > 1
         p.in_flight -= 1
-        if latency is not None and outcome is Outcome.SUCCESS:
-            m.observe_latency(latency, now)
-        ejected = None
+        if lease.probe:
+            p.probing = False
+            heapq.heappush(self.probes, (now + PROBE_INTERVAL, next(self.seq), p.id))
+        if outcome is Outcome.OVERLOADED and not others_in_flight:
+            outcome = Outcome.SUCCESS  # nothing else in flight: not the proxy's load, the site's answer
+        hold = 0.0  # a rate-limit answer's pause, beyond the site's gap
+        facts = old = self.store.facts(p.key)
         if outcome is Outcome.SUCCESS:
             m.successes += 1
             m.observe_outcome(True)
-            p.health.record_success()
-            if p.bans:
-                p.bans.pop(lease.domain, None)  # the site takes it again: forget its ban level
+            if latency is not None:
+                m.observe_latency(latency, now)
+            p.limit.on_success()
+            if lease.probe and facts.ejected_until > now:
+                facts = revive(facts, now)
+                self._set_facts(p, old, facts, now, "probe")
+                old = facts
+            facts = after_success(facts, now)
+            p.streak += 1
+            if p.streak % FORGIVE_AFTER == 0:
+                facts = forgive(facts)
+            if self.store.ban_of(p.key, site)[1]:
+                self.store.unban(p.key, site)  # the site takes it again: forget its ban level
         elif outcome is Outcome.FAILURE:
             m.failures += 1
             m.observe_outcome(False)
-            p.problem = reason
-            ejected = p.health.record_failure(now, self.backoff, self.rng)
+            p.streak = 0
+            p.limit.on_failure()
+            facts = after_failure(facts, now, rules.max_failures, rules.backoff, self.rng, reason or "failure")
         elif outcome is Outcome.BAN:
             m.bans += 1
             m.observe_outcome(False)
-            p.problem = f"{reason} from {lease.domain}" if reason else f"banned by {lease.domain}"
-            ejected = self._ban(p, lease.domain, now, retry_after)
-        if ejected is not None:
-            self._leave(p)
-            heapq.heappush(self.recoveries, (p.health.ejected_until, next(self.seq), p.id))
-        elif p.in_rotation:
+            p.streak = 0
+            facts = self._ban(p, facts, site, now, retry_after, reason)
+        elif outcome is Outcome.RATE_LIMITED:
+            m.rate_limits += 1
+            before = self.store.pace(site)
+            pace = before.rate_limited(now, rules.cooldown, rules.cooldown_max, lease.at, p.key, len(self.by_key))
+            self.store.set_pace(site, pace)
+            if retry_after is not None:
+                hold = min(retry_after, rules.retry_after_max)
+            elif pace.gap == before.gap:  # not the site's pace: this exit pauses there
+                hold = max(FIRST_STEP, 2 * pace.at(now, rules.cooldown))
+        elif outcome is Outcome.OVERLOADED:
+            m.overloads += 1
+            p.limit.on_overload(lease.number, next(self.lease_numbers))
+        if not lease.probe:
             for s in self.memberships[p.id]:
                 s.on_release(p)
-        return ejected
+        self.store.give_back(p.key, site, now, now + max(self.gap(site, now), hold))
+        ejected_before = old.ejected_until > now
+        self._set_facts(p, old, facts, now)
+        ejected = facts.ejected_until - now if facts.ejected_until > now and not ejected_before else None
+        return Released(outcome, ejected)
 
-    def _ban(self, p: ProxyState, domain: str, now: float, retry_after: float | None) -> float | None:
-        """Keep ``p`` off ``domain``: as long as the site asked, else for a ban cooldown that
+    def _ban(self, p: ProxyState, facts: ProxyFacts, site: str, now: float, retry_after: float | None,
+             reason: str) -> ProxyFacts:
+        """Keep ``p`` off ``site``: as long as the site asked, else for a ban cooldown that
         doubles with each ban in a row there (jittered); eject ``p`` when too many sites ban it."""
-        if p.bans is None:
-            p.bans = {}
-        level = p.bans.get(domain, (0.0, 0))[1] + 1
+        rules = self.rules
+        level = self.store.ban_of(p.key, site)[1] + 1
         if retry_after is not None:
-            hold = min(retry_after, self.max_hold)
+            hold = min(retry_after, rules.retry_after_max)
         else:
-            hold = self.ban_backoff.delay(level, self.rng)
-        p.bans[domain] = (now + hold, level)
-        if hold > 0:
-            self.bans.hold(p.id, domain, now + hold, now)
-        if self.max_banned_sites and p.banned_sites(now) >= self.max_banned_sites:
-            if p.health.state is not State.EJECTED:
-                p.problem = f"banned by {p.banned_sites(now)} sites"
-                return p.health.eject(now, self.backoff, self.rng, for_bans=True)
-        return None
+            hold = rules.ban_backoff.delay(level, self.rng)
+        self.store.ban(p.key, site, now, now + hold, level)
+        why = f"{reason} from {site}" if reason else f"banned by {site}"
+        if facts.ejected_until > now:
+            return facts
+        banning = self.store.banned_sites(p.key, now)
+        if rules.max_banned_sites and len(banning) >= rules.max_banned_sites:
+            return eject(facts, now, rules.backoff, self.rng, f"banned by {len(banning)} sites", for_bans=True)
+        return _with(facts, reason=why)
 
-    def record_check(self, key: str, ok: bool, rise: int, fall: int, reason: str = "") -> str | None:
-        """An active health check of proxy ``key`` passed or failed. An ejected proxy that
-        passed ``rise`` in a row comes back on trial before its backoff ends; one in rotation
-        that failed ``fall`` in a row is ejected. Returns ``"revived"``, ``"ejected"`` or None."""
+    def record_check(self, key: str, ok: bool, rise: int, fall: int, reason: str = "") -> CheckVerdict:
+        """An active health check of proxy ``key`` passed or failed (see
+        :func:`~.ejection.after_check`)."""
         p = self.by_key.get(key)
         if p is None:
-            return None
-        verdict = p.health.record_check(ok, rise, fall)
-        if verdict == "revive":
-            p.health.revive()
-            self._enter(p)
-            return "revived"
-        if verdict == "eject":
-            p.problem = f"failed {fall} health check(s): {reason}" if reason else f"failed {fall} health check(s)"
-            p.health.eject(self.clock(), self.backoff, self.rng)
-            self._leave(p)
-            heapq.heappush(self.recoveries, (p.health.ejected_until, next(self.seq), p.id))
-            return "ejected"
-        return None
-
-    def _revive_due(self, now: float) -> None:
-        while self.recoveries and self.recoveries[0][0] <= now:
-            until, _, pid = heapq.heappop(self.recoveries)
-            p = self.states[pid]
-            if p.health.state is State.EJECTED and p.health.ejected_until == until:
-                p.health.revive()
-                self._enter(p)
+            return CheckVerdict.NONE
+        now = self.clock()
+        old = self.store.facts(key)
+        new, verdict = after_check(old, ok, rise, fall, now, self.rules.backoff, self.rng, reason)
+        self._set_facts(p, old, new, now, "check")
+        return verdict
 
     # -- reports ---------------------------------------------------------------------
 
@@ -398,28 +536,45 @@ class Balancer:
         live = sum(len(s) for backup in (False, True) if (s := self.groups.get((region, backup))))
         return 2 * live < self.region_size[region]
 
-    def state_counts(self) -> Counter[str]:
-        """How many proxies are healthy, ejected and on trial (O(n): for reports only)."""
-        self._revive_due(self.clock())
-        return Counter(p.health.state.value for p in self.by_key.values())
+    def facts(self, p: ProxyState) -> ProxyFacts:
+        return self.store.facts(p.key)
 
-    def why_out(self, domain: str, region: str | None = None, limit: int = 20) -> list[str]:
-        """Why each proxy of the region cannot serve ``domain`` now, one line per proxy
-        (at most ``limit``; O(n): for the log when the pool is unavailable)."""
+    def state_of(self, p: ProxyState, now: float | None = None) -> str:
+        """``healthy``, ``trial``, ``ejected`` or ``disabled``."""
+        facts = self.store.facts(p.key)
+        return "disabled" if facts.disabled else facts.state(self.clock() if now is None else now).value
+
+    def state_counts(self) -> Counter[str]:
+        """How many proxies are healthy, on trial, ejected and disabled (O(n): for reports)."""
+        now = self.clock()
+        self._revive_due(now)
+        return Counter(self.state_of(p, now) for p in self.by_key.values())
+
+    def why_out(self, site: str, region: str | None = None, limit: int = 20) -> list[str]:
+        """Why each proxy of the region cannot serve ``site`` now, one line per proxy (at most
+        ``limit``; O(n): for the log when the pool is unavailable)."""
         now = self.clock()
         lines = []
         for p in self.by_key.values():
             if region is not None and p.proxy.region != region:
                 continue
-            ban = (p.bans or {}).get(domain)
-            if p.disabled:
+            facts = self.store.facts(p.key)
+            until, _ = self.store.ban_of(p.key, site)
+            if facts.disabled:
                 why = "disabled"
-            elif p.health.state is State.EJECTED:
-                why = (f"ejected for {p.health.ejected_until - now:.0f} s more after"
-                       f" {p.health.ejections} ejection(s)")
-            elif ban and ban[0] > now:
-                why = f"banned by {domain} for {ban[0] - now:.0f} s more"
+            elif facts.ejected_until > now:
+                why = f"ejected for {facts.ejected_until - now:.0f} s more after {facts.ejections} ejection(s)"
+            elif until > now:
+                why = f"banned by {site} for {until - now:.0f} s more"
             else:
-                why = p.health.state.value
-            lines.append(f"{p.proxy}: {why}" + (f" (last: {p.problem})" if p.problem else ""))
+                why = facts.state(now).value
+            lines.append(f"{p.proxy.label}: {why}" + (f" (last: {facts.reason})" if facts.reason else ""))
         return lines[:limit] + ([f"... and {len(lines) - limit} more"] if len(lines) > limit else [])
+
+
+def _in(region: str | None) -> str:
+    return f" in region {region!r}" if region else ""
+
+
+def _with(facts: ProxyFacts, **changes: object) -> ProxyFacts:
+    return replace(facts, **changes)  # type: ignore[arg-type]

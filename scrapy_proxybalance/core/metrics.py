@@ -37,6 +37,8 @@ class Metrics:
     successes: int = 0
     failures: int = 0
     bans: int = 0
+    rate_limits: int = 0
+    overloads: int = 0
     latency_total: float = 0.0
     latency_samples: int = 0
     success_rate: float | None = None  # EWMA of 1 (success) / 0 (failure or ban)

@@ -1,41 +1,39 @@
-"""Runtime state of one proxy of the pool, shared by the balancer and its strategies."""
+"""What this process knows of one proxy of the pool, shared by the balancer and its strategies."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .health import Health
+from .limits import ConcurrencyLimit
 from .metrics import Metrics
 from .proxy import Proxy
 
 
 @dataclass(slots=True, eq=False)
 class ProxyState:
-    """A proxy plus everything the balancer knows about it. ``id`` is its dense index."""
+    """A proxy plus this process's view of it. ``id`` is its dense index in the balancer.
+
+    Its health facts (ejection, failures, checks) live in the state store; here are the
+    things each process keeps for itself: requests in flight, the concurrency limit,
+    latency and success-rate estimates.
+    """
 
     id: int
     proxy: Proxy
-    health: Health
+    key: str
     in_flight: int = 0
+    limit: ConcurrencyLimit = field(default_factory=ConcurrencyLimit)
     metrics: Metrics = field(default_factory=Metrics)
     in_rotation: bool = False  # held by its strategies: not ejected, disabled or removed
-    disabled: bool = False  # taken out by hand (``Balancer.disable``)
     removed: bool = False  # no longer in the pool; its last requests may still be in flight
-    bans: dict[str, tuple[float, int]] | None = None  # site -> (banned until, ban level)
-    problem: str = ""  # what went wrong last, for reports
-
-    @property
-    def key(self) -> str:
-        return self.proxy.key
+    streak: int = 0  # successes in a row, for forgiving old ejections
+    probing: bool = False  # a panic probe is in flight through it
+    last_probe: float = float("-inf")  # when the last panic probe left
 
     @property
     def weight(self) -> float:
         return self.proxy.weight
 
-    def banned_sites(self, now: float) -> int:
-        """How many sites ban this proxy at ``now``."""
-        return sum(1 for until, _ in self.bans.values() if until > now) if self.bans else 0
-
     def can_take_request(self) -> bool:
-        """Below its slow-start limit (one request at a time while on trial)."""
-        return self.in_flight < self.health.max_in_flight
+        """Below its concurrency limit."""
+        return self.in_flight < self.limit.allowed

@@ -414,7 +414,9 @@ class LeastLatency(_MemberStrategy):
 
     def __init__(self, rng: random.Random) -> None:
         super().__init__(rng)
-        self.untried: dict[int, ProxyState] = {}
+        # OrderedDict: reaching the first entry stays O(1) however many were removed (a
+        # plain dict's iteration walks past every deleted slot)
+        self.untried: OrderedDict[int, ProxyState] = OrderedDict()
 
     def add(self, p: ProxyState) -> None:
         super().add(p)
@@ -439,9 +441,10 @@ class LeastLatency(_MemberStrategy):
     def pick(self, accept: Accept) -> ProxyState | None:
         if not self.members.items:
             return None
-        for p in itertools.islice(self.untried.values(), SAMPLES):
-            if p.in_flight == 0 and accept(p):
-                return p
+        if self.untried:
+            for p in itertools.islice(self.untried.values(), SAMPLES):
+                if p.in_flight == 0 and accept(p):
+                    return p
         for _ in range(SAMPLES // 2):
             a, b = self._draw(), self._draw()
             if self.cost(b) < self.cost(a):

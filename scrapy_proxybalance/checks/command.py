@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import os
+import re
 import sys
+from pathlib import Path
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
@@ -16,10 +20,10 @@ from scrapy import Spider
 from scrapy.commands import ScrapyCommand
 from scrapy.exceptions import UsageError
 
-from .checks import CheckResult, check_request, judge
-from .config import HealthCheck
-from .core.errors import ConfigError
-from .core.proxy import Proxy, load_pool
+from ..config import HealthCheck
+from ..core.errors import ConfigError, InvalidProxy
+from ..core.proxy import Proxy, load_pool
+from .probe import CheckResult, check_request, judge
 
 if TYPE_CHECKING:
     import argparse
@@ -53,7 +57,7 @@ class ProxyCheckSpider(Spider):
     def _done(self, result: CheckResult) -> None:
         self.results.append(result)
         shown = f"ok, {result.latency * 1000:.0f} ms" if result.ok and result.latency is not None else result.error
-        print(f"[{len(self.results)}/{len(self.pool)}] {result.proxy}: {shown}", file=sys.stderr, flush=True)
+        print(f"[{len(self.results)}/{len(self.pool)}] {result.proxy.label}: {shown}", file=sys.stderr, flush=True)
 
 
 class Command(ScrapyCommand):
@@ -83,24 +87,32 @@ class Command(ScrapyCommand):
         parser.add_argument("--concurrency", type=int, default=32, help="proxies checked at once (default: 32)")
         parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
         parser.add_argument("--save-healthy", metavar="FILE",
-                            help="write the healthy proxies (with their credentials) to FILE, one URL per line")
+                            help="write the healthy proxies, credentials included, to FILE (mode 0600), one URL per line")
 
     def run(self, args: list[str], opts: argparse.Namespace) -> None:
         if args:
             raise UsageError("proxycheck takes no arguments; see --help")
         settings = self.settings
         assert settings is not None and self.crawler_process is not None
+        if opts.url is not None and not re.match(r"https?://[^/\s?#]+(?:[/?#]\S*)?$", opts.url):
+            raise UsageError(f"--url must be an http(s) URL without spaces, got {opts.url!r}", print_help=False)
+        if opts.timeout is not None and not (math.isfinite(opts.timeout) and 0 < opts.timeout <= 3600):
+            raise UsageError(f"--timeout must be a number of seconds > 0 and <= 3600, got {opts.timeout}",
+                             print_help=False)
+        if opts.concurrency < 1:
+            raise UsageError(f"--concurrency must be >= 1, got {opts.concurrency}", print_help=False)
         try:
-            pool = load_pool(opts.pool, "--pool") if opts.pool else load_pool(settings.get("PROXY_POOL") or [])
+            if opts.pool:
+                pool, _ = load_pool(Path(opts.pool), "--pool")
+            else:
+                pool, _ = load_pool(settings.get("PROXY_POOL") or [])
             check = HealthCheck.from_settings(settings, url=opts.url)
-        except ConfigError as exc:
+        except (ConfigError, InvalidProxy) as exc:
             raise UsageError(str(exc), print_help=False) from None
         if check is None:
             raise UsageError("give --url URL or set PROXY_HEALTH_CHECK_URL", print_help=False)
         if not pool:
             raise UsageError("no proxies: set PROXY_POOL or give --pool FILE", print_help=False)
-        if opts.timeout is not None and opts.timeout <= 0 or opts.concurrency < 1:
-            raise UsageError("--timeout and --concurrency must be > 0", print_help=False)
         check = dataclasses.replace(check, timeout=opts.timeout or check.timeout)
         results: list[CheckResult] = []
         spider = type("ProxyCheck", (ProxyCheckSpider,), {"custom_settings": {
@@ -117,9 +129,16 @@ class Command(ScrapyCommand):
         print(as_json(results, shared) if opts.json else as_table(results, shared))
         healthy = [r.proxy for r in results if r.ok]
         if opts.save_healthy:
-            with open(opts.save_healthy, "w", encoding="utf-8") as f:
-                f.writelines(f"{p.url}\n" for p in healthy)
+            save_healthy(opts.save_healthy, healthy)
         self.exitcode = 0 if healthy else 1
+
+
+def save_healthy(path: str, proxies: list[Proxy]) -> None:
+    """Write the proxies, credentials included, to a file only its owner can read (0600)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # also when the file existed with a wider mode
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.writelines(f"{p.url}\n" for p in proxies)
 
 
 def shared_exit_ips(results: list[CheckResult]) -> dict[str, list[str]]:
@@ -127,7 +146,7 @@ def shared_exit_ips(results: list[CheckResult]) -> dict[str, list[str]]:
     by_ip: dict[str, list[str]] = defaultdict(list)
     for r in results:
         if r.exit_ip:
-            by_ip[r.exit_ip].append(str(r.proxy))
+            by_ip[r.exit_ip].append(r.proxy.label)
     return {ip: proxies for ip, proxies in by_ip.items() if len(proxies) > 1}
 
 
@@ -135,7 +154,7 @@ def as_table(results: list[CheckResult], shared: dict[str, list[str]]) -> str:
     header = ("proxy", "result", "status", "latency", "exit IP", "error")
     ranked = sorted(results, key=lambda r: (not r.ok, r.latency or 0.0))
     rows = [header] + [
-        (str(r.proxy), "ok" if r.ok else "FAILED", str(r.status or "-"),
+        (r.proxy.label, "ok" if r.ok else "FAILED", str(r.status or "-"),
          "-" if r.latency is None else f"{r.latency * 1000:.0f} ms", r.exit_ip or "-", r.error or "")
         for r in ranked
     ]

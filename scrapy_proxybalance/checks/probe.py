@@ -13,8 +13,8 @@ from scrapy import Request
 if TYPE_CHECKING:
     from scrapy.http import Response
 
-    from .config import HealthCheck
-    from .core.proxy import Proxy
+    from ..config import HealthCheck
+    from ..core.proxy import Proxy
 
 CHECK = "_proxybalance_check"  # meta: this request is a health check (the proxy is set by hand)
 _IP = re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}\b|\b[0-9a-fA-F]{0,4}(?::[0-9a-fA-F]{0,4}){2,7}\b")
@@ -32,7 +32,7 @@ class CheckResult:
     error: str = ""
 
     def as_dict(self) -> dict:
-        return {"proxy": str(self.proxy), "ok": self.ok, "status": self.status,
+        return {"proxy": str(self.proxy), "name": self.proxy.name, "ok": self.ok, "status": self.status,
                 "latency_ms": None if self.latency is None else round(self.latency * 1000),
                 "exit_ip": self.exit_ip, "error": self.error}
 

@@ -14,55 +14,54 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from scrapy.utils.asyncio import create_looping_call
 from scrapy.utils.defer import deferred_from_coro
 
-from .checks import CHECK, CheckResult, check_request, judge
-from .stats import PREFIX
+from ..core.ejection import CheckVerdict
+from ..stats import PREFIX
+from .probe import CHECK, CheckResult, check_request, judge
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from scrapy.crawler import Crawler
 
-    from .config import HealthCheck
-    from .core.balancer import Balancer
-    from .core.state import ProxyState
-    from .waiting import ParkingLot
+    from ..config import HealthCheck
+    from ..core.balancer import Balancer
+    from ..core.state import ProxyState
 
 logger = logging.getLogger(__name__)
 
 
 class HealthChecker:
-    def __init__(self, crawler: Crawler, balancer: Balancer, check: HealthCheck, parking: ParkingLot) -> None:
+    def __init__(self, crawler: Crawler, balancer: Balancer, check: HealthCheck, waiting: Callable[[], int]) -> None:
         self.crawler = crawler
         self.balancer = balancer
         self.check = check
-        self.parking = parking
+        self.waiting = waiting
         self.queue: deque[ProxyState] = deque()
         self.running = 0  # checks in flight
         self.ip_of: dict[str, str] = {}  # proxy key -> exit IP
         self.sharing: dict[str, set[str]] = {}  # exit IP -> proxy keys
-        self.loop = None
         self.stopped = False
 
-    def start(self) -> None:
-        self.loop = create_looping_call(self.round)
-        self.loop.start(self.check.interval, now=True)
+    def start(self, every: Callable[[float, Callable[[], None]], Any]) -> None:
+        """Run a round every interval (``every`` runs a function at intervals, logging its errors)."""
+        self.round()
+        every(self.check.interval, self.round)
 
     def stop(self) -> None:
         self.stopped = True
         self.queue.clear()
-        if self.loop is not None and self.loop.running:
-            self.loop.stop()
 
     def _crawl_busy(self) -> bool:
         """Whether the crawl has work besides our checks."""
         engine = self.crawler.engine
-        if len(self.parking) or any(CHECK not in r.meta for r in engine.downloader.active):
+        if self.waiting() or any(CHECK not in r.meta for r in engine.downloader.active):
             return True
-        scheduler = getattr(engine, "scheduler", None)  # public since Scrapy 2.19
-        return scheduler is None or scheduler.has_pending_requests()
+        scheduler = getattr(engine, "scheduler", None) or engine._slot.scheduler  # public since Scrapy 2.19
+        return scheduler.has_pending_requests()
 
     def round(self) -> None:
         """Queue a check of every proxy of the pool, unless the last round still runs."""
@@ -99,14 +98,8 @@ class HealthChecker:
         if not result.ok:
             stats.inc_value(f"{PREFIX}/checks/failed")
         verdict = self.balancer.record_check(p.key, result.ok, self.check.rise, self.check.fall, result.error)
-        if verdict == "revived":
-            stats.inc_value(f"{PREFIX}/checks/revived")
-            logger.info("proxybalance: %s passed its health check: back on trial before its backoff ended", p.proxy)
-            self.parking.wake_all()
-        elif verdict == "ejected":
-            stats.inc_value(f"{PREFIX}/checks/ejected")
-            stats.inc_value(f"{PREFIX}/ejections")
-            logger.warning("proxybalance: ejected %s: %s", p.proxy, p.problem)
+        if verdict is not CheckVerdict.NONE:  # the balancer's listener logs and counts it
+            stats.inc_value(f"{PREFIX}/checks/{verdict.value}")
         if result.exit_ip:
             self._note_exit_ip(p, result.exit_ip)
 
@@ -120,7 +113,7 @@ class HealthChecker:
         group = self.sharing.setdefault(ip, set())
         group.add(p.key)
         if len(group) > 1:
-            names = ", ".join(str(self.balancer.by_key[k].proxy) for k in sorted(group) if k in self.balancer.by_key)
+            names = ", ".join(self.balancer.by_key[k].proxy.label for k in sorted(group) if k in self.balancer.by_key)
             logger.warning("proxybalance: %d proxies share the exit IP %s: %s", len(group), ip, names)
         shared = sum(len(g) for g in self.sharing.values() if len(g) > 1)
         key = f"{PREFIX}/exit_ip/shared"

@@ -1,0 +1,111 @@
+"""Outcomes of a request and the policy that tells them apart."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable
+from email.utils import parsedate_to_datetime
+from enum import Enum
+from typing import Any
+
+
+class Outcome(Enum):
+    SUCCESS = "success"  # the proxy delivered an answer (a site's own 404 or 500 included)
+    FAILURE = "failure"  # the proxy's fault: hurts its health, may eject it
+    BAN = "ban"  # the site refused this proxy: hurts only the (proxy, site) pair
+    RATE_LIMITED = "rate_limited"  # the site wants this proxy to slow down there: a pause, not a ban
+    OVERLOADED = "overloaded"  # the proxy (or the site) is full: lower the proxy's concurrency
+    NEUTRAL = "neutral"  # no verdict on the proxy (cancelled, ignored, dropped)
+
+    @property
+    def retryable(self) -> bool:
+        """Whether the request is retried on another proxy."""
+        return self in (Outcome.FAILURE, Outcome.BAN, Outcome.RATE_LIMITED, Outcome.OVERLOADED)
+
+    @property
+    def charged(self) -> bool:
+        """Whether a retry after it counts against the request's ``PROXY_RETRY_TIMES``: a pause
+        or a full proxy says nothing about the request."""
+        return self in (Outcome.FAILURE, Outcome.BAN)
+
+
+PROXY_AUTH_REQUIRED = 407  # the proxy itself refused us: its failure, never a site's answer
+BODY_SCAN_BYTES = 16384  # body patterns are searched in this much of the body only
+
+
+class BanPolicy:
+    """Decides whose fault a response or an exception was. For a response, in this order:
+
+    - ``407``: the proxy refused us, a failure;
+    - a status in ``ban_statuses``: a ban (this site refused this proxy);
+    - a status in ``rate_limit_statuses`` (``429``), or in ``overload_statuses`` with a
+      ``Retry-After``: rate limited (that proxy pauses on that site, the site's pace slows);
+    - a status in ``overload_statuses`` (``503``): overloaded (the proxy's concurrency limit
+      falls; the balancer treats it as the site's own answer if the proxy had nothing else
+      in flight);
+    - a 2xx whose first ``BODY_SCAN_BYTES`` match one of ``body_patterns`` (a captcha page
+      served with status 200): a ban;
+    - anything else is the site's own answer, delivered: a success for the proxy.
+
+    An exception of one of the ``failures`` types (connection refused, timeouts, ...) is a
+    failure; any other is neutral. Responses are duck-typed (``status``, ``headers``,
+    ``body``), so this core module needs no Scrapy. Subclass it and set
+    ``PROXY_BAN_POLICY`` to change the rules; a status listed in ``ban_statuses`` wins.
+    """
+
+    def __init__(
+        self,
+        ban_statuses: Iterable[int] = (403,),
+        body_patterns: Iterable[str | re.Pattern[str]] = (),
+        failures: tuple[type[BaseException], ...] = (),
+        rate_limit_statuses: Iterable[int] = (429,),
+        overload_statuses: Iterable[int] = (503,),
+    ) -> None:
+        self.ban_statuses = frozenset(ban_statuses)
+        self.rate_limit_statuses = frozenset(rate_limit_statuses)
+        self.overload_statuses = frozenset(overload_statuses)
+        self.body_patterns = [re.compile(p) if isinstance(p, str) else p for p in body_patterns]
+        self.failures = failures
+
+    def response_outcome(self, request: Any, response: Any) -> Outcome:
+        status = response.status
+        if status == PROXY_AUTH_REQUIRED:
+            return Outcome.FAILURE
+        if status in self.ban_statuses:
+            return Outcome.BAN
+        if status in self.rate_limit_statuses:
+            return Outcome.RATE_LIMITED
+        if status in self.overload_statuses:
+            asked = getattr(response, "headers", {}).get(b"Retry-After")
+            return Outcome.RATE_LIMITED if asked else Outcome.OVERLOADED
+        if self.body_patterns and 200 <= status < 300 and self.body_is_ban(response.body):
+            return Outcome.BAN
+        return Outcome.SUCCESS
+
+    def body_is_ban(self, body: bytes) -> bool:
+        head = body[:BODY_SCAN_BYTES].decode("utf-8", "replace")
+        return any(p.search(head) for p in self.body_patterns)
+
+    def exception_outcome(self, request: Any, exception: BaseException) -> Outcome:
+        return Outcome.FAILURE if isinstance(exception, self.failures) else Outcome.NEUTRAL
+
+
+def parse_retry_after(value: bytes | str | None, now_epoch: float) -> float | None:
+    """Seconds asked by a ``Retry-After`` header (delta-seconds or HTTP-date), or ``None``."""
+    if not value:
+        return None
+    text = (value.decode("latin-1") if isinstance(value, bytes) else value).strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        pass
+    else:
+        return seconds if math.isfinite(seconds) and seconds >= 0 else None
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - now_epoch)

@@ -1,0 +1,58 @@
+"""Each site's pace: the gap one proxy keeps between two requests to it (AutoThrottle for a pool).
+
+The gap starts at the configured floor (``PROXY_DOMAIN_COOLDOWN``, or ``DOWNLOAD_DELAY`` if
+larger) and is counted from the moment the previous request through that (proxy, site) pair
+got its answer, the first moment we know the site saw it: the site never sees two requests
+of one exit closer together, however uneven the transit times.
+
+A rate-limit answer slows the site down when it is the site's pace that is too fast: when a
+second proxy is rate limited there within :data:`WINDOW` (or the pool has one proxy). Then
+the gap doubles (at least to :data:`FIRST_STEP`, capped), once per round of requests. A lone
+proxy rate limited again and again is that exit's problem, not the site's: it pauses that
+pair only, so one flagged address never slows a site for the whole pool. While the site
+answers fine the gap decays back toward the floor, halving its excess every
+:data:`HALF_LIFE` seconds.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+FIRST_STEP = 0.25  # seconds: the least gap a first slow-down asks for
+HALF_LIFE = 120.0  # seconds over which a learned gap's excess over the floor halves
+WINDOW = 10.0  # seconds within which rate limits of two proxies say the site's pace is too fast
+
+
+@dataclass(frozen=True, slots=True)
+class SitePace:
+    """A learned gap: ``gap`` seconds as of ``since``, decaying toward the floor; and the last
+    proxy the site rate limited, and when."""
+
+    gap: float = 0.0
+    since: float = 0.0
+    limited_by: str = ""
+    limited_at: float = -math.inf
+
+    def at(self, now: float, floor: float) -> float:
+        if self.gap <= floor:
+            return floor
+        excess = (self.gap - floor) * 0.5 ** (max(0.0, now - self.since) / HALF_LIFE)
+        return floor + excess if excess > 1e-3 else floor
+
+    def rate_limited(self, now: float, floor: float, cap: float, sent_at: float, proxy: str,
+                     pool_size: int) -> SitePace:
+        """After a rate-limit answer through ``proxy`` to a request sent at ``sent_at``."""
+        noted = replace(self, limited_by=proxy, limited_at=now)
+        lone = self.limited_by in ("", proxy) or now - self.limited_at > max(WINDOW, 4 * self.at(now, floor))
+        if pool_size > 1 and lone:
+            return noted
+        return noted.slowed(now, floor, cap, sent_at)
+
+    def slowed(self, now: float, floor: float, cap: float, sent_at: float) -> SitePace:
+        """Twice the current gap, at least :data:`FIRST_STEP`; once per round, as answers to
+        requests sent before the last slow-down do not slow it again."""
+        if sent_at <= self.since:
+            return self
+        gap = min(cap, max(2.0 * self.at(now, floor), FIRST_STEP, floor))
+        return replace(self, gap=gap if math.isfinite(gap) else cap, since=now)

@@ -1,0 +1,69 @@
+"""Whether a request that went wrong through a proxy is tried again elsewhere: ``Retry | GiveUp``.
+
+- A failure or a ban is charged to the request's budget (``PROXY_RETRY_TIMES``) only for the
+  proxies it failed through that are still in rotation: a proxy ejected since was at fault
+  itself. While under half the region is in rotation (Envoy's panic threshold) nothing is
+  charged: the pool is down, not the request.
+- A rate-limit or overload answer is not the request's fault: it moves on uncharged, and
+  may even go back to that proxy later (it is not excluded).
+- A request that has tried every proxy waits for the ejected ones to come back.
+- A request out of budget waits :data:`LAST_TRY_DELAY` and tries once more before giving up:
+  the first instant of a blackout looks like that, before enough failures eject anything.
+- No request moves more than ``retry_times + FREE_MOVES`` times.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from .outcomes import Outcome
+
+FREE_MOVES = 25  # uncharged moves one request may take on top of its budget: no endless loop
+LAST_TRY_DELAY = 1.0  # a request out of budget waits this long, then tries once more
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    tried: tuple[str, ...]  # proxies the next attempt must not use
+    moves: int  # times the request has moved to another proxy, this one included
+    charged: bool  # counted against the budget
+    delay: float = 0.0  # wait this long before the next attempt
+    last_try: bool = False  # this is the one more try after the budget ran out
+
+
+@dataclass(frozen=True, slots=True)
+class GiveUp:
+    reason: str
+
+
+def decide_retry(
+    *,
+    proxy: str,
+    outcome: Outcome,
+    tried: Sequence[str],
+    moves: int,
+    had_last_try: bool,
+    in_rotation: Callable[[str], bool],
+    degraded: bool,
+    region_size: int,
+    retry_times: int,
+) -> Retry | GiveUp:
+    """The next step for a request whose attempt through ``proxy`` ended with ``outcome``
+    (retryable), after ``moves`` earlier moves and the ``tried`` proxies."""
+    moves += 1
+    if moves > retry_times + FREE_MOVES:
+        return GiveUp(f"moved {moves - 1} times")
+    if not outcome.charged:
+        return Retry(tuple(tried), moves, charged=False)
+    now_tried = [*tried, proxy]
+    innocent = [] if degraded else [k for k in now_tried if in_rotation(k)]
+    if len(now_tried) >= region_size:
+        now_tried = innocent  # tried them all: wait for those that were at fault to come back
+    if len(innocent) > retry_times:
+        if not had_last_try and len(now_tried) < region_size:
+            return Retry(tuple(now_tried), moves, charged=True, delay=LAST_TRY_DELAY, last_try=True)
+        return GiveUp(f"{len(innocent)} proxies in rotation failed it")
+    if len(now_tried) >= region_size:
+        return GiveUp(f"all {region_size} proxies failed it")
+    return Retry(tuple(now_tried), moves, charged=not degraded and in_rotation(proxy))

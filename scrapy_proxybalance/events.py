@@ -1,0 +1,42 @@
+"""The pool's health events, counted and logged in one place."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from .core.balancer import PoolListener
+from .stats import PREFIX
+
+if TYPE_CHECKING:
+    from scrapy.statscollectors import StatsCollector
+
+    from .core.ejection import ProxyFacts
+    from .core.state import ProxyState
+
+logger = logging.getLogger(__name__)
+
+
+class PoolEvents(PoolListener):
+    """Every ejection and every return, from the balancer: a stat and a log line each; a
+    return also wakes the requests waiting for a proxy."""
+
+    def __init__(self, stats: StatsCollector, wake: Callable[[], None]) -> None:
+        self.stats = stats
+        self.wake = wake
+
+    def ejected(self, state: ProxyState, facts: ProxyFacts, seconds: float) -> None:
+        self.stats.inc_value(f"{PREFIX}/ejections")
+        logger.warning("proxybalance: ejected %s for %.0f s (%s; ejection #%d)",
+                       state.proxy.label, seconds, facts.reason, facts.ejections)
+
+    def revived(self, state: ProxyState, how: str) -> None:
+        self.stats.inc_value(f"{PREFIX}/revivals/{how}")
+        if how == "check":
+            logger.info("proxybalance: %s passed its health check: back on trial before its backoff ended",
+                        state.proxy.label)
+        elif how == "probe":
+            logger.info("proxybalance: %s answered a probe while most of the pool was out: back in rotation",
+                        state.proxy.label)
+        self.wake()

@@ -1,0 +1,19 @@
+"""The private ``Request.meta`` keys of scrapy-proxybalance, in one place.
+
+What a request carries into the scheduler (and so into a ``JOBDIR`` queue, read perhaps by
+another process on another day) means the same anywhere: the proxy, lease and download slot
+of an attempt are taken off before it is queued, and nothing here holds a time or an id of
+one process.
+"""
+
+OUR_PROXY = "_proxybalance_proxy"  # the proxy we set (no credentials): tells our choice from the user's
+OUR_SLOT = "_proxybalance_slot"  # we set meta['download_slot'] (a slot per site and proxy)
+LEASE = "_proxybalance_lease"  # (process token, lease number) of the lease this attempt holds
+TRIED = "_proxybalance_tried"  # keys of the proxies this request already failed through
+TIMEOUT = "_proxybalance_timeout"  # (the request's own download_timeout,) while we lowered it
+WAIT = "_proxybalance_wait"  # (seconds, on release): on its way to the scheduler's waiting room
+LAST_TRY = "_proxybalance_last_try"  # this attempt is the one more try after the budget ran out
+FAIL = "_proxybalance_fail"  # why this request fails without a proxy (set when it leaves the scheduler)
+WOKEN = "_proxybalance_woken"  # a waiting request the room's timer sent round to wake the engine
+DONT_FILTER = "_proxybalance_dont_filter"  # the request's own dont_filter, while the scheduler set it
+RETRIES = "proxy_retry_times"  # public: moves to another proxy, apart from RetryMiddleware's retry_times

@@ -1,0 +1,227 @@
+"""The scheduler that keeps requests waiting for a proxy in its custody.
+
+:class:`ProxyScheduler` wraps your scheduler (``PROXY_SCHEDULER``: Scrapy's own by default,
+scrapy-redis's, or any that honours Scrapy's scheduler interface) and adds a waiting room.
+When a request leaves, the middleware leases it a proxy; when no proxy can take it yet, the
+request stays here instead, so:
+
+- it holds no downloader slot, and other sites' requests keep flowing;
+- memory is bounded: at most ``PROXY_MAX_WAITING`` requests wait in the room; when it is
+  full, the request goes back to your scheduler's queue and no more are pulled until room
+  frees up (your queue, on disk with ``JOBDIR``, keeps the rest of the frontier);
+- among requests for the same site it waits in priority order;
+- when the crawl closes or pauses, every waiting request goes back into your scheduler before
+  that closes, so resuming a ``JOBDIR`` job crawls it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import deque
+from collections.abc import Hashable
+from typing import TYPE_CHECKING, Any
+
+from scrapy.core.scheduler import BaseScheduler, Scheduler
+from scrapy.utils.asyncio import CallLaterResult, call_later
+from scrapy.utils.misc import build_from_crawler
+
+from .config import enabled, scheduler_settings
+from .core.errors import ConfigError
+from .core.waiting import WaitingRoom
+from .meta import DONT_FILTER, WAIT, WOKEN
+
+if TYPE_CHECKING:
+    from scrapy import Request, Spider
+    from scrapy.crawler import Crawler
+
+    from .middleware import ProxyBalanceMiddleware
+
+
+logger = logging.getLogger(__name__)
+
+
+class ProxyScheduler(BaseScheduler):
+    def __init__(self, crawler: Crawler, inner: Any, max_waiting: int) -> None:
+        self.crawler = crawler
+        self.inner = inner
+        self.room: WaitingRoom[Request] = WaitingRoom(max_waiting)
+        self.woken: deque[Request] = deque()
+        self.mw: ProxyBalanceMiddleware | None = None
+        self.timer: tuple[float, CallLaterResult] | None = None
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> ProxyScheduler:
+        try:
+            inner_cls, max_waiting = scheduler_settings(crawler.settings)
+        except ConfigError as exc:  # the middleware refuses to crawl with it, and says why
+            if not enabled(crawler.settings):
+                logger.error("scrapy-proxybalance: %s; using Scrapy's own scheduler", exc)
+            inner_cls, max_waiting = Scheduler, 1
+        return cls(crawler, build_from_crawler(inner_cls, crawler), max_waiting)
+
+    def open(self, spider: Spider) -> Any:
+        from .middleware import ProxyBalanceMiddleware
+
+        try:
+            self.mw = self.crawler.get_downloader_middleware(ProxyBalanceMiddleware)
+        except RuntimeError:
+            self.mw = None
+        if self.mw is not None:
+            self.mw.scheduler = self
+        return self.inner.open(spider) if hasattr(self.inner, "open") else None
+
+    def close(self, reason: str) -> Any:
+        """Every waiting request goes back into the scheduler before it closes (and persists
+        its queue)."""
+        if self.timer is not None:
+            self.timer[1].cancel()
+            self.timer = None
+        for request in [*self.woken, *self.room.drain()]:
+            self._requeue(request)
+        self.woken.clear()
+        return self.inner.close(reason) if hasattr(self.inner, "close") else None
+
+    def has_pending_requests(self) -> bool:
+        return bool(self.room) or bool(self.woken) or self.inner.has_pending_requests()
+
+    def __len__(self) -> int:
+        return self.waiting() + (len(self.inner) if hasattr(self.inner, "__len__") else 0)
+
+    def waiting(self) -> int:
+        """Requests waiting for a proxy."""
+        return len(self.room) + len(self.woken)
+
+    def enqueue_request(self, request: Request) -> bool:
+        mw = self.mw
+        if mw is None:
+            return self.inner.enqueue_request(request)
+        meta = request.meta
+        if meta.pop(WOKEN, False):
+            self.woken.append(request)
+            return True
+        wait = meta.pop(WAIT, None)
+        mw.forget(request)
+        key = mw.wait_key(request) if wait is not None else None
+        if key is None:
+            return self.inner.enqueue_request(request)
+        self._park(request, key, time.monotonic() + wait[0], wait[1])
+        return True
+
+    def next_request(self) -> Request | None:
+        mw = self.mw
+        if mw is None:
+            return self.inner.next_request()
+        if mw.refused:
+            mw.refuse()  # misconfigured: nothing leaves; the spider closes
+            return None
+        now = time.monotonic()
+        try:
+            while self.woken:
+                request = self.woken.popleft()
+                if self._admitted(request, mw.wait_key(request), now):
+                    return _leaving(request)
+            while (due := self.room.pop_due(now)) is not None:
+                if self._admitted(due[1], due[0], now):
+                    return _leaving(due[1])
+            while True:
+                request = self.inner.next_request()
+                if request is None:
+                    return None
+                key = mw.wait_key(request)
+                if key is None:
+                    return _leaving(request)
+                if self.room.waiting(key):  # queue behind the requests that wait for the same
+                    if not self._park(request, key, math.inf, False):
+                        return None
+                    continue
+                wait = mw.admit(request)
+                if wait is None:
+                    return _leaving(request)
+                if not self._park(request, key, now + wait.seconds, wait.on_release) or wait.capacity:
+                    return None  # the room is full, or every proxy is: pull no more for now
+        finally:
+            self._arm(now)
+
+    def _admitted(self, request: Request, key: Hashable | None, now: float) -> bool:
+        """Ask for a proxy for a waiting request; if it must wait on, it goes back in place."""
+        assert self.mw is not None
+        if key is None:
+            return True
+        wait = self.mw.admit(request)
+        if wait is None:
+            return True
+        self.room.defer(key, request, request.priority, now + wait.seconds, wait.on_release)
+        return False
+
+    def _park(self, request: Request, key: Hashable, due: float, on_release: bool) -> bool:
+        """Put ``request`` in the room; False if it did not fit (it went back to the queue)."""
+        _pass_filter(request)
+        out = self.room.add(request, key, request.priority, due, on_release)
+        if out is not None:
+            self._requeue(out)
+        return out is not request
+
+    def _requeue(self, request: Request) -> None:
+        """Back into the scheduler's own queue, past its duplicate filter (it was seen)."""
+        assert self.mw is not None
+        self.mw.forget(request)
+        _pass_filter(request)
+        self.inner.enqueue_request(request)
+
+    def released(self) -> None:
+        """A request through a proxy ended: a request waiting for capacity may go."""
+        self.room.released(time.monotonic())
+
+    def wake(self) -> None:
+        """Proxies came back or joined: every waiting request may ask again, now."""
+        now = time.monotonic()
+        self.room.wake_all(now)
+        self._arm(now, soon=True)
+
+    def _arm(self, now: float, soon: bool = False) -> None:
+        """Keep one timer, for the room's earliest due time."""
+        due = self.room.next_due()
+        if due is None:
+            return
+        if soon:
+            due = min(due, now)
+        if self.timer is not None:
+            if self.timer[0] <= due:
+                return
+            self.timer[1].cancel()
+        self.timer = (due, call_later(max(0.0, due - now), self._fire))
+
+    def _fire(self) -> None:
+        """The earliest waiting request is due: send it round through the engine, which then
+        asks this scheduler for requests again."""
+        self.timer = None
+        now = time.monotonic()
+        due = self.room.pop_due(now)
+        if due is None:
+            self._arm(now)
+            return
+        request = due[1]
+        request.meta[WOKEN] = True
+        self.crawler.engine.crawl(request)
+
+
+def is_proxy_scheduler(cls: object) -> bool:
+    """Whether ``cls`` is (a subclass of) :class:`ProxyScheduler`. (``issubclass`` cannot
+    tell: Scrapy's scheduler metaclass says yes to any class with a scheduler's methods.)"""
+    return isinstance(cls, type) and ProxyScheduler in cls.__mro__
+
+
+def _pass_filter(request: Request) -> None:
+    """Let the request past duplicate filters (it was seen once), remembering its own flag."""
+    request.meta.setdefault(DONT_FILTER, request.dont_filter)
+    request.dont_filter = True
+
+
+def _leaving(request: Request) -> Request:
+    """The request leaves the scheduler: it gets its own ``dont_filter`` back."""
+    own = request.meta.pop(DONT_FILTER, None)
+    if own is not None:
+        request.dont_filter = own
+    return request

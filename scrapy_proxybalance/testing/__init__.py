@@ -1,0 +1,1 @@
+"""Tools to test spiders against proxies that misbehave on purpose: the local proxy farm."""

@@ -1,0 +1,127 @@
+"""The core's small rules as units: retry, unavailability, concurrency limits, site pace."""
+
+import math
+
+import pytest
+
+from scrapy_proxybalance.core.availability import CHECK, GAP, Act, Unavailability
+from scrapy_proxybalance.core.limits import MAX_LIMIT, ConcurrencyLimit
+from scrapy_proxybalance.core.outcomes import Outcome
+from scrapy_proxybalance.core.pace import FIRST_STEP, HALF_LIFE, WINDOW, SitePace
+from scrapy_proxybalance.core.retry import FREE_MOVES, LAST_TRY_DELAY, GiveUp, Retry, decide_retry
+
+POOL = [f"p{i}" for i in range(6)]
+
+
+def retry(outcome=Outcome.FAILURE, proxy="p0", tried=(), moves=0, had_last_try=False, out=(), degraded=False,
+          size=6, times=3):
+    return decide_retry(proxy=proxy, outcome=outcome, tried=list(tried), moves=moves, had_last_try=had_last_try,
+                        in_rotation=lambda k: k not in out, degraded=degraded, region_size=size, retry_times=times)
+
+
+def test_a_failure_moves_the_request_to_a_proxy_it_has_not_tried_charged():
+    assert retry(tried=["p1"], moves=1) == Retry(("p1", "p0"), 2, charged=True)
+
+
+def test_proxies_ejected_since_are_not_charged():
+    decision = retry(proxy="p3", tried=["p0", "p1", "p2"], moves=3, out={"p0", "p1", "p2", "p3"})
+    assert decision == Retry(("p0", "p1", "p2", "p3"), 4, charged=False)
+
+
+def test_out_of_budget_it_waits_and_tries_once_more_then_gives_up():
+    last = retry(proxy="p3", tried=["p0", "p1", "p2"], moves=3)
+    assert last == Retry(("p0", "p1", "p2", "p3"), 4, charged=True, delay=LAST_TRY_DELAY, last_try=True)
+    assert retry(proxy="p4", tried=last.tried, moves=4, had_last_try=True) == GiveUp("5 proxies in rotation failed it")
+
+
+def test_a_degraded_pool_charges_nothing():
+    decision = retry(proxy="p3", tried=["p0", "p1", "p2"], moves=3, degraded=True)
+    assert isinstance(decision, Retry) and not decision.charged and not decision.last_try
+
+
+def test_having_tried_every_proxy_it_waits_for_those_at_fault_to_come_back():
+    decision = retry(proxy="p2", tried=["p0", "p1"], size=3, out={"p0", "p1"})
+    assert decision == Retry(("p2",), 1, charged=True)  # p0 and p1 were ejected: they may serve it later
+
+
+def test_rate_limits_and_overloads_move_uncharged_and_exclude_nothing():
+    for outcome in (Outcome.RATE_LIMITED, Outcome.OVERLOADED):
+        assert retry(outcome=outcome, tried=["p1"], moves=2) == Retry(("p1",), 3, charged=False)
+
+
+def test_no_request_moves_forever():
+    assert isinstance(retry(outcome=Outcome.OVERLOADED, moves=3 + FREE_MOVES), GiveUp)
+
+
+def test_unavailability_acts_after_the_timeout_and_a_failed_trial_does_not_restart_it():
+    u = Unavailability(timeout=8)
+    assert u.waiting("k", 30, True, now=100, what="s") == CHECK  # looks again within the check interval
+    assert u.waiting("k", 0.5, True, now=103, what="s") == 0.5
+    assert u.waiting("k", 30, True, now=106, what="s") == 2  # just long enough to notice the deadline
+    assert isinstance(u.waiting("k", 30, True, now=108, what="s"), Act)
+    assert u.waiting("k", 3, False, now=108, what="s") == 3  # merely pacing: no episode
+
+
+def test_unavailability_ends_when_the_site_is_served_or_nobody_waited():
+    u = Unavailability(timeout=8)
+    u.waiting("k", 1, True, now=100, what="s")
+    u.served("k")
+    assert u.waiting("k", 1, True, now=107, what="s") == 1  # a new episode
+    assert not isinstance(u.waiting("k", 1, True, now=107 + GAP + 1, what="s"), Act)
+    assert Unavailability(timeout=0).waiting("k", 30, True, now=0, what="s") == 30  # 0: never act
+
+
+def test_slow_start_then_additive_increase_then_halving_on_overload():
+    limit = ConcurrencyLimit()
+    assert limit.allowed == 1 and not limit.proven
+    for _ in range(7):
+        limit.on_success()
+    assert limit.allowed == 8 and limit.proven
+    assert limit.on_overload(lease_number=10, next_lease_number=20)
+    assert limit.allowed == 4 and limit.threshold == 4
+    assert not limit.on_overload(lease_number=15, next_lease_number=21)  # sent before the cut: no second cut
+    for _ in range(5):
+        limit.on_success()
+    assert limit.allowed == 5  # above the threshold: about one more per round (4 + 1/4 + 1/4.25 + ...)
+    assert limit.on_overload(lease_number=21, next_lease_number=30)
+
+
+def test_a_failure_drops_to_one_with_half_the_limit_to_regrow_to_and_limits_stay_in_range():
+    limit = ConcurrencyLimit(limit=10.0)
+    limit.on_failure()
+    assert (limit.allowed, limit.threshold, limit.proven) == (1, 5.0, False)
+    for _ in range(100):
+        limit.on_overload(0, 0)
+        limit.cut_after = -1
+    assert limit.limit == 1.0
+    big = ConcurrencyLimit()
+    for _ in range(5000):
+        big.on_success()
+    assert big.allowed == MAX_LIMIT
+
+
+def test_a_site_s_pace_doubles_on_rate_limits_and_halves_its_excess_per_half_life():
+    pace = SitePace()
+    assert pace.at(0, floor=1.0) == 1.0
+    slowed = pace.slowed(10, floor=0.0, cap=60, sent_at=5)
+    assert slowed.gap == FIRST_STEP and slowed.since == 10
+    assert slowed.slowed(11, floor=0.0, cap=60, sent_at=9) is slowed  # sent before it slowed: same round
+    twice = slowed.slowed(11, floor=0.0, cap=60, sent_at=10.5)
+    assert twice.gap == pytest.approx(2 * slowed.at(11, 0.0))
+    assert twice.at(11 + HALF_LIFE, floor=0.1) == pytest.approx(0.1 + (twice.gap - 0.1) / 2)
+    assert SitePace(50.0, 0).slowed(1, floor=1.0, cap=60, sent_at=1).gap == 60  # capped
+    assert math.isclose(SitePace(3.0, 0).at(10 * 3600, floor=1.0), 1.0)
+
+
+def test_only_rate_limits_of_two_exits_within_the_window_slow_a_site():
+    pace = SitePace()
+    lone = pace.rate_limited(10, floor=0.0, cap=60, sent_at=9, proxy="p1", pool_size=5)
+    assert lone.gap == 0 and lone.limited_by == "p1"
+    again = lone.rate_limited(11, floor=0.0, cap=60, sent_at=10.5, proxy="p1", pool_size=5)
+    assert again.gap == 0  # the same exit: its problem
+    late = again.rate_limited(11 + WINDOW + 1, floor=0.0, cap=60, sent_at=11.5 + WINDOW, proxy="p2", pool_size=5)
+    assert late.gap == 0  # too long after: a lone limit again
+    slowed = late.rate_limited(late.limited_at + 1, floor=0.0, cap=60, sent_at=late.limited_at + 0.5, proxy="p3",
+                               pool_size=5)
+    assert slowed.gap == FIRST_STEP
+    assert pace.rate_limited(1, floor=0.0, cap=60, sent_at=0.5, proxy="p1", pool_size=1).gap == FIRST_STEP
