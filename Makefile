@@ -7,12 +7,12 @@ STAMP := $(VENV)/.installed
 
 BENCH_VENV := .venv-bench
 
-.PHONY: demo proxycheck test bench clean
+.PHONY: demo proxycheck test lint compat bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q -e '.[test,lint]'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -23,7 +23,24 @@ proxycheck: $(STAMP)
 	cd example_project && ../$(BIN)/python -m scrapy_proxybalance.testing.farm --run ../$(BIN)/python -m scrapy proxycheck
 
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 4
+
+lint: $(STAMP)
+	$(BIN)/ruff check scrapy_proxybalance tests benchmarks example_project
+	$(BIN)/mypy
+
+# The oldest Scrapy that pyproject.toml admits: the package imports and crawls for real.
+COMPAT_VENV := .venv-compat
+OLDEST_SCRAPY := $(shell sed -n 's/.*"scrapy>=\([0-9.]*\)".*/\1/p' pyproject.toml)
+
+compat: $(COMPAT_VENV)/.installed
+	$(COMPAT_VENV)/bin/python -m pytest -p no:cacheprovider tests/test_compat.py
+
+$(COMPAT_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(COMPAT_VENV)
+	$(COMPAT_VENV)/bin/python -m pip install -q --upgrade pip
+	$(COMPAT_VENV)/bin/python -m pip install -q -e '.[test]' 'scrapy==$(OLDEST_SCRAPY)'
+	touch $@
 
 # Benchmarks run in their own environment, with scrapy-rotating-proxies to compare against.
 $(BENCH_VENV)/.installed: pyproject.toml benchmarks/requirements.txt
@@ -37,4 +54,4 @@ bench: $(BENCH_VENV)/.installed
 	$(BENCH_VENV)/bin/python benchmarks/crawl.py
 
 clean:
-	rm -rf $(VENV) $(BENCH_VENV) .pytest_cache .hypothesis example_project/output.json
+	rm -rf $(VENV) $(BENCH_VENV) $(COMPAT_VENV) .pytest_cache .hypothesis example_project/output.json

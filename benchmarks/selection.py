@@ -23,10 +23,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from scrapy_proxybalance.core.balancer import Balancer, Lease  # noqa: E402
-from scrapy_proxybalance.core.bans import Outcome  # noqa: E402
-from scrapy_proxybalance.core.proxy import Proxy  # noqa: E402
-from scrapy_proxybalance.core.strategies import STRATEGIES  # noqa: E402
+from scrapy_proxybalance.core.bans import Outcome
+
+from scrapy_proxybalance.core.balancer import Balancer, Lease
+from scrapy_proxybalance.core.proxy import Proxy
+from scrapy_proxybalance.core.strategies import STRATEGIES
 
 DOMAINS = [f"site-{i}.test" for i in range(10)]
 COOLDOWN = 1.0

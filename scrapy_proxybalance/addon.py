@@ -27,7 +27,8 @@ class Addon:
         current = settings["SCHEDULER"]
         if not is_proxy_scheduler(_loaded(current)):
             priority = settings.getpriority("SCHEDULER") or 0
-            settings.set("PROXY_SCHEDULER", current, priority=max(priority, settings.getpriority("PROXY_SCHEDULER") or 0))
+            inner_priority = max(priority, settings.getpriority("PROXY_SCHEDULER") or 0)
+            settings.set("PROXY_SCHEDULER", current, priority=inner_priority)
             settings.set("SCHEDULER", ProxyScheduler, priority=priority)
 
 

@@ -276,7 +276,8 @@ class HealthCheck:
         try:
             pattern = re.compile(body) if body is not None else None
         except (re.error, TypeError) as exc:
-            raise ConfigError(f"PROXY_HEALTH_CHECK_BODY: {_shown(body)} is not a valid regular expression: {exc}") from None
+            raise ConfigError(
+                f"PROXY_HEALTH_CHECK_BODY: {_shown(body)} is not a valid regular expression: {exc}") from None
         check = cls(
             url=url or "",
             statuses=_statuses(settings, "PROXY_HEALTH_CHECK_STATUS"),

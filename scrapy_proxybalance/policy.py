@@ -17,7 +17,7 @@ from scrapy.exceptions import (
 from twisted.internet.error import ConnectError, ConnectionDone, ConnectionLost, TimeoutError
 
 from .core.errors import ProxyBalanceError
-from .core.outcomes import BanPolicy, Outcome
+from .core.outcomes import Outcome
 
 if TYPE_CHECKING:
     from scrapy import Request, Spider

@@ -31,6 +31,7 @@ from .config import enabled, scheduler_settings
 from .core.errors import ConfigError
 from .core.waiting import WaitingRoom
 from .meta import DONT_FILTER, WAIT, WOKEN
+from .stats import PREFIX
 
 if TYPE_CHECKING:
     from scrapy import Request, Spider
@@ -161,6 +162,9 @@ class ProxyScheduler(BaseScheduler):
         out = self.room.add(request, key, request.priority, due, on_release)
         if out is not None:
             self._requeue(out)
+            self.crawler.stats.inc_value(f"{PREFIX}/waiting/requeued")
+        else:
+            self.crawler.stats.max_value(f"{PREFIX}/waiting/max", len(self.room))
         return out is not request
 
     def _requeue(self, request: Request) -> None:

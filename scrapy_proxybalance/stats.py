@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .tables import text_table
+
 if TYPE_CHECKING:
     from scrapy.statscollectors import StatsCollector
 
@@ -70,11 +72,7 @@ def table(balancer: Balancer) -> str:
     """The per-proxy table logged when the spider closes (the busiest :data:`TABLE_ROWS`)."""
     header = ("proxy", "state", "requests", "success", "mean latency", "bans", "ejections")
     ranked = sorted(balancer.states, key=lambda p: (-p.metrics.requests, p.id))
-    rows = [header] + [_row(balancer, p) for p in ranked[:TABLE_ROWS]]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(r, widths)))
-             for r in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
+    lines = text_table(header, [_row(balancer, p) for p in ranked[:TABLE_ROWS]])
     if len(ranked) > TABLE_ROWS:
         lines.append(f"... and {len(ranked) - TABLE_ROWS} more proxies")
     return "\n".join(lines)

@@ -1,7 +1,9 @@
 """Runs one real crawl for the end-to-end tests, in its own process (a fresh reactor).
 
-``python tests/crawl_runner.py JOB.json``: JOB holds ``settings``, ``requests`` (url, meta,
-priority) and ``out``; the runner writes pages, errors, stats and warnings to ``out``.
+``python tests/crawl_runner.py JOB.json``: JOB holds ``settings``, ``requests`` and ``out``;
+the runner writes pages, errors, stats and warnings to ``out``. A request is a dict: ``url``,
+and optionally ``meta``, ``priority``, ``dont_filter`` (default True) and ``then``, requests
+its callback yields once it has the page.
 """
 
 import json
@@ -14,23 +16,31 @@ from scrapy.crawler import AsyncCrawlerProcess, CrawlerProcess
 
 
 def main(job_path: str) -> None:
-    job = json.load(open(job_path))
+    with open(job_path) as f:
+        job = json.load(f)
     results = {"pages": [], "errors": [], "stats": {}, "warnings": []}
     t0 = time.monotonic()
 
+    def request(r, spider):
+        return Request(r["url"], meta=r.get("meta", {}), priority=r.get("priority", 0),
+                       callback=spider.parse, errback=spider.failed, dont_filter=r.get("dont_filter", True),
+                       cb_kwargs={"then": r.get("then", [])})
+
     class ListSpider(Spider):
-        name = "list"
+        name = job.get("spider", "list")
 
         async def start(self):
             for r in job["requests"]:
-                yield Request(r["url"], meta=r.get("meta", {}), priority=r.get("priority", 0),
-                              callback=self.parse, errback=self.failed, dont_filter=True)
+                yield request(r, self)
 
-        def parse(self, response):
+        def parse(self, response, then):
             results["pages"].append({
                 "url": response.url, "status": response.status, "at": time.monotonic() - t0,
                 "text": response.text, "proxy": response.request.meta.get("proxy"),
+                "meta": {k: v for k, v in response.meta.items() if isinstance(v, int | float | str | bool)},
             })
+            for r in then:
+                yield request(r, self)
 
         def failed(self, failure):
             results["errors"].append({"url": failure.request.url, "type": type(failure.value).__name__,
@@ -46,7 +56,9 @@ def main(job_path: str) -> None:
     # read after the crawl: every spider_closed handler has written its stats by now
     results["stats"] = {k: v for k, v in crawler.stats.get_stats().items() if isinstance(v, int | float | str)}
     results["warnings"] = [f"{w.category.__name__}: {w.message} ({w.filename}:{w.lineno})" for w in caught]
-    json.dump(results, open(job["out"], "w"))
+    results["exit_failed"] = process.bootstrap_failed
+    with open(job["out"], "w") as f:
+        json.dump(results, f)
 
 
 if __name__ == "__main__":

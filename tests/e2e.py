@@ -20,8 +20,7 @@ REACTORS = {
     "reactorless": {
         "TWISTED_REACTOR_ENABLED": False,
         "TWISTED_REACTOR": None,
-        "DOWNLOAD_HANDLERS": {scheme: "scrapy.core.downloader.handlers._httpx.HttpxDownloadHandler"
-                              for scheme in ("http", "https")},
+        "DOWNLOAD_HANDLERS": dict.fromkeys(("http", "https"), "scrapy.core.downloader.handlers._httpx.HttpxDownloadHandler"),
     },
 }
 
@@ -39,24 +38,26 @@ BASE_SETTINGS = {
 
 
 def crawl(tmp_path: Path, farm: Farm, urls_or_requests: list, reactor: str = "asyncio", timeout: float = 120,
-          **settings) -> dict:
+          run: str = "crawl", spider: str = "list", **settings) -> dict:
     """Crawl through ``farm``'s proxies (unless PROXY_POOL is given); return the results,
-    with ``log`` holding the whole crawl log."""
+    with ``log`` holding the whole crawl log. ``run`` names the crawl's files (a test that
+    crawls twice gives each its own)."""
     requests = [r if isinstance(r, dict) else {"url": r} for r in urls_or_requests]
-    log = tmp_path / "crawl.log"
+    log = tmp_path / f"{run}.log"
     job = {
         "settings": {**BASE_SETTINGS, **REACTORS[reactor], "PROXY_POOL": farm.pool(), "LOG_FILE": str(log),
                      **settings},
         "requests": requests,
-        "out": str(tmp_path / "results.json"),
+        "spider": spider,
+        "out": str(tmp_path / f"{run}.json"),
     }
-    job_path = tmp_path / "job.json"
+    job_path = tmp_path / f"{run}-job.json"
     job_path.write_text(json.dumps(job))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.run([sys.executable, str(RUNNER), str(job_path)], env=env, timeout=timeout,
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    results = json.loads((tmp_path / "results.json").read_text())
+    results = json.loads((tmp_path / f"{run}.json").read_text())
     results["log"] = log.read_text()
     assert results["warnings"] == [], results["warnings"]  # a deprecation in Scrapy 2.19 fails here
     assert "proxybalance/leases_open_at_close" not in results["stats"]  # every lease was released

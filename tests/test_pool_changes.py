@@ -8,7 +8,7 @@ from scrapy_proxybalance.core.errors import DuplicateProxy, NoProxyAvailable, Un
 from scrapy_proxybalance.core.outcomes import Outcome
 from scrapy_proxybalance.core.proxy import parse_entry
 
-from .conftest import host, lease_of, make_balancer, outcome, use
+from .conftest import host, make_balancer, outcome, use
 
 
 def use_timed(b, domain):

@@ -60,8 +60,10 @@ class HealthChecker:
         engine = self.crawler.engine
         if self.waiting() or any(CHECK not in r.meta for r in engine.downloader.active):
             return True
-        scheduler = getattr(engine, "scheduler", None) or engine._slot.scheduler  # public since Scrapy 2.19
-        return scheduler.has_pending_requests()
+        scheduler = getattr(engine, "scheduler", None)  # public since Scrapy 2.19
+        if scheduler is None and engine._slot is not None:
+            scheduler = engine._slot.scheduler
+        return scheduler is not None and scheduler.has_pending_requests()
 
     def round(self) -> None:
         """Queue a check of every proxy of the pool, unless the last round still runs."""

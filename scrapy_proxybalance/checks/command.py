@@ -12,9 +12,9 @@ import math
 import os
 import re
 import sys
-from pathlib import Path
 from collections import defaultdict
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from scrapy import Spider
 from scrapy.commands import ScrapyCommand
@@ -23,6 +23,7 @@ from scrapy.exceptions import UsageError
 from ..config import HealthCheck
 from ..core.errors import ConfigError, InvalidProxy
 from ..core.proxy import Proxy, load_pool
+from ..tables import text_table
 from .probe import CheckResult, check_request, judge
 
 if TYPE_CHECKING:
@@ -48,6 +49,7 @@ class ProxyCheckSpider(Spider):
             yield request.replace(callback=self.answered, errback=self.failed, cb_kwargs={"proxy": proxy})
 
     def answered(self, response: Response, proxy: Proxy) -> None:
+        assert response.request is not None
         self._done(judge(proxy, self.check, response.request, response))
 
     def failed(self, failure: Failure) -> None:
@@ -62,7 +64,7 @@ class ProxyCheckSpider(Spider):
 
 class Command(ScrapyCommand):
     requires_project = False
-    default_settings = {"LOG_LEVEL": "WARNING"}
+    default_settings: ClassVar[dict[str, Any]] = {"LOG_LEVEL": "WARNING"}
 
     def syntax(self) -> str:
         return "[options]"
@@ -87,7 +89,8 @@ class Command(ScrapyCommand):
         parser.add_argument("--concurrency", type=int, default=32, help="proxies checked at once (default: 32)")
         parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
         parser.add_argument("--save-healthy", metavar="FILE",
-                            help="write the healthy proxies, credentials included, to FILE (mode 0600), one URL per line")
+                            help="write the healthy proxies, credentials included, to FILE (mode 0600),"
+                                 " one URL per line")
 
     def run(self, args: list[str], opts: argparse.Namespace) -> None:
         if args:
@@ -153,15 +156,12 @@ def shared_exit_ips(results: list[CheckResult]) -> dict[str, list[str]]:
 def as_table(results: list[CheckResult], shared: dict[str, list[str]]) -> str:
     header = ("proxy", "result", "status", "latency", "exit IP", "error")
     ranked = sorted(results, key=lambda r: (not r.ok, r.latency or 0.0))
-    rows = [header] + [
+    rows = [
         (r.proxy.label, "ok" if r.ok else "FAILED", str(r.status or "-"),
          "-" if r.latency is None else f"{r.latency * 1000:.0f} ms", r.exit_ip or "-", r.error or "")
         for r in ranked
     ]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) if i in (0, 1, 4, 5) else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
-             .rstrip() for row in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
+    lines = text_table(header, rows, left=(0, 1, 4, 5))
     lines.append(f"{sum(r.ok for r in results)} of {len(results)} proxies healthy")
     lines += [f"{len(proxies)} proxies share the exit IP {ip}: {', '.join(proxies)}" for ip, proxies in shared.items()]
     return "\n".join(lines)

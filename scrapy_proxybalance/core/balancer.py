@@ -20,8 +20,18 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 
 from .clock import Clock, monotonic
-from .ejection import CheckVerdict, ProxyFacts, State, after_check, after_failure, after_success, eject, forgive
-from .ejection import FORGIVE_AFTER, revive
+from .ejection import (
+    FORGIVE_AFTER,
+    CheckVerdict,
+    ProxyFacts,
+    State,
+    after_check,
+    after_failure,
+    after_success,
+    eject,
+    forgive,
+    revive,
+)
 from .errors import DuplicateProxy, NoProxyAvailable, UnknownProxy
 from .outcomes import Outcome
 from .pace import FIRST_STEP

@@ -54,10 +54,10 @@ class Strategy(ABC):
     @abstractmethod
     def __contains__(self, p: ProxyState) -> bool: ...
 
-    def on_acquire(self, p: ProxyState) -> None:
+    def on_acquire(self, p: ProxyState) -> None:  # noqa: B027 (optional hook)
         """``p.in_flight`` has just grown by one."""
 
-    def on_release(self, p: ProxyState) -> None:
+    def on_release(self, p: ProxyState) -> None:  # noqa: B027 (optional hook)
         """``p.in_flight`` has just shrunk by one and its metrics may have changed."""
 
 
@@ -240,7 +240,7 @@ class WeightedRoundRobin(Strategy):
 class _WeightClass:
     """Members whose weight lies in ``[bound / 2, bound)``, weights kept beside them."""
 
-    __slots__ = ("bound", "items", "weights", "pos")
+    __slots__ = ("bound", "items", "pos", "weights")
 
     def __init__(self, bound: float) -> None:
         self.bound = bound
@@ -368,10 +368,7 @@ class LeastConnections(Strategy):
             if not bucket:
                 del self.buckets[old]
         self.count[p.id] = k
-        bucket = self.buckets.get(k)
-        if bucket is None:
-            bucket = self.buckets[k] = OrderedDict()
-        bucket[p.id] = p
+        self.buckets.setdefault(k, OrderedDict())[p.id] = p
 
     def add(self, p: ProxyState) -> None:
         if p.id not in self.count:

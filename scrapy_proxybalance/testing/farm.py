@@ -27,6 +27,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
+import functools
 import hashlib
 import os
 import socket
@@ -174,7 +176,7 @@ class Farm:
                 continue
             if spec.capacity:
                 spec.slots = asyncio.Semaphore(spec.capacity)
-            spec.server = await asyncio.start_server(lambda r, w, s=spec: self._serve_proxy(s, r, w), HOST, 0,
+            spec.server = await asyncio.start_server(functools.partial(self._serve_proxy, spec), HOST, 0,
                                                      backlog=1024)
             spec.port = spec.server.sockets[0].getsockname()[1]
 
@@ -327,10 +329,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"farm: site {site}, {len(farm.specs)} proxies in {pool_file}", flush=True)
         if not args.run:
             print(f"farm: running for {args.seconds:.0f} s (Ctrl-C stops it)", flush=True)
-            try:
+            with contextlib.suppress(KeyboardInterrupt):
                 threading.Event().wait(args.seconds)
-            except KeyboardInterrupt:
-                pass
             return 0
         env = {**os.environ, "FARM_POOL_FILE": pool_file, "FARM_SITE": site}
         return subprocess.call(args.run, env=env)

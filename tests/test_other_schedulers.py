@@ -1,0 +1,44 @@
+"""End-to-end: the waiting room wraps another scheduler (scrapy-redis's, against the local
+Redis): a paused crawl resumes every request that was waiting, each page fetched once."""
+
+import uuid
+from collections import Counter
+
+import pytest
+
+from .e2e import Farm, ProxySpec, crawl, pages, valid
+
+redis = pytest.importorskip("redis")
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+@pytest.fixture
+def spider_name():
+    name = f"proxybalance-test-{uuid.uuid4().hex[:8]}"
+    yield name
+    server = redis.Redis.from_url(REDIS_URL)
+    keys = list(server.scan_iter(f"{name}:*"))
+    if keys:
+        server.delete(*keys)
+
+
+def test_scrapy_redis_scheduler_pause_and_resume_loses_no_waiting_request(tmp_path, spider_name):
+    urls = pages("shop.test", 160)
+    requests = [{"url": u, "dont_filter": False} for u in urls]
+    settings = {
+        "SCHEDULER": "scrapy_redis.scheduler.Scheduler",
+        "DUPEFILTER_CLASS": "scrapy_redis.dupefilter.RFPDupeFilter",
+        "SCHEDULER_PERSIST": True,
+        "REDIS_URL": REDIS_URL,
+        "PROXY_DOMAIN_COOLDOWN": 0.05,
+        "CONCURRENT_REQUESTS": 8,
+    }
+    with Farm([ProxySpec("p1"), ProxySpec("p2")]) as farm:
+        first = crawl(tmp_path, farm, requests, run="first", spider=spider_name, CLOSESPIDER_TIMEOUT=1.5, **settings)
+        assert redis.Redis.from_url(REDIS_URL).zcard(f"{spider_name}:requests") > 0  # the rest waits in Redis
+        second = crawl(tmp_path, farm, requests, run="second", spider=spider_name, **settings)
+        hits = Counter(s.path for s in farm.site_seen)
+    assert first["stats"]["proxybalance/waits"] > 0
+    assert sorted(p["url"] for p in first["pages"] + second["pages"]) == sorted(urls)
+    assert len(hits) == 160 and set(hits.values()) == {1}
+    assert all(valid(p) for p in first["pages"] + second["pages"])
