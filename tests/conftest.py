@@ -30,9 +30,9 @@ def clock():
 
 def make_rules(**changes) -> Rules:
     """Rules for unit tests: no cooldown, 3 failures eject for 60 s (no jitter), bans hold 60 s."""
-    values = dict(cooldown=0.0, cooldown_max=60.0, pair_limit=0, max_failures=3, backoff=Backoff(60.0, 600.0, jitter=0.0),
-                  ban_backoff=Backoff(60.0, 1800.0, jitter=0.0), retry_after_max=1800.0, max_banned_sites=0,
-                  retry_times=3, unavailable_timeout=600.0)
+    values = {"cooldown": 0.0, "cooldown_max": 60.0, "pair_limit": 0, "max_failures": 3,
+              "backoff": Backoff(60.0, 600.0, jitter=0.0), "ban_backoff": Backoff(60.0, 1800.0, jitter=0.0),
+              "retry_after_max": 1800.0, "max_banned_sites": 0, "retry_times": 3, "unavailable_timeout": 600.0}
     values.update(changes)
     return Rules(**values)
 

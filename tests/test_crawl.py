@@ -1,5 +1,6 @@
 """End-to-end: real crawls through real proxies on 127.0.0.1 that misbehave on purpose."""
 
+import itertools
 import re
 import subprocess
 import sys
@@ -51,7 +52,7 @@ def test_pool_with_dead_hung_resetting_and_banning_proxies_fetches_every_page(tm
         for seen in spec.seen:
             by_host.setdefault(seen.host, []).append(seen.at)
         for times in by_host.values():
-            gaps = [b - a for a, b in zip(times, times[1:])]
+            gaps = [b - a for a, b in itertools.pairwise(times)]
             assert not gaps or min(gaps) >= COOLDOWN - DELIVERY_JITTER, (spec.name, min(gaps))
 
     # the closing table and the periodic summary are in the log
@@ -138,7 +139,7 @@ def test_gives_up_after_retries_on_distinct_proxies_with_a_clear_reason(tmp_path
                        PROXY_DOMAIN_COOLDOWN=0.1, CONCURRENT_REQUESTS=4)
     assert len(result["pages"]) == 30
     assert sorted(e["url"] for e in result["errors"]) == broken
-    for (host, path), tries in attempts(farm).items():
+    for (_host, path), tries in attempts(farm).items():
         names = [name for _, name in tries]
         if path.startswith("/broken/"):
             # first try + PROXY_RETRY_TIMES + one last try after a grace second, each elsewhere

@@ -2,6 +2,7 @@
 loses none, memory stays bounded, priority order holds, other sites flow, and a fresh
 project's per-site limits apply to each proxy."""
 
+import itertools
 from collections import Counter
 
 import pytest
@@ -63,4 +64,4 @@ def test_a_fresh_project_gets_the_pool_s_speed_and_each_proxy_stays_polite(tmp_p
     assert at[-1] - at[0] < 29 / 6, at
     for spec in specs:
         times = sorted(s.at for s in spec.seen)
-        assert all(b - a >= 1.0 for a, b in zip(times, times[1:], strict=False)), spec.name  # DOWNLOAD_DELAY per exit
+        assert all(b - a >= 1.0 for a, b in itertools.pairwise(times)), spec.name  # DOWNLOAD_DELAY per exit

@@ -1,25 +1,32 @@
 """A local proxy farm for demos and tests: one site and forward proxies on 127.0.0.1.
 
 Every proxy sends every host name to the one local site, so ``http://shop-a.test/`` and
-``http://shop-b.test/`` are two domains without DNS. Each page carries a token
-(:func:`token`) so a crawl can prove it got the real page. Proxy behaviours:
+``http://shop-b.test/`` are two sites without DNS. Each page carries a token
+(:func:`token`) so a crawl can prove it got the real page. Proxy kinds:
 
 - ``healthy``: forwards at once; ``slow``: forwards after ``delay`` seconds;
 - ``dead``: nothing listens (connection refused); ``hung``: accepts, never answers;
 - ``reset``: reads the request, then drops the connection;
 - ``banning``: answers 429 (``Retry-After``) to a host it saw less than ``min_interval`` ago;
 - ``auth``: wants ``Proxy-Authorization`` for ``user:password``, else answers 407;
-- ``captcha``: answers 200 with a captcha page (no token) for the hosts in ``captcha_hosts``;
-- ``wrong``: answers 200 with a page of its own (a hotel Wi-Fi login, say) to everything.
+- ``wrong``: answers 200 with a page of its own (a hotel Wi-Fi login, say) to everything;
+- ``gateway``: a provider's session gateway: the username (``user-session-<id>``, say)
+  picks one of its ``exits``, the same one for the same username.
 
-Each proxy connects to the site from its ``exit_ip`` (an address of 127.0.0.0/8), and the
-site's ``/ip`` answers ``{"origin": "<the address it sees>"}``, like an IP echo service.
+Any proxy can also serve ``captcha_hosts`` a captcha page (status 200), have a ``capacity``
+(requests at once; above it they wait, or get a 503 with ``overflow="503"``), and drop out
+for a while (:meth:`Farm.blackout`): its connections dropped, or refused outright.
 
-Any proxy can also have a ``capacity`` (requests it serves at once; more wait their turn).
-:meth:`Farm.blackout` makes every proxy (or the ones named) drop connections for a while.
+Each proxy connects to the site from its own ``exit_ip`` (an address of 127.0.0.0/8). The
+site's ``/ip`` answers ``{"origin": "<the address it sees>"}``, like an IP echo service; with
+``site_interval`` it answers 429 to an exit that asks for a host again too soon, as sites
+rate limit an IP; ``/login`` starts a session bound to the exit that logged in, and
+``/account/<n>`` answers 403 to that session's cookie from any other exit.
 
-Run ``python -m scrapy_proxybalance.farm --run CMD ...`` to start the farm, run CMD with
-``FARM_POOL_FILE`` (a PROXY_POOL file) and ``FARM_SITE`` in its environment, then stop.
+Timing (blackouts) counts from the first request a proxy receives, so a crawl's start-up
+time does not move it. Run ``python -m scrapy_proxybalance.testing.farm --run CMD ...`` to
+start the demo farm, run CMD with ``FARM_POOL_FILE`` (a PROXY_POOL file) and ``FARM_SITE``
+in its environment, then stop.
 """
 
 from __future__ import annotations
@@ -30,7 +37,9 @@ import base64
 import contextlib
 import functools
 import hashlib
+import json
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -42,9 +51,10 @@ from dataclasses import dataclass, field
 HOST = "127.0.0.1"
 PAGES = 60  # pages per host on the site's index
 
-
 CAPTCHA = b'<html><body><form class="captcha">Are you a robot?</form></body></html>'
 PORTAL = b"<html><body><h1>Welcome to Hotel Wi-Fi</h1>Please log in.</body></html>"
+REASONS = {200: "OK", 403: "Forbidden", 404: "Not Found", 407: "Proxy Authentication Required",
+           429: "Too Many Requests", 502: "Bad Gateway", 503: "Service Unavailable"}
 
 
 def token(host: str, path: str) -> str:
@@ -60,6 +70,7 @@ class Seen:
     host: str
     path: str
     headers: dict[str, str]
+    exit_ip: str = ""  # the address it reached the site from
 
 
 @dataclass
@@ -72,20 +83,40 @@ class ProxySpec:
     user: str = ""
     password: str = ""
     capacity: int = 0  # requests served at once; 0 = unlimited
+    overflow: str = "queue"  # above capacity: "queue" (wait their turn) or "503"
     captcha_hosts: frozenset[str] = frozenset()
-    exit_ip: str = HOST  # the address it connects to the site from
+    exit_ip: str = ""  # the address it connects to the site from ("": one of its own)
+    exits: tuple[str, ...] = ()  # gateway: the exit addresses its usernames choose among
     port: int = 0
     seen: list[Seen] = field(default_factory=list)
     last: dict[str, float] = field(default_factory=dict)
-    ban_log: list[tuple[float, str]] = field(default_factory=list)  # (when, host) of each 429
-    down: tuple[float, float] = (0.0, 0.0)  # monotonic window in which it drops connections
+    ban_log: list[tuple[float, str]] = field(default_factory=list)  # (when, host) of each 429 it sent
+    overflows: int = 0  # 503s sent above capacity
+    in_flight: int = 0
     server: asyncio.AbstractServer | None = None
     slots: asyncio.Semaphore | None = None
+    writers: set[asyncio.StreamWriter] = field(default_factory=set)
 
     @property
     def url(self) -> str:
         creds = f"{self.user}:{self.password}@" if self.user else ""
         return f"http://{creds}{HOST}:{self.port}"
+
+    def exit_for(self, headers: dict[str, str]) -> str:
+        """The address this request leaves from (a gateway's depends on the username)."""
+        if not self.exits:
+            return self.exit_ip
+        user = _basic_user(headers.get("proxy-authorization", ""))
+        digest = int(hashlib.sha256(user.encode()).hexdigest(), 16)
+        return self.exits[digest % len(self.exits)]
+
+
+@dataclass
+class Outage:
+    after: float
+    seconds: float
+    names: frozenset[str] | None  # None: every proxy
+    refuse: bool  # refuse connections (and cut open ones) rather than drop each request
 
 
 async def _read_head(reader: asyncio.StreamReader) -> tuple[str, dict[str, str]] | None:
@@ -103,17 +134,15 @@ async def _read_head(reader: asyncio.StreamReader) -> tuple[str, dict[str, str]]
 
 
 def _response(status: int, body: bytes, extra: str = "") -> bytes:
-    reason = {200: "OK", 404: "Not Found", 407: "Proxy Authentication Required", 429: "Too Many Requests",
-              502: "Bad Gateway"}.get(status, "Status")
     return (
-        f"HTTP/1.1 {status} {reason}\r\nContent-Type: text/html\r\nContent-Length: {len(body)}\r\n"
-        f"Connection: close\r\n{extra}\r\n"
+        f"HTTP/1.1 {status} {REASONS.get(status, 'Status')}\r\nContent-Type: text/html\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n{extra}\r\n"
     ).encode() + body
 
 
 def site_page(host: str, path: str, peer: str = HOST) -> tuple[int, bytes] | None:
-    """The site: ``/`` links to ``/page/1`` .. ``/page/N``; every page shows its token;
-    ``/ip`` shows the address the request came from (``peer``). ``/broken/...`` gets no
+    """The site's plain pages: ``/`` links to ``/page/1`` .. ``/page/N``; every page shows its
+    token; ``/ip`` shows the address the request came from (``peer``). ``/broken/...`` gets no
     answer at all (the connection is closed): a request that fails through every proxy."""
     if path.startswith("/broken/"):
         return None
@@ -128,26 +157,42 @@ def site_page(host: str, path: str, peer: str = HOST) -> tuple[int, bytes] | Non
 
 
 class Farm:
-    """The site and the proxies, served by one asyncio loop in a background thread."""
+    """The site and the proxies, served by one asyncio loop in a background thread.
 
-    def __init__(self, specs: list[ProxySpec]) -> None:
+    ``site_interval``: the site answers ``429`` (``Retry-After: site_retry_after``) to an exit
+    address that asks for the same host again within that many seconds.
+    """
+
+    def __init__(self, specs: list[ProxySpec], site_interval: float = 0.0, site_retry_after: int = 20) -> None:
         self.specs = specs
+        for i, spec in enumerate(specs):
+            if not spec.exit_ip:
+                spec.exit_ip = f"127.0.{1 + i // 250}.{1 + i % 250}"
+        self.site_interval = site_interval
+        self.site_retry_after = site_retry_after
         self.site_seen: list[Seen] = []
+        self.site_limited: list[tuple[float, str, str]] = []  # (when, exit, host) of each 429 the site sent
+        self.site_last: dict[tuple[str, str], float] = {}
+        self.sessions: dict[str, str] = {}  # session cookie -> the exit that logged in
         self.site_port = 0
+        self.outages: list[Outage] = []
+        self.anchor: float | None = None  # when the first proxy saw its first request
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="proxy-farm", daemon=True)
         self.hung: set[asyncio.StreamWriter] = set()
-        self.down: tuple[float, float] = (0.0, 0.0)  # monotonic window of a blackout
 
-    def blackout(self, after: float, seconds: float, names: set[str] | None = None) -> None:
-        """Every proxy (or those in ``names``) drops its connections from ``after`` s from
-        now, for ``seconds``."""
-        start = time.monotonic() + after
-        if names is None:
-            self.down = (start, start + seconds)
-        for spec in self.specs:
-            if names is not None and spec.name in names:
-                spec.down = (start, start + seconds)
+    def blackout(self, after: float, seconds: float, names: set[str] | None = None, refuse: bool = False) -> None:
+        """Every proxy (or those in ``names``) drops each request from ``after`` seconds past
+        the farm's first request, for ``seconds``; with ``refuse``, it stops accepting
+        connections instead (and its open ones are cut), then listens again."""
+        self.outages.append(Outage(after, seconds, frozenset(names) if names is not None else None, refuse))
+
+    def down(self, name: str | None = None) -> list[tuple[float, float]]:
+        """The windows (monotonic times) in which a proxy (or every proxy) was out."""
+        if self.anchor is None:
+            return []
+        return [(self.anchor + o.after, self.anchor + o.after + o.seconds) for o in self.outages
+                if o.names is None or name in o.names]
 
     def __enter__(self) -> Farm:
         self.start()
@@ -158,27 +203,30 @@ class Farm:
 
     def start(self) -> None:
         self.thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(timeout=10)
+        asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(timeout=60)
 
     def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self._stop(), self.loop).result(timeout=10)
+        asyncio.run_coroutine_threadsafe(self._stop(), self.loop).result(timeout=30)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout=10)
         self.loop.close()
 
     async def _start(self) -> None:
-        site = await asyncio.start_server(self._serve_site, HOST, 0)
+        site = await asyncio.start_server(self._serve_site, HOST, 0, backlog=4096)
         self.site_port = site.sockets[0].getsockname()[1]
         self.site = site
         for spec in self.specs:
             if spec.kind == "dead":
                 spec.port = _closed_port()
                 continue
-            if spec.capacity:
+            if spec.capacity and spec.overflow == "queue":
                 spec.slots = asyncio.Semaphore(spec.capacity)
-            spec.server = await asyncio.start_server(functools.partial(self._serve_proxy, spec), HOST, 0,
-                                                     backlog=1024)
-            spec.port = spec.server.sockets[0].getsockname()[1]
+            await self._listen(spec)
+
+    async def _listen(self, spec: ProxySpec) -> None:
+        spec.server = await asyncio.start_server(functools.partial(self._serve_proxy, spec), HOST, spec.port,
+                                                 backlog=1024)
+        spec.port = spec.server.sockets[0].getsockname()[1]
 
     async def _stop(self) -> None:
         for writer in self.hung:
@@ -191,20 +239,51 @@ class Farm:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
+    def _started(self, now: float) -> None:
+        """The first request: outages are timed from now; refusing ones are scheduled."""
+        self.anchor = now
+        for outage in self.outages:
+            if outage.refuse:
+                for spec in self.specs:
+                    if spec.kind != "dead" and (outage.names is None or spec.name in outage.names):
+                        self.loop.call_later(outage.after, self._refuse, spec)
+                        self.loop.call_later(outage.after + outage.seconds, self._accept, spec)
+
+    def _refuse(self, spec: ProxySpec) -> None:
+        if spec.server is not None:
+            spec.server.close()
+            spec.server = None
+        for writer in list(spec.writers):
+            writer.transport.abort()
+
+    def _accept(self, spec: ProxySpec) -> None:
+        self.loop.create_task(self._listen(spec))
+
+    def _dropping(self, spec: ProxySpec, now: float) -> bool:
+        if self.anchor is None:
+            return False
+        return any(self.anchor + o.after <= now < self.anchor + o.after + o.seconds for o in self.outages
+                   if not o.refuse and (o.names is None or spec.name in o.names))
+
     def pool(self) -> list[str]:
         return [s.url for s in self.specs]
 
     def write_pool(self, path: str) -> None:
+        """A pool file naming each proxy by its role (``{"url": ..., "name": ...}`` lines)."""
         with open(path, "w", encoding="utf-8") as f:
-            f.write("# written by scrapy_proxybalance.farm\n")
-            for spec in self.specs:
-                f.write(f"{spec.url}  # {spec.name}: {spec.kind}\n")
+            f.write("# written by scrapy_proxybalance.testing.farm\n")
+            f.writelines(f'{json.dumps({"url": spec.url, "name": spec.name})}  # {spec.kind}\n'
+                         for spec in self.specs)
 
     async def _serve_site(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await _quietly(self._site_session(reader, writer), writer)
 
     async def _serve_proxy(self, spec: ProxySpec, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _quietly(self._proxy_session(spec, reader, writer), writer)
+        spec.writers.add(writer)
+        try:
+            await _quietly(self._proxy_session(spec, reader, writer), writer)
+        finally:
+            spec.writers.discard(writer)
 
     async def _site_session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         head = await _read_head(reader)
@@ -212,12 +291,33 @@ class Farm:
             request_line, headers = head
             path = request_line.split(" ")[1]
             host = headers.get("host", "").split(":")[0]
-            self.site_seen.append(Seen(time.monotonic(), host, path, headers))
-            page = site_page(host, path, writer.get_extra_info("peername")[0])
-            if page is not None:
-                writer.write(_response(*page))
+            peer = writer.get_extra_info("peername")[0]
+            now = time.monotonic()
+            self.site_seen.append(Seen(now, host, path, headers, peer))
+            answer = self._site_answer(host, path, headers, peer, now)
+            if answer is not None:
+                writer.write(answer)
                 await writer.drain()
         writer.close()
+
+    def _site_answer(self, host: str, path: str, headers: dict[str, str], peer: str, now: float) -> bytes | None:
+        if self.site_interval and path != "/ip":
+            last = self.site_last.get((peer, host))
+            self.site_last[peer, host] = now
+            if last is not None and now - last < self.site_interval:
+                self.site_limited.append((now, peer, host))
+                return _response(429, b"slow down", f"Retry-After: {self.site_retry_after}\r\n")
+        if path.startswith("/login"):
+            sid = secrets.token_hex(8)
+            self.sessions[sid] = peer
+            return _response(200, f'<p class="session">{sid}</p>'.encode(), f"Set-Cookie: sid={sid}; Path=/\r\n")
+        if path.startswith("/account/"):
+            sid = _cookie(headers.get("cookie", ""), "sid")
+            if self.sessions.get(sid) != peer:
+                return _response(403, b"<p>session expired: log in again</p>")
+            return _response(200, f'<html><body><p class="token">{token(host, path)}</p></body></html>'.encode())
+        page = site_page(host, path, peer)
+        return None if page is None else _response(*page)
 
     async def _proxy_session(self, spec: ProxySpec, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         head = await _read_head(reader)
@@ -228,23 +328,35 @@ class Farm:
         method, target, _ = request_line.split(" ", 2)
         host, path = _split_target(target)
         now = time.monotonic()
-        spec.seen.append(Seen(now, host, path, headers))
+        if self.anchor is None:
+            self._started(now)
+        spec.seen.append(Seen(now, host, path, headers, spec.exit_for(headers)))
         if spec.kind == "hung":
             self.hung.add(writer)  # never answered; closed when the farm stops
             return
-        if spec.kind == "reset" or self.down[0] <= now < self.down[1] or spec.down[0] <= now < spec.down[1]:
+        if spec.kind == "reset" or self._dropping(spec, now):
             writer.transport.abort()
             return
-        if spec.slots is not None:
-            async with spec.slots:
+        if spec.capacity and spec.overflow == "503" and spec.in_flight >= spec.capacity:
+            spec.overflows += 1
+            writer.write(_response(503, b"proxy busy"))
+            await writer.drain()
+            writer.close()
+            return
+        spec.in_flight += 1
+        try:
+            if spec.slots is not None:
+                async with spec.slots:
+                    await self._answer(spec, method, host, path, headers, writer, now)
+            else:
                 await self._answer(spec, method, host, path, headers, writer, now)
-        else:
-            await self._answer(spec, method, host, path, headers, writer, now)
+        finally:
+            spec.in_flight -= 1
         writer.close()
 
     async def _answer(self, spec: ProxySpec, method: str, host: str, path: str, headers: dict[str, str],
                       writer: asyncio.StreamWriter, now: float) -> None:
-        if spec.kind == "auth" and headers.get("proxy-authorization") != _basic(spec.user, spec.password):
+        if spec.kind in ("auth", "gateway") and not _authorized(spec, headers):
             writer.write(_response(407, b"proxy auth required", 'Proxy-Authenticate: Basic realm="farm"\r\n'))
         elif spec.kind == "banning" and now - spec.last.get(host, -1e9) < spec.min_interval:
             spec.last[host] = now
@@ -264,7 +376,7 @@ class Farm:
 
     async def _forward(self, spec: ProxySpec, method: str, host: str, path: str, headers: dict[str, str]) -> bytes:
         try:
-            reader, writer = await asyncio.open_connection(HOST, self.site_port, local_addr=(spec.exit_ip, 0))
+            reader, writer = await asyncio.open_connection(HOST, self.site_port, local_addr=(spec.exit_for(headers), 0))
         except OSError:
             return _response(502, b"site down")
         hop = {"proxy-authorization", "proxy-connection", "connection", "keep-alive", "host"}
@@ -296,6 +408,29 @@ def _basic(user: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
+def _basic_user(header: str) -> str:
+    with contextlib.suppress(ValueError, UnicodeDecodeError):
+        return base64.b64decode(header.removeprefix("Basic ")).decode().partition(":")[0]
+    return ""
+
+
+def _authorized(spec: ProxySpec, headers: dict[str, str]) -> bool:
+    """``auth``: exactly its user and password; ``gateway``: any username, its password."""
+    given = headers.get("proxy-authorization", "")
+    if spec.kind == "gateway":
+        user = _basic_user(given)
+        return bool(user) and given == _basic(user, spec.password)
+    return given == _basic(spec.user, spec.password)
+
+
+def _cookie(header: str, name: str) -> str:
+    for part in header.split(";"):
+        key, _, value = part.strip().partition("=")
+        if key == name:
+            return value
+    return ""
+
+
 def _closed_port() -> int:
     with socket.socket() as s:
         s.bind((HOST, 0))
@@ -303,7 +438,7 @@ def _closed_port() -> int:
 
 
 def demo_specs() -> list[ProxySpec]:
-    """The demo farm: healthy, slow, dead, hung, banning, credential-requiring and captcha proxies."""
+    """The demo farm, each proxy named by its role."""
     return [
         ProxySpec("fast-1", exit_ip="127.0.0.11"),
         ProxySpec("fast-2", exit_ip="127.0.0.12"),
@@ -318,7 +453,8 @@ def demo_specs() -> list[ProxySpec]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m scrapy_proxybalance.farm", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m scrapy_proxybalance.testing.farm",
+                                     description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=3600, help="stop after this long without --run")
     parser.add_argument("--run", nargs=argparse.REMAINDER, help="command to run while the farm is up")
     args = parser.parse_args(argv)
