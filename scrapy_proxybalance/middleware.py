@@ -20,6 +20,7 @@ import secrets
 import time
 from collections.abc import Callable, Hashable
 from dataclasses import replace
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 from scrapy import signals
@@ -29,7 +30,6 @@ from scrapy.utils.defer import deferred_from_coro
 from scrapy.utils.httpobj import urlparse_cached
 from scrapy.utils.misc import load_object
 from scrapy.utils.python import global_object_name
-from scrapy.utils.response import response_status_message
 
 from .checks.active import HealthChecker
 from .config import Config, enabled
@@ -284,7 +284,7 @@ class ProxyBalanceMiddleware:
             return response
         outcome = self.policy.response_outcome(request, response)
         looks_fine = 200 <= response.status < 300
-        reason = "ban page" if outcome is Outcome.BAN and looks_fine else response_status_message(response.status)
+        reason = "ban page" if outcome is Outcome.BAN and looks_fine else _status_text(response.status)
         retry_after = None
         if outcome in (Outcome.BAN, Outcome.RATE_LIMITED):
             retry_after = parse_retry_after(response.headers.get(b"Retry-After"), time.time())
@@ -512,6 +512,14 @@ class Misconfigured(ProxyBalanceMiddleware):
 
     def forget(self, request: Request) -> None:
         pass
+
+
+def _status_text(status: int) -> str:
+    """``429 Too Many Requests``: a status as Scrapy's retry stats name it."""
+    try:
+        return f"{status} {HTTPStatus(status).phrase}"
+    except ValueError:
+        return str(status)
 
 
 def _restore_timeout(meta: dict) -> None:

@@ -191,3 +191,25 @@ def test_bad_settings_stop_scrapy_crawl_at_once_with_a_clear_message(tmp_path, s
     assert proc.returncode != 0
     assert f"scrapy-proxybalance cannot start: {message}" in proc.stderr
     assert ":pw@" not in proc.stderr
+
+
+def test_a_redirect_is_credited_to_the_proxy_that_delivered_it(tmp_path):
+    with Farm([ProxySpec("only")]) as farm:
+        result = crawl(tmp_path, farm, [f"http://shop.test/redirect/{i}" for i in (1, 2, 3)], PROXY_STATS_PER_PROXY=True,
+                       PROXY_POOL=farm.named_pool())
+    assert sorted(p["url"] for p in result["pages"]) == pages("shop.test", 3)
+    stats = result["stats"]
+    assert stats["proxybalance/proxy/only/requests"] == 6 and stats["proxybalance/proxy/only/failures"] == 0
+    assert "proxybalance/retry/count" not in stats and stats["downloader/response_status_count/302"] == 3
+    assert [s.path for s in farm.specs[0].seen].count("/redirect/1") == 1
+
+
+def test_a_site_s_own_500_goes_to_retrymiddleware_and_comes_back_for_a_fresh_proxy(tmp_path):
+    specs = [ProxySpec("p1"), ProxySpec("p2")]
+    with Farm(specs) as farm:
+        result = crawl(tmp_path, farm, [f"http://shop.test/flaky/{i}" for i in range(1, 5)], PROXY_STATS_PER_PROXY=True)
+    assert len(result["pages"]) == 4 and result["errors"] == []
+    stats = result["stats"]
+    assert stats["retry/count"] == 4  # Scrapy's RetryMiddleware retried the site's own errors
+    assert "proxybalance/retry/count" not in stats and "proxybalance/failures" not in stats  # no proxy blamed
+    assert stats["proxybalance/requests"] == 8  # each retry took a lease of its own

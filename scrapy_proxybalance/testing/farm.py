@@ -21,7 +21,8 @@ Each proxy connects to the site from its own ``exit_ip`` (an address of 127.0.0.
 site's ``/ip`` answers ``{"origin": "<the address it sees>"}``, like an IP echo service; with
 ``site_interval`` it answers 429 to an exit that asks for a host again too soon, as sites
 rate limit an IP; ``/login`` starts a session bound to the exit that logged in, and
-``/account/<n>`` answers 403 to that session's cookie from any other exit.
+``/account/<n>`` answers 403 to that session's cookie from any other exit; ``/flaky/<n>``
+answers 500 once, then the page.
 
 Timing (blackouts) counts from the first request a proxy receives, so a crawl's start-up
 time does not move it. Run ``python -m scrapy_proxybalance.testing.farm --run CMD ...`` to
@@ -53,7 +54,7 @@ PAGES = 60  # pages per host on the site's index
 
 CAPTCHA = b'<html><body><form class="captcha">Are you a robot?</form></body></html>'
 PORTAL = b"<html><body><h1>Welcome to Hotel Wi-Fi</h1>Please log in.</body></html>"
-REASONS = {200: "OK", 403: "Forbidden", 404: "Not Found", 407: "Proxy Authentication Required",
+REASONS = {200: "OK", 302: "Found", 403: "Forbidden", 500: "Internal Server Error", 404: "Not Found", 407: "Proxy Authentication Required",
            429: "Too Many Requests", 502: "Bad Gateway", 503: "Service Unavailable"}
 
 
@@ -143,9 +144,12 @@ def _response(status: int, body: bytes, extra: str = "") -> bytes:
 def site_page(host: str, path: str, peer: str = HOST) -> tuple[int, bytes] | None:
     """The site's plain pages: ``/`` links to ``/page/1`` .. ``/page/N``; every page shows its
     token; ``/ip`` shows the address the request came from (``peer``). ``/broken/...`` gets no
-    answer at all (the connection is closed): a request that fails through every proxy."""
+    answer at all (the connection is closed): a request that fails through every proxy.
+    ``/redirect/<n>`` redirects to ``/page/<n>``."""
     if path.startswith("/broken/"):
         return None
+    if path.startswith("/redirect/"):
+        return 302, f"/page/{path.rsplit('/', 1)[-1]}".encode()
     if path == "/ip":
         return 200, f'{{"origin": "{peer}"}}'.encode()
     if path in ("/", ""):
@@ -174,6 +178,7 @@ class Farm:
         self.site_limited: list[tuple[float, str, str]] = []  # (when, exit, host) of each 429 the site sent
         self.site_last: dict[tuple[str, str], float] = {}
         self.sessions: dict[str, str] = {}  # session cookie -> the exit that logged in
+        self.flaky_seen: set[tuple[str, str]] = set()  # /flaky/ pages that failed once already
         self.site_port = 0
         self.outages: list[Outage] = []
         self.anchor: float | None = None  # when the first proxy saw its first request
@@ -266,7 +271,12 @@ class Farm:
                    if not o.refuse and (o.names is None or spec.name in o.names))
 
     def pool(self) -> list[str]:
+        """The proxies' URLs, for ``PROXY_POOL``."""
         return [s.url for s in self.specs]
+
+    def named_pool(self) -> list[dict[str, str]]:
+        """``PROXY_POOL`` entries that name each proxy (``{"url": ..., "name": ...}``)."""
+        return [{"url": s.url, "name": s.name} for s in self.specs]
 
     def write_pool(self, path: str) -> None:
         """A pool file naming each proxy by its role (``{"url": ..., "name": ...}`` lines)."""
@@ -316,7 +326,14 @@ class Farm:
             if self.sessions.get(sid) != peer:
                 return _response(403, b"<p>session expired: log in again</p>")
             return _response(200, f'<html><body><p class="token">{token(host, path)}</p></body></html>'.encode())
+        if path.startswith("/flaky/"):
+            if (host, path) not in self.flaky_seen:
+                self.flaky_seen.add((host, path))  # the site's own error, once per page
+                return _response(500, b"<p>internal error</p>")
+            return _response(200, f'<html><body><p class="token">{token(host, path)}</p></body></html>'.encode())
         page = site_page(host, path, peer)
+        if page is not None and page[0] == 302:
+            return _response(302, b"", f"Location: {page[1].decode()}\r\n")
         return None if page is None else _response(*page)
 
     async def _proxy_session(self, spec: ProxySpec, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
