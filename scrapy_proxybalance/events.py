@@ -40,3 +40,8 @@ class PoolEvents(PoolListener):
             logger.info("proxybalance: %s answered a probe while most of the pool was out: back in rotation",
                         state.proxy.label)
         self.wake()
+
+    def slowed(self, site: str, gap: float) -> None:
+        self.stats.inc_value(f"{PREFIX}/slowdowns")
+        logger.info("proxybalance: %s is rate limiting: each proxy now waits %.2f s between requests there"
+                    " (it speeds up again while the site answers fine)", site, gap)

@@ -181,6 +181,9 @@ class ProxyBalanceMiddleware:
         meta = request.meta
         failure = meta.pop(FAIL, None)
         lease = self._held(request)
+        if lease is not None and not lease.probe and not self.balancer.in_rotation(lease.state.key):
+            self._release_unused(request)  # ejected or taken out since it left the scheduler: lease anew
+            lease = None
         if failure is not None:
             self._release_unused(request)
             self.stats.inc_value(f"{PREFIX}/no_proxy")

@@ -112,3 +112,14 @@ def test_a_spider_can_bring_its_own_policy_and_call_exceptions_bans():
     run(mw.process_request(request))
     run(mw.process_exception(request, ValueError("odd")))
     assert mw.stats.get_value("proxybalance/bans") == 1
+
+
+def test_a_lease_is_checked_when_the_request_is_sent_and_taken_anew_if_the_proxy_left():
+    mw = middleware()
+    request = Request("http://shop.test/page/1")
+    assert mw.admit(request) is None  # leased as it left the scheduler
+    leased = mw._held(request)
+    mw.balancer.disable(leased.state.key)  # the proxy is taken out before the request is sent
+    assert run(mw.process_request(request)) is None
+    assert proxy_of(request) != leased.proxy.url.replace("u:secret@", "")
+    assert leased.released and leased.state.in_flight == 0

@@ -58,7 +58,8 @@ class Model:
 
     def __init__(self, balancer, clock, cooldown):
         self.b, self.clock, self.cooldown = balancer, clock, cooldown
-        self.hold: dict[tuple[int, str], float] = {}  # a pair's next use: its gap after the last answer
+        self.answered: dict[tuple[int, str], float] = {}  # a pair's last answer: its site's gap counts from it
+        self.hold: dict[tuple[int, str], float] = {}  # a pair's pause (Retry-After, a lone rate limit)
         self.busy: dict[tuple[int, str], int] = {}  # requests in flight per pair
         self.ban: dict[tuple[int, str], float] = {}  # bans, until when
         self.level: dict[tuple[int, str], int] = {}  # bans in a row per (proxy, site)
@@ -78,9 +79,11 @@ class Model:
         return self.ban.get((p.id, domain), 0.0) > self.clock()
 
     def pair_open(self, p, domain) -> bool:
-        limit = 1 if self.b.gap(domain, self.clock()) > 0 else 1 << 30
-        return (self.busy.get((p.id, domain), 0) < limit and not self.banned(p, domain)
-                and self.hold.get((p.id, domain), 0.0) <= self.clock())
+        now, key = self.clock(), (p.id, domain)
+        gap = self.b.gap(domain, now)  # the site's pace now (its arithmetic has unit tests)
+        limit = 1 if gap > 0 else 1 << 30
+        return (self.busy.get(key, 0) < limit and not self.banned(p, domain) and self.hold.get(key, 0.0) <= now
+                and self.answered.get(key, float("-inf")) + gap <= now)
 
     def could_serve(self, p, domain, exclude) -> bool:
         """Not excluded, not banned by the site, and not out."""
@@ -115,12 +118,13 @@ class Model:
     def released(self, lease, outcome, retry_after, pace_before) -> None:
         key, now = (lease.state.id, lease.site), self.clock()
         self.busy[key] -= 1
+        self.answered[key] = now
         gap = self.b.gap(lease.site, now)  # read after the release: a rate limit may have slowed the site
-        hold = now + gap
+        hold = 0.0
         if outcome is Outcome.RATE_LIMITED and retry_after is not None:
-            hold = max(hold, now + min(retry_after, MAX_HOLD))
+            hold = now + min(retry_after, MAX_HOLD)
         elif outcome is Outcome.RATE_LIMITED and self.b.store.pace(lease.site).gap == pace_before.gap:
-            hold = max(hold, now + max(FIRST_STEP, 2 * gap))  # a lone exit limited: it pauses there
+            hold = now + max(FIRST_STEP, 2 * gap)  # a lone exit limited: it pauses there
         self.hold[key] = max(self.hold.get(key, 0.0), hold)
         if outcome is Outcome.BAN:
             self.record_ban(lease, retry_after)
@@ -132,13 +136,15 @@ class Model:
         site, jittered down by up to half: check the balancer's draw is in range."""
         key = (lease.state.id, lease.site)
         self.level[key] = self.level.get(key, 0) + 1
-        until = self.b.store.ban_of(lease.state.key, lease.site)[0]
-        if retry_after is not None:
-            assert until == self.clock() + min(retry_after, MAX_HOLD)
-        else:
-            full = min(MAX_HOLD, 7.0 * 2 ** (self.level[key] - 1))
-            assert 0.5 * full - 1e-9 <= until - self.clock() <= full + 1e-9
-        self.ban[key] = max(self.ban.get(key, 0.0), until)
+        until, before = self.b.store.ban_of(lease.state.key, lease.site)[0], self.ban.get(key, 0.0)
+        if until != before:  # a ban never shortens one already running
+            if retry_after is not None:
+                assert until == self.clock() + min(retry_after, MAX_HOLD)
+            else:
+                full = min(MAX_HOLD, 7.0 * 2 ** (self.level[key] - 1))
+                assert 0.5 * full - 1e-9 <= until - self.clock() <= full + 1e-9
+        assert until >= before
+        self.ban[key] = until
 
 
 @settings(max_examples=600, deadline=None)

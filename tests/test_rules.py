@@ -78,12 +78,27 @@ def test_slow_start_then_additive_increase_then_halving_on_overload():
         limit.on_success()
     assert limit.allowed == 8 and limit.proven
     assert limit.on_overload(lease_number=10, next_lease_number=20)
-    assert limit.allowed == 4 and limit.threshold == 4
+    assert limit.allowed == 5 and limit.threshold == pytest.approx(5.6)  # 70 % of 8
     assert not limit.on_overload(lease_number=15, next_lease_number=21)  # sent before the cut: no second cut
-    for _ in range(5):
+    for _ in range(6):
         limit.on_success()
-    assert limit.allowed == 5  # above the threshold: about one more per round (4 + 1/4 + 1/4.25 + ...)
+    assert limit.allowed == 6  # above the threshold: about one more per round (5.6 + 1/5.6 + ...)
     assert limit.on_overload(lease_number=21, next_lease_number=30)
+
+
+def test_probing_past_a_ceiling_the_proxy_keeps_hitting_slows_down():
+    limit = ConcurrencyLimit(limit=4.0, threshold=4.0)
+    numbers = iter(range(0, 10**6, 10))
+    rounds_to_overload = []
+    for _ in range(4):
+        limit.on_overload(next(numbers), next(numbers))  # full at about 4 each time
+        successes = 0
+        while limit.limit < 4.0:
+            limit.on_success()
+            successes += 1
+        rounds_to_overload.append(successes)
+    assert limit.strikes == 4
+    assert rounds_to_overload == sorted(rounds_to_overload) and rounds_to_overload[-1] > 4 * rounds_to_overload[0]
 
 
 def test_a_failure_drops_to_one_with_half_the_limit_to_regrow_to_and_limits_stay_in_range():

@@ -107,6 +107,9 @@ class PoolListener:
 
     def revived(self, state: ProxyState, how: str) -> None: ...
 
+    def slowed(self, site: str, gap: float) -> None:
+        """Rate limits from ``site``: each proxy now keeps ``gap`` seconds between requests there."""
+
 
 Group = tuple[str | None, bool]  # (region or None for all, backup tier)
 
@@ -322,7 +325,7 @@ class Balancer:
         def accept(p: ProxyState) -> bool:
             if exclude and p.key in exclude:
                 return False
-            free_at = pair_free_at(p.key, site, now, limit)
+            free_at = pair_free_at(p.key, site, now, limit, gap)
             if free_at:
                 if free_at == math.inf:
                     blocked.pair_busy = True
@@ -389,7 +392,7 @@ class Balancer:
             if p.probing or p.in_flight or (ask.region is not None and p.proxy.region != ask.region):
                 pushed.append((now + PROBE_INTERVAL, next(self.seq), pid))
                 continue
-            if p.key in ask.tried or self.store.pair_free_at(p.key, ask.site, now, limit):
+            if p.key in ask.tried or self.store.pair_free_at(p.key, ask.site, now, limit, self.gap(ask.site, now)):
                 pushed.append((now + PROBE_INTERVAL / 4, next(self.seq), pid))
                 continue
             lease = self._lease(p, ask, now, probe=True)
@@ -408,7 +411,7 @@ class Balancer:
             raise NoProxyAvailable(f"all {size} proxies{_in(region)} were tried already")
         usable = sum(len(s) - self._blocked(s, ask.site, ask.tried, now)
                      for backup in (False, True) if (s := self.groups.get((region, backup))))
-        ends = [self.store.soonest(ask.site, now), self._next_recovery()]
+        ends = [self.store.soonest(ask.site, now, gap), self._next_recovery()]
         if self.probes and self._panicking(region):
             ends.append(self.probes[0][0])
         delays = [t - now for t in ends if t is not None]
@@ -491,6 +494,8 @@ class Balancer:
             before = self.store.pace(site)
             pace = before.rate_limited(now, rules.cooldown, rules.cooldown_max, lease.at, p.key, len(self.by_key))
             self.store.set_pace(site, pace)
+            if pace.gap != before.gap:
+                self.listener.slowed(site, pace.gap)
             if retry_after is not None:
                 hold = min(retry_after, rules.retry_after_max)
             elif pace.gap == before.gap:  # not the site's pace: this exit pauses there
@@ -501,7 +506,7 @@ class Balancer:
         if not lease.probe:
             for s in self.memberships[p.id]:
                 s.on_release(p)
-        self.store.give_back(p.key, site, now, now + max(self.gap(site, now), hold))
+        self.store.give_back(p.key, site, now, self.gap(site, now), now + hold if hold else 0.0)
         ejected_before = old.ejected_until > now
         self._set_facts(p, old, facts, now)
         ejected = facts.ejected_until - now if facts.ejected_until > now and not ejected_before else None

@@ -27,16 +27,17 @@ Listener = Callable[[str], None]  # called with the key of a proxy whose facts c
 
 class StateStore(Protocol):
     # -- (proxy, site) pairs
-    def pair_free_at(self, key: str, site: str, now: float, limit: int) -> float:
+    def pair_free_at(self, key: str, site: str, now: float, limit: int, gap: float) -> float:
         """When the pair may take one more request: 0.0 if now (fewer than ``limit`` in
-        flight, not cooling down, not banned), ``inf`` if only a request ending frees it,
-        else when its cooldown or ban ends."""
+        flight, ``gap`` seconds since its last answer, not paused, not banned), ``inf`` if
+        only a request ending frees it, else when that gap, its pause or its ban ends."""
 
     def take(self, key: str, site: str, now: float) -> None:
         """One more request in flight through the pair."""
 
-    def give_back(self, key: str, site: str, now: float, free_at: float) -> None:
-        """A request through the pair ended; the pair is not used again before ``free_at``."""
+    def give_back(self, key: str, site: str, now: float, gap: float, hold_until: float = 0.0) -> None:
+        """A request through the pair was answered at ``now``: the site's ``gap`` (now) counts
+        from here; with ``hold_until``, the pair also pauses until then (``Retry-After``)."""
 
     def ban(self, key: str, site: str, now: float, until: float, level: int) -> None:
         """The site refused the proxy: keep the pair off until ``until`` (never shortens a hold)."""
@@ -47,8 +48,9 @@ class StateStore(Protocol):
     def ban_of(self, key: str, site: str) -> tuple[float, int]:
         """The pair's ban: (until, bans in a row); (0.0, 0) when none."""
 
-    def soonest(self, site: str, now: float) -> float | None:
-        """The soonest time after ``now`` that a cooling or banned pair of ``site`` frees up."""
+    def soonest(self, site: str, now: float, gap: float) -> float | None:
+        """The soonest time after ``now`` that a pair of ``site`` waiting out its gap, its
+        pause or its ban frees up."""
 
     def banned(self, site: str, now: float) -> list[str]:
         """The proxies ``site`` bans at ``now``."""
@@ -78,7 +80,8 @@ class StateStore(Protocol):
 @dataclass(slots=True)
 class _Pair:
     busy: int = 0
-    free_at: float = 0.0
+    answered: float = -math.inf  # the last answer through the pair
+    hold: float = 0.0  # paused until then (Retry-After)
     ban_until: float = 0.0
     ban_level: int = 0
 
@@ -86,25 +89,29 @@ class _Pair:
 class MemoryStore:
     """The store in this process's memory.
 
-    Per site, a dict of pairs and a heap of (hold end, proxy) to expire them lazily, so memory
-    follows the pairs in use, cooling or banned, not pool size times sites.
+    Per site, a dict of pairs, a heap of last answers and a heap of pause and ban ends, both
+    expired lazily, so memory follows the pairs in use, cooling, paused or banned, not pool
+    size times sites. A site's gap is applied when asked, so a site that slows down holds
+    every pair to the new gap at once.
     """
 
     def __init__(self) -> None:
         self.pairs: dict[str, dict[str, _Pair]] = {}
-        self.heaps: dict[str, list[tuple[float, str]]] = {}
+        self.answers: dict[str, list[tuple[float, str]]] = {}  # site -> heap of (answered, proxy)
+        self.holds: dict[str, list[tuple[float, str]]] = {}  # site -> heap of (pause or ban end, proxy)
+        self.gaps: dict[str, float] = {}  # the gap a site was last asked about, to expire its pairs
         self.bans: dict[str, dict[str, float]] = {}  # site -> proxy -> ban end (for `banned`)
         self.bans_of: dict[str, dict[str, float]] = {}  # proxy -> site -> ban end (`banned_sites`)
         self.paces: dict[str, SitePace] = {}
         self.proxy_facts: dict[str, ProxyFacts] = {}
 
     # -- pairs
-    def pair_free_at(self, key: str, site: str, now: float, limit: int) -> float:
+    def pair_free_at(self, key: str, site: str, now: float, limit: int, gap: float) -> float:
         pairs = self.pairs.get(site)
         pair = pairs.get(key) if pairs else None
         if pair is None:
             return 0.0
-        held = max(pair.free_at, pair.ban_until)
+        held = max(pair.answered + gap, pair.hold, pair.ban_until)
         if held > now:
             return held
         return math.inf if pair.busy >= limit else 0.0
@@ -112,13 +119,24 @@ class MemoryStore:
     def take(self, key: str, site: str, now: float) -> None:
         self._pair(key, site).busy += 1
 
-    def give_back(self, key: str, site: str, now: float, free_at: float) -> None:
+    def give_back(self, key: str, site: str, now: float, gap: float, hold_until: float = 0.0) -> None:
         pair = self._pair(key, site)
         pair.busy = max(0, pair.busy - 1)
-        if free_at > pair.free_at:
-            pair.free_at = free_at
-            self._hold(site, key, free_at)
-        self._tidy(site, key, pair, now)
+        pair.answered = now
+        self.gaps[site] = gap
+        if gap > 0:
+            answers = self.answers.setdefault(site, [])
+            heapq.heappush(answers, (now, key))
+            while answers[0][0] + gap <= now:  # amortized: the heap holds only the last gap's answers
+                answered, other = heapq.heappop(answers)
+                held = self.pairs.get(site, {}).get(other)
+                if held is not None and held.answered == answered:
+                    self._tidy(site, other, held, now)
+        if hold_until > pair.hold:
+            pair.hold = hold_until
+            heapq.heappush(self.holds.setdefault(site, []), (hold_until, key))
+        if site in self.pairs and key in self.pairs[site]:
+            self._tidy(site, key, pair, now)
 
     def ban(self, key: str, site: str, now: float, until: float, level: int) -> None:
         pair = self._pair(key, site)
@@ -127,7 +145,7 @@ class MemoryStore:
             pair.ban_until = until
             self.bans.setdefault(site, {})[key] = until
             self.bans_of.setdefault(key, {})[site] = until
-            self._hold(site, key, until)
+            heapq.heappush(self.holds.setdefault(site, []), (until, key))
         self._tidy(site, key, pair, now)
 
     def unban(self, key: str, site: str) -> None:
@@ -141,10 +159,35 @@ class MemoryStore:
         pair = pairs.get(key) if pairs else None
         return (pair.ban_until, pair.ban_level) if pair else (0.0, 0)
 
-    def soonest(self, site: str, now: float) -> float | None:
-        self._expire(site, now)
-        heap = self.heaps.get(site)
-        return heap[0][0] if heap else None
+    def soonest(self, site: str, now: float, gap: float) -> float | None:
+        self.gaps[site] = gap
+        pairs = self.pairs.get(site, {})
+        ends = []
+        answers = self.answers.get(site)
+        while answers:  # the earliest answer still within its gap (answers share the site's gap)
+            answered, key = answers[0]
+            pair = pairs.get(key)
+            if pair is not None and pair.answered == answered and answered + gap > now:
+                ends.append(answered + gap)
+                break
+            heapq.heappop(answers)
+            if pair is not None and pair.answered == answered:
+                self._tidy(site, key, pair, now)
+        holds = self.holds.get(site)
+        while holds:
+            until, key = holds[0]
+            pair = pairs.get(key)
+            if pair is not None and until in (pair.hold, pair.ban_until) and until > now:
+                ends.append(until)
+                break
+            heapq.heappop(holds)
+            if pair is not None:
+                self._tidy(site, key, pair, now)
+        if answers is not None and not answers:
+            del self.answers[site]
+        if holds is not None and not holds:
+            del self.holds[site]
+        return min(ends) if ends else None
 
     def banned(self, site: str, now: float) -> list[str]:
         return _current(self.bans, site, now)
@@ -161,33 +204,14 @@ class MemoryStore:
             pair = pairs[key] = _Pair()
         return pair
 
-    def _hold(self, site: str, key: str, until: float) -> None:
-        heapq.heappush(self.heaps.setdefault(site, []), (until, key))
-
     def _tidy(self, site: str, key: str, pair: _Pair, now: float) -> None:
         """Drop a pair that holds nothing any more (a ban level stays until a success)."""
-        if not pair.busy and pair.free_at <= now and pair.ban_until <= now and not pair.ban_level:
+        gap = self.gaps.get(site, 0.0)
+        if (not pair.busy and pair.answered + gap <= now and pair.hold <= now and pair.ban_until <= now
+                and not pair.ban_level):
             del self.pairs[site][key]
             if not self.pairs[site]:
                 del self.pairs[site]
-
-    def _expire(self, site: str, now: float) -> None:
-        """Pop heap entries whose hold ended by ``now`` or was superseded by a longer one."""
-        heap = self.heaps.get(site)
-        if heap is None:
-            return
-        pairs = self.pairs.get(site, {})
-        while heap:
-            until, key = heap[0]
-            pair = pairs.get(key)
-            current = pair is not None and until in (pair.free_at, pair.ban_until)
-            if current and until > now:
-                break
-            heapq.heappop(heap)
-            if current and pair is not None:
-                self._tidy(site, key, pair, now)
-        if not heap:
-            del self.heaps[site]
 
     # -- sites
     def pace(self, site: str) -> SitePace:

@@ -54,8 +54,8 @@ PAGES = 60  # pages per host on the site's index
 
 CAPTCHA = b'<html><body><form class="captcha">Are you a robot?</form></body></html>'
 PORTAL = b"<html><body><h1>Welcome to Hotel Wi-Fi</h1>Please log in.</body></html>"
-REASONS = {200: "OK", 302: "Found", 403: "Forbidden", 500: "Internal Server Error", 404: "Not Found", 407: "Proxy Authentication Required",
-           429: "Too Many Requests", 502: "Bad Gateway", 503: "Service Unavailable"}
+REASONS = {200: "OK", 302: "Found", 403: "Forbidden", 404: "Not Found", 407: "Proxy Authentication Required",
+           429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable"}
 
 
 def token(host: str, path: str) -> str:
