@@ -82,6 +82,7 @@ def test_proxycheck_prints_a_table_of_every_proxy(tmp_path):
     assert "[7/7]" in proc.stderr  # progress while it runs
     assert "pw-carol" not in out + proc.stderr and "nope" not in out + proc.stderr
     assert sorted(healthy_file.read_text().split()) == sorted([fast.url, slow.url, locked.url])  # usable as a pool
+    assert healthy_file.stat().st_mode & 0o777 == 0o600  # it holds credentials: its owner's only
 
 
 def test_proxycheck_json_and_exit_status_when_nothing_is_healthy(tmp_path):
@@ -101,7 +102,10 @@ def test_proxycheck_in_the_example_project_uses_its_settings(tmp_path):
         pool.write_text(farm.pool()[0] + "\n")
         env = {"PATH": "", "PYTHONPATH": str(ROOT), "FARM_POOL_FILE": str(pool), "FARM_SITE": "unused"}
         proc = proxycheck(ROOT / "example_project", env=env)
-        usage = proxycheck(ROOT / "example_project", "--url", "not-a-url", env=env)
+        bad_url = proxycheck(ROOT / "example_project", "--url", "http://exa mple/ip", env=env)
+        bad_timeout = proxycheck(ROOT / "example_project", "--timeout", "nan", env=env)
     assert proc.returncode == 0, proc.stderr
     assert "1 of 1 proxies healthy" in proc.stdout and "127.0.0.41" in proc.stdout
-    assert usage.returncode == 2 and "--url must be an http(s) URL without spaces, got 'not-a-url'" in usage.stderr
+    assert bad_url.returncode == 2 and "--url must be an http(s) URL without spaces, got 'http://exa mple/ip'" in bad_url.stderr
+    assert bad_timeout.returncode == 2 and "--timeout must be a number of seconds > 0 and <= 3600, got nan" in bad_timeout.stderr
+    assert "FAILED" not in bad_url.stdout + bad_timeout.stdout  # the proxies were not blamed

@@ -172,25 +172,31 @@ def test_no_proxy_in_the_requested_region_fails_the_request_clearly(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("setting", "message"),
+    ("setting", "message", "reactorless"),
     [
-        ("PROXY_STRATEGY=fastest", "PROXY_STRATEGY: unknown strategy 'fastest'"),
-        ("PROXY_POOL=socks5://user:pw@10.1.1.1:1080", "PROXY_POOL: unsupported proxy scheme 'socks5' in 'socks5://user:***@10.1.1.1:1080'"),
-        ("PROXY_DOMAIN_COOLDOWN=-1", "PROXY_DOMAIN_COOLDOWN must be >= 0, got '-1'"),
-        ("PROXY_POOL=", "PROXY_POOL is empty"),
+        ("PROXY_STRATEGY=fastest", "PROXY_STRATEGY: unknown strategy 'fastest'", True),
+        ("PROXY_POOL=socks5://user:pw@10.1.1.1:1080", "PROXY_POOL: unsupported proxy scheme 'socks5' in 'socks5://user:***@10.1.1.1:1080'", False),
+        ("PROXY_POOL=http://u:QX@ZJ/x@h:0", "'http://u:***@h:0': the port must be a number from 1 to 65535", False),
+        ("PROXY_DOMAIN_COOLDOWN=-1", "PROXY_DOMAIN_COOLDOWN must be >= 0, got '-1'", False),
+        ("PROXY_HEALTH_CHECK_INTERVAL=nan", "PROXY_HEALTH_CHECK_INTERVAL must be a finite number, got 'nan'", False),
+        ("PROXY_POOL=", "PROXY_POOL is empty", False),
     ],
 )
-def test_bad_settings_stop_scrapy_crawl_at_once_with_a_clear_message(tmp_path, setting, message):
+def test_bad_settings_stop_scrapy_crawl_at_once_with_one_clear_line(tmp_path, setting, message, reactorless):
     pool = tmp_path / "proxies.txt"
     pool.write_text("http://127.0.0.1:9\n")
+    extra = ["-s", "TWISTED_REACTOR_ENABLED=False"] if reactorless else []
     proc = subprocess.run(
-        [sys.executable, "-m", "scrapy", "crawl", "pages", "-s", setting],
+        [sys.executable, "-m", "scrapy", "crawl", "pages", "-s", setting, *extra],
         cwd=ROOT / "example_project", capture_output=True, text=True, timeout=60,
         env={"PATH": "", "FARM_POOL_FILE": str(pool), "FARM_SITE": "unused", "PYTHONPATH": str(ROOT)},
     )
-    assert proc.returncode != 0
-    assert f"scrapy-proxybalance cannot start: {message}" in proc.stderr
-    assert ":pw@" not in proc.stderr
+    assert proc.returncode == 1  # as for a crawl that could not start
+    lines = [line for line in proc.stderr.splitlines() if "scrapy-proxybalance cannot start" in line]
+    assert len(lines) == 1 and message in lines[0], proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr and "CRITICAL" not in proc.stderr
+    assert ":pw@" not in proc.stderr and "QX" not in proc.stderr and "ZJ" not in proc.stderr
+    assert "proxybalance_misconfigured" in proc.stderr
 
 
 def test_a_redirect_is_credited_to_the_proxy_that_delivered_it(tmp_path):

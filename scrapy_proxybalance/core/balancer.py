@@ -35,7 +35,7 @@ from .ejection import (
 from .errors import DuplicateProxy, NoProxyAvailable, UnknownProxy
 from .outcomes import Outcome
 from .pace import FIRST_STEP
-from .proxy import Proxy
+from .proxy import Proxy, mask
 from .rules import Rules
 from .state import ProxyState
 from .store import MemoryStore, StateStore
@@ -451,6 +451,8 @@ class Balancer:
         if lease.released:
             return Released(Outcome.NEUTRAL)
         lease.released = True
+        if "://" in reason:
+            reason = mask(reason)  # it is shown in logs and reports
         now = self.clock()
         p, m, site, rules = lease.state, lease.state.metrics, lease.site, self.rules
         others_in_flight = p.in_flight > 1

@@ -54,12 +54,28 @@ def mask_url(text: str) -> str:
     return f"{scheme}{sep}{hostpart}"
 
 
-_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S+")
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 def mask(text: str) -> str:
-    """Mask every URL in free text (log lines, exception messages) with :func:`mask_url`."""
-    return _IN_TEXT.sub(lambda m: mask_url(m.group(0)), str(text))
+    """Mask the credentials of every URL in free text (log lines, exception messages): from a
+    ``scheme://user:`` to the last ``@`` before the next URL on that line, whatever is between
+    (a password may hold spaces), is ``***``."""
+    return "\n".join(_mask_line(line) for line in str(text).split("\n"))
+
+
+def _mask_line(line: str) -> str:
+    starts = [m.start() for m in _SCHEME.finditer(line)]
+    if not starts:
+        return line
+    parts = [line[:starts[0]]]
+    for start, end in zip(starts, [*starts[1:], len(line)], strict=True):
+        segment = line[start:end]
+        scheme, sep, rest = segment.partition("://")
+        userinfo, at, after = rest.rpartition("@")
+        user, colon, _ = userinfo.partition(":")
+        parts.append(f"{scheme}{sep}{user}:***@{after}" if at and colon else segment)
+    return "".join(parts)
 
 
 @dataclass(frozen=True, slots=True)
