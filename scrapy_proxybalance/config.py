@@ -53,6 +53,9 @@ DEFAULTS: dict[str, Any] = {
     "PROXY_MAX_WAITING": 1000,
     "PROXY_SCHEDULER": "scrapy.core.scheduler.Scheduler",
     "PROXY_POOL_RELOAD_INTERVAL": 5.0,
+    "PROXY_STATE_URL": "memory://",
+    "PROXY_STATE_NAMESPACE": "proxybalance",
+    "PROXY_STATE_TIMEOUT": 0.5,
     "PROXY_DOMAIN_REGIONS": {},
     "PROXY_STATS_INTERVAL": 60.0,
     "PROXY_STATS_PER_PROXY": False,
@@ -237,6 +240,32 @@ def _pool(settings: BaseSettings) -> tuple[list[Proxy], Path | None]:
     return pool, path
 
 
+STATE_SCHEMES = ("memory", "redis", "rediss", "unix")
+
+
+def _state_url(settings: BaseSettings) -> str:
+    value = _get(settings, "PROXY_STATE_URL")
+    scheme = value.partition("://")[0] if isinstance(value, str) and "://" in value else None
+    if scheme not in STATE_SCHEMES:
+        raise ConfigError(
+            f"PROXY_STATE_URL must be a URL of memory://, redis://, rediss:// or unix://, got {_shown(value)}")
+    if scheme != "memory":
+        try:
+            import redis.asyncio  # noqa: F401
+        except ImportError:
+            raise ConfigError(f"PROXY_STATE_URL is {_shown(value)}, but the redis package is missing:"
+                              " pip install 'scrapy-proxybalance[redis]'") from None
+    return value
+
+
+def _namespace(settings: BaseSettings) -> str:
+    value = _get(settings, "PROXY_STATE_NAMESPACE")
+    if not isinstance(value, str) or not re.fullmatch(r"[\w.:-]{1,100}", value):
+        raise ConfigError(f"PROXY_STATE_NAMESPACE must be a key prefix of letters, digits, '.', ':', '_' or '-',"
+                          f" got {_shown(value)}")
+    return value
+
+
 def _domain_regions(settings: BaseSettings, pool: list[Proxy]) -> dict[str, str]:
     value = _get(settings, "PROXY_DOMAIN_REGIONS")
     if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
@@ -309,6 +338,9 @@ class Config:
     max_waiting: int
     scheduler: type
     pool_reload_interval: float
+    state_url: str
+    state_namespace: str
+    state_timeout: float
     domain_regions: dict[str, str]
     stats_interval: float
     stats_per_proxy: bool
@@ -362,6 +394,9 @@ class Config:
             max_waiting=_number(settings, "PROXY_MAX_WAITING", integer=True, positive=True),
             scheduler=_scheduler(settings),
             pool_reload_interval=_number(settings, "PROXY_POOL_RELOAD_INTERVAL"),
+            state_url=_state_url(settings),
+            state_namespace=_namespace(settings),
+            state_timeout=_number(settings, "PROXY_STATE_TIMEOUT", positive=True, largest=60),
             domain_regions=_domain_regions(settings, pool),
             stats_interval=_number(settings, "PROXY_STATS_INTERVAL"),
             stats_per_proxy=_bool(settings, "PROXY_STATS_PER_PROXY"),

@@ -39,6 +39,7 @@ from .core.errors import ConfigError, NoProxyAvailable
 from .core.outcomes import Outcome, parse_retry_after
 from .core.proxy import Proxy, _split, parse_entry
 from .core.retry import GiveUp, decide_retry
+from .core.store import MemoryStore, StateStore
 from .events import PoolEvents
 from .meta import FAIL, LAST_TRY, LEASE, OUR_PROXY, OUR_SLOT, RETRIES, TIMEOUT, TRIED, WAIT
 from .policy import BanDetected, SpiderPolicy, build_policy
@@ -55,6 +56,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
+
+CLAIM_CANDIDATES = 4  # proxies one claim offers a shared store (the pick and three alternates)
+CLAIM_RETRY = 0.05  # seconds a request waits when the fleet holds every candidate it offered
 
 COUNTED = {Outcome.FAILURE: "failures", Outcome.BAN: "bans", Outcome.RATE_LIMITED: "rate_limited",
            Outcome.OVERLOADED: "overloaded"}  # outcomes counted in stats, by key
@@ -83,7 +87,9 @@ class ProxyBalanceMiddleware:
         self.config = config
         self.scheduler: ProxyScheduler | None = None  # attached when the scheduler opens
         self.events = PoolEvents(crawler.stats, self._wake)
-        self.balancer = Balancer(config.pool, config.strategy, config.rules, listener=self.events)
+        self.store: StateStore = state_store(config, crawler)
+        self.shared = type(self.store) is not MemoryStore  # a fleet shares it: claims go to it
+        self.balancer = Balancer(config.pool, config.strategy, config.rules, store=self.store, listener=self.events)
         self.project_policy = build_policy(config.ban_policy, crawler, config)
         self.policy = SpiderPolicy(self.project_policy, None, crawler, config)
         self.token = secrets.token_hex(4)  # leases of this process; a request from elsewhere never matches
@@ -139,7 +145,7 @@ class ProxyBalanceMiddleware:
         if ask is None:
             return None
         try:
-            result = self.balancer.acquire(ask)
+            result = self.balancer.acquire(ask, CLAIM_CANDIDATES - 1 if self.shared else 0)
         except NoProxyAvailable as exc:
             request.meta[FAIL] = str(exc)
             return None
@@ -188,25 +194,71 @@ class ProxyBalanceMiddleware:
             self._release_unused(request)
             self.stats.inc_value(f"{PREFIX}/no_proxy")
             raise NoProxyAvailable(f"{failure} (for {request})")
-        if lease is None:
-            ask = self._ask(request)
-            if ask is None:
-                return None
-            try:
-                result = self.balancer.acquire(ask)
-            except NoProxyAvailable as exc:
-                self.stats.inc_value(f"{PREFIX}/no_proxy")
-                raise NoProxyAvailable(f"{exc} (for {request})") from None
-            if isinstance(result, Wait):  # it came without the scheduler's admission
-                wait = self._waiting(request, ask, result)
-                if wait is None:
-                    raise NoProxyAvailable(f"{meta.pop(FAIL)} (for {request})")
-                return self.to_wait(request, wait)
+        if lease is None:  # it came without the scheduler's admission
+            result = self._acquire(request)
+            if result is None:
+                return None  # it needs no proxy from the pool
+            if isinstance(result, Wait):
+                return self.to_wait(request, result)
             lease = result
-            meta[LEASE] = (self.token, lease.number)
-            self.leases[lease.number] = lease
+        if self.shared:
+            claimed = await self._claimed(request, lease)
+            if isinstance(claimed, Wait):
+                return self.to_wait(request, claimed)
+            lease = claimed
         self._assign(request, lease)
         return None
+
+    def _acquire(self, request: Request) -> Lease | Wait | None:
+        """Lease a proxy for ``request`` now (held in its meta), or say how long it waits;
+        ``None`` if it needs no proxy from the pool. Raises :class:`NoProxyAvailable`."""
+        ask = self._ask(request)
+        if ask is None:
+            return None
+        try:
+            result = self.balancer.acquire(ask, CLAIM_CANDIDATES - 1 if self.shared else 0)
+        except NoProxyAvailable as exc:
+            self.stats.inc_value(f"{PREFIX}/no_proxy")
+            raise NoProxyAvailable(f"{exc} (for {request})") from None
+        if isinstance(result, Wait):
+            wait = self._waiting(request, ask, result)
+            if wait is None:
+                raise NoProxyAvailable(f"{request.meta.pop(FAIL)} (for {request})")
+            return wait
+        self._hold(request, result)
+        return result
+
+    def _hold(self, request: Request, lease: Lease) -> None:
+        """The request carries ``lease`` until its response or exception releases it."""
+        request.meta[LEASE] = (self.token, lease.number)
+        self.leases[lease.number] = lease
+
+    async def _claimed(self, request: Request, lease: Lease) -> Lease | Wait:
+        """The lease's pair (or an alternate's) taken for the whole fleet: the one round trip
+        a request costs a shared store. If the fleet held every candidate, once more with what
+        the claim taught this process; then a short wait."""
+        for _ in range(2):
+            self.stats.inc_value(f"{PREFIX}/state/claims")
+            gap = self.balancer.gap(lease.site, lease.at)
+            limit = 1 if gap > 0 else self.config.rules.pair_limit or 1 << 30
+            keys = [lease.state.key, *lease.alternates]
+            taken = await self.store.claim(lease.site, keys, lease.number, limit, gap)
+            if lease.released:  # the crawl closed meanwhile
+                return Wait(CLAIM_RETRY)
+            self.leases.pop(lease.number, None)
+            if taken is not None:
+                claimed = lease if taken == keys[0] else self.balancer.switch(lease, taken)
+                self._hold(request, claimed)
+                return claimed
+            self.balancer.cancel(lease)
+            request.meta.pop(LEASE, None)
+            self.stats.inc_value(f"{PREFIX}/state/claims_lost")
+            again = self._acquire(request)
+            if not isinstance(again, Lease):
+                return again or Wait(CLAIM_RETRY)
+            lease = again
+        self._release_unused(request)
+        return Wait(CLAIM_RETRY, on_release=True)
 
     def to_wait(self, request: Request, wait: Wait) -> Request:
         """Send ``request`` back to the scheduler to wait (it goes to its waiting room)."""
@@ -423,8 +475,9 @@ class ProxyBalanceMiddleware:
 
     # -- signals ---------------------------------------------------------------------
 
-    def spider_opened(self) -> None:
+    async def spider_opened(self) -> None:
         self.policy = SpiderPolicy(self.project_policy, self.crawler.spider, self.crawler, self.config)
+        await self.store.start()
         if self.config.stats_interval:
             self._every(self.config.stats_interval, self.log_summary)
         if self.pool_file is not None:
@@ -458,7 +511,7 @@ class ProxyBalanceMiddleware:
                         self.config.pool_file, added, removed, updated, len(self.balancer.by_key))
             self._wake()
 
-    def spider_closed(self) -> None:
+    async def spider_closed(self) -> None:
         if self.checker is not None:
             self.checker.stop()
         for loop in self.loops:
@@ -472,6 +525,7 @@ class ProxyBalanceMiddleware:
         if self.config.stats_per_proxy:
             record_proxies(self.balancer, self.stats)
         logger.info("%s\n%s", summary(self.balancer, self.stats, 0), table(self.balancer))
+        await self.store.close()
 
 
 class Misconfigured(ProxyBalanceMiddleware):
@@ -507,14 +561,29 @@ class Misconfigured(ProxyBalanceMiddleware):
     async def process_exception(self, request: Request, exception: Exception) -> Request | None:
         return None
 
-    def spider_opened(self) -> None:
+    async def spider_opened(self) -> None:
         pass
 
-    def spider_closed(self) -> None:
+    async def spider_closed(self) -> None:
         pass
 
     def forget(self, request: Request) -> None:
         pass
+
+
+def state_store(config: Config, crawler: Crawler) -> StateStore:
+    """The store ``PROXY_STATE_URL`` names: this process's memory, or Redis shared by a fleet."""
+    if config.state_url.startswith("memory://"):
+        return MemoryStore()
+    from .stores.redis import RedisStore
+
+    def trouble(message: str) -> None:
+        crawler.stats.inc_value(f"{PREFIX}/state/errors")
+        logger.warning("proxybalance: %s", message)
+
+    lease_ttl = 2 * max(crawler.settings.getfloat("DOWNLOAD_TIMEOUT"), 1.0) + 10
+    return RedisStore(config.state_url, config.state_namespace, lease_ttl=lease_ttl, timeout=config.state_timeout,
+                      on_trouble=trouble)
 
 
 def _status_text(status: int) -> str:

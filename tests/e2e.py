@@ -42,6 +42,18 @@ def crawl(tmp_path: Path, farm: Farm, urls_or_requests: list, reactor: str = "as
     """Crawl through ``farm``'s proxies (unless PROXY_POOL is given); return the results,
     with ``log`` holding the whole crawl log. ``run`` names the crawl's files (a test that
     crawls twice gives each its own)."""
+    return finish(start(tmp_path, farm, urls_or_requests, reactor, run, spider, **settings), timeout)
+
+
+def crawl_together(tmp_path: Path, farm: Farm, jobs: list[list], timeout: float = 120, **settings) -> list[dict]:
+    """Several crawls at once (a fleet of crawler processes), one list of requests each."""
+    started = [start(tmp_path, farm, requests, "asyncio", f"crawl-{i}", "list", **settings)
+               for i, requests in enumerate(jobs)]
+    return [finish(job, timeout) for job in started]
+
+
+def start(tmp_path: Path, farm: Farm, urls_or_requests: list, reactor: str, run: str, spider: str,
+          **settings) -> tuple[subprocess.Popen, Path, Path]:
     requests = [r if isinstance(r, dict) else {"url": r} for r in urls_or_requests]
     log = tmp_path / f"{run}.log"
     job = {
@@ -54,10 +66,20 @@ def crawl(tmp_path: Path, farm: Farm, urls_or_requests: list, reactor: str = "as
     job_path = tmp_path / f"{run}-job.json"
     job_path.write_text(json.dumps(job))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, str(RUNNER), str(job_path)], env=env, timeout=timeout,
-                          capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    results = json.loads((tmp_path / f"{run}.json").read_text())
+    proc = subprocess.Popen([sys.executable, str(RUNNER), str(job_path)], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    return proc, tmp_path / f"{run}.json", log
+
+
+def finish(job: tuple[subprocess.Popen, Path, Path], timeout: float) -> dict:
+    proc, out, log = job
+    try:
+        _, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise
+    assert proc.returncode == 0, stderr[-3000:]
+    results = json.loads(out.read_text())
     results["log"] = log.read_text()
     assert results["warnings"] == [], results["warnings"]  # a deprecation in Scrapy 2.19 fails here
     assert "proxybalance/leases_open_at_close" not in results["stats"]  # every lease was released

@@ -30,7 +30,7 @@ def middleware(spider_cls=QuietSpider, **settings):
                                        "PROXY_STATS_INTERVAL": 0, **settings})
     mw = ProxyBalanceMiddleware.from_crawler(crawler)
     crawler.spider = spider_cls()
-    mw.spider_opened()
+    run(mw.spider_opened())
     return mw
 
 

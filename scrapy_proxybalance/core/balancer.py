@@ -68,6 +68,7 @@ class Lease:
     unproven: bool  # the proxy has not succeeded since it joined, came back or last failed
     probe: bool = False  # a panic probe of an ejected proxy
     released: bool = False
+    alternates: tuple[str, ...] = ()  # other proxies that could serve it (for a shared store's claim)
 
     @property
     def proxy(self) -> Proxy:
@@ -311,9 +312,11 @@ class Balancer:
         """The gap each proxy keeps between two requests to ``site`` (its learned pace)."""
         return self.store.pace(site).at(now, self.rules.cooldown)
 
-    def acquire(self, ask: Ask) -> Lease | Wait:
+    def acquire(self, ask: Ask, alternates: int = 0) -> Lease | Wait:
         """Lease a proxy for a request, or say how long to wait. Raises
-        :class:`NoProxyAvailable` when no proxy can ever serve it."""
+        :class:`NoProxyAvailable` when no proxy can ever serve it. With ``alternates``, the
+        lease also names up to that many other proxies that could serve it now (a shared
+        store claims the first of them still free for the whole fleet)."""
         now = self.clock()
         self._revive_due(now)
         site, exclude, region = ask.site, ask.tried, ask.region
@@ -347,10 +350,44 @@ class Balancer:
                 continue
             p = s.pick(accept)
             if p is not None:
-                return self._lease(p, ask, now)
+                lease = self._lease(p, ask, now)
+                if alternates:
+                    lease.alternates = self._alternates(s, accept, p, alternates)
+                return lease
             if len(s) > self._blocked(s, site, exclude, now):
                 break  # members are only busy or cooling: wait for them, spare the backups
         return self._wait(ask, now, blocked, gap)
+
+    @staticmethod
+    def _alternates(s: Strategy, accept: Callable[[ProxyState], bool], chosen: ProxyState, n: int) -> tuple[str, ...]:
+        picked = [chosen]
+        for _ in range(n):
+            q = s.pick(lambda c: c not in picked and accept(c))
+            if q is None:
+                break
+            picked.append(q)
+        return tuple(q.key for q in picked[1:])
+
+    def switch(self, lease: Lease, key: str) -> Lease:
+        """The shared store took the pair of ``key`` (one of the lease's alternates) for this
+        request instead: a new lease there, the old one undone."""
+        self.cancel(lease)
+        return self._lease(self.by_key[key], Ask(lease.site, (), lease.region), self.clock(), number=lease.number)
+
+    def cancel(self, lease: Lease) -> None:
+        """Undo a lease whose request never went through its proxy."""
+        if lease.released:
+            return
+        lease.released = True
+        p = lease.state
+        p.in_flight -= 1
+        p.metrics.requests -= 1
+        if lease.probe:
+            p.probing = False
+        elif p.in_rotation:
+            for s in self.memberships[p.id]:
+                s.on_release(p)
+        self.store.untake(p.key, lease.site, lease.number)
 
     def _blocked(self, s: Strategy, site: str, exclude: Collection[str], now: float) -> int:
         """Members of ``s`` that cannot serve this request however long it waits: tried by
@@ -362,7 +399,7 @@ class Balancer:
         ids.update(p.id for k in banned if (p := self.by_key.get(k)) is not None and p in s)
         return len(ids)
 
-    def _lease(self, p: ProxyState, ask: Ask, now: float, probe: bool = False) -> Lease:
+    def _lease(self, p: ProxyState, ask: Ask, now: float, probe: bool = False, number: int | None = None) -> Lease:
         p.in_flight += 1
         p.metrics.requests += 1
         if probe:
@@ -371,8 +408,10 @@ class Balancer:
         else:
             for s in self.memberships[p.id]:
                 s.on_acquire(p)
-        self.store.take(p.key, ask.site, now)
-        return Lease(p, ask.site, ask.region, next(self.lease_numbers), now, not p.limit.proven, probe)
+        if number is None:
+            number = next(self.lease_numbers)
+        self.store.take(p.key, ask.site, now, number)
+        return Lease(p, ask.site, ask.region, number, now, not p.limit.proven, probe)
 
     def _panicking(self, region: str | None) -> bool:
         return self.degraded(region)
@@ -508,7 +547,7 @@ class Balancer:
         if not lease.probe:
             for s in self.memberships[p.id]:
                 s.on_release(p)
-        self.store.give_back(p.key, site, now, self.gap(site, now), now + hold if hold else 0.0)
+        self.store.give_back(p.key, site, now, self.gap(site, now), lease.number, now + hold if hold else 0.0)
         ejected_before = old.ejected_until > now
         self._set_facts(p, old, facts, now)
         ejected = facts.ejected_until - now if facts.ejected_until > now and not ejected_before else None

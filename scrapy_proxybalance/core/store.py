@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -32,12 +32,22 @@ class StateStore(Protocol):
         flight, ``gap`` seconds since its last answer, not paused, not banned), ``inf`` if
         only a request ending frees it, else when that gap, its pause or its ban ends."""
 
-    def take(self, key: str, site: str, now: float) -> None:
-        """One more request in flight through the pair."""
+    def take(self, key: str, site: str, now: float, lease: int) -> None:
+        """One more request (lease number ``lease``) in flight through the pair."""
 
-    def give_back(self, key: str, site: str, now: float, gap: float, hold_until: float = 0.0) -> None:
-        """A request through the pair was answered at ``now``: the site's ``gap`` (now) counts
-        from here; with ``hold_until``, the pair also pauses until then (``Retry-After``)."""
+    def give_back(self, key: str, site: str, now: float, gap: float, lease: int, hold_until: float = 0.0) -> None:
+        """Lease ``lease`` through the pair was answered at ``now``: the site's ``gap`` (now)
+        counts from here; with ``hold_until``, the pair also pauses until then (``Retry-After``)."""
+
+    def untake(self, key: str, site: str, lease: int) -> None:
+        """Lease ``lease`` was never used (its request went through another pair)."""
+
+    async def claim(self, site: str, keys: Sequence[str], lease: int, limit: int, gap: float) -> str | None:
+        """Take, at once for every process sharing the pool, the first of ``keys`` whose pair
+        with ``site`` is free (``limit`` in flight, ``gap`` since its last answer, no pause or
+        ban, the proxy not ejected), for lease ``lease``; this process has taken ``keys[0]``
+        already. Returns the key taken, or ``None`` if none was free (then the store's view
+        of them is brought up to date). The one round trip a request costs a shared store."""
 
     def ban(self, key: str, site: str, now: float, until: float, level: int) -> None:
         """The site refused the proxy: keep the pair off until ``until`` (never shortens a hold)."""
@@ -75,6 +85,12 @@ class StateStore(Protocol):
 
     def subscribe(self, listener: Listener) -> None:
         """Call ``listener(key)`` when another process changes a proxy's facts."""
+
+    async def start(self) -> None:
+        """Begin (once the event loop runs): a shared store connects and starts keeping in step."""
+
+    async def close(self) -> None:
+        """End: a shared store writes what is left and disconnects."""
 
 
 @dataclass(slots=True)
@@ -116,10 +132,19 @@ class MemoryStore:
             return held
         return math.inf if pair.busy >= limit else 0.0
 
-    def take(self, key: str, site: str, now: float) -> None:
+    def take(self, key: str, site: str, now: float, lease: int) -> None:
         self._pair(key, site).busy += 1
 
-    def give_back(self, key: str, site: str, now: float, gap: float, hold_until: float = 0.0) -> None:
+    def untake(self, key: str, site: str, lease: int) -> None:
+        pairs = self.pairs.get(site)
+        pair = pairs.get(key) if pairs else None
+        if pair is not None:
+            pair.busy = max(0, pair.busy - 1)
+
+    async def claim(self, site: str, keys: Sequence[str], lease: int, limit: int, gap: float) -> str | None:
+        return keys[0]  # this process is the whole fleet: its own pick stands
+
+    def give_back(self, key: str, site: str, now: float, gap: float, lease: int, hold_until: float = 0.0) -> None:
         pair = self._pair(key, site)
         pair.busy = max(0, pair.busy - 1)
         pair.answered = now
@@ -236,6 +261,12 @@ class MemoryStore:
 
     def subscribe(self, listener: Listener) -> None:
         """Nothing else writes to this process's memory."""
+
+    async def start(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
 
 
 _NO_PACE = SitePace()

@@ -1,0 +1,1 @@
+"""State stores other than the memory one: Redis (``PROXY_STATE_URL = "redis://..."``)."""

@@ -1,0 +1,150 @@
+"""The Redis state store's scripts and mirror, against the real Redis at 127.0.0.1:6379."""
+
+import asyncio
+import time
+import uuid
+
+import pytest
+
+from scrapy_proxybalance.core.ejection import ProxyFacts
+from scrapy_proxybalance.core.pace import SitePace
+
+redis = pytest.importorskip("redis")
+from scrapy_proxybalance.stores.redis import RedisStore  # noqa: E402
+
+URL = "redis://127.0.0.1:6379/0"
+A, B, C = "http://10.0.0.1:1", "http://10.0.0.2:1", "http://10.0.0.3:1"
+
+
+@pytest.fixture
+def namespace():
+    name = f"proxybalance-unit-{uuid.uuid4().hex[:8]}"
+    yield name
+    server = redis.Redis.from_url(URL)
+    keys = list(server.scan_iter(f"{name}:*"))
+    if keys:
+        server.delete(*keys)
+
+
+def run(coroutine):
+    return asyncio.run(coroutine)
+
+
+async def stores(namespace, n=2, **kwargs):
+    made = [RedisStore(URL, namespace, lease_ttl=kwargs.pop("lease_ttl", 10), **kwargs) for _ in range(n)]
+    for store in made:
+        await store.start()
+    return made
+
+
+async def close(*made):
+    for store in made:
+        await store.close()
+
+
+def test_a_pair_is_claimed_once_for_the_whole_fleet_and_alternates_are_tried_in_order(namespace):
+    async def scenario():
+        one, two = await stores(namespace)
+        assert await one.claim("s", [A, B], 1, limit=1, gap=0.3) == A
+        assert await two.claim("s", [A, B], 1, limit=1, gap=0.3) == B  # A is in use elsewhere
+        assert await two.claim("s", [A, B], 2, limit=1, gap=0.3) is None
+        assert two.pair_free_at(A, "s", time.monotonic(), 1, 0.3) > time.monotonic()  # it learned both are held
+        assert await two.claim("other", [A], 3, limit=1, gap=0.3) == A  # another site: another pair
+        await close(one, two)
+
+    run(scenario())
+
+
+def test_the_gap_counts_from_the_answer_by_redis_s_clock(namespace):
+    async def scenario():
+        one, two = await stores(namespace)
+        assert await one.claim("s", [A], 1, limit=1, gap=0.3) == A
+        one.give_back(A, "s", time.monotonic(), 0.3, 1)
+        await one._flush()
+        assert await two.claim("s", [A], 1, limit=1, gap=0.3) is None  # within 0.3 s of the answer
+        await asyncio.sleep(0.35)
+        assert await two.claim("s", [A], 2, limit=1, gap=0.3) == A
+        await close(one, two)
+
+    run(scenario())
+
+
+def test_a_pause_a_ban_and_an_ejection_hold_the_pair_for_every_process(namespace):
+    async def scenario():
+        one, two = await stores(namespace)
+        now = time.monotonic()
+        assert await one.claim("s", [A], 1, limit=1, gap=0) == A
+        one.give_back(A, "s", now, 0, 1, hold_until=now + 0.3)  # Retry-After 0.3 s
+        one.ban(B, "s", now, now + 30, 1)
+        one.set_facts(C, ProxyFacts(ejected_until=now + 30, trial=True, level=1, ejections=1, reason="refused"))
+        await one._flush()
+        assert await two.claim("s", [A, B, C], 1, limit=1, gap=0) is None
+        await asyncio.sleep(0.35)
+        assert await two.claim("s", [B, C, A], 2, limit=1, gap=0) == A
+        await close(one, two)
+
+    run(scenario())
+
+
+def test_what_one_process_changes_the_others_see_and_are_told_of(namespace):
+    async def scenario():
+        one, two = await stores(namespace)
+        told = []
+        two.subscribe(told.append)
+        now = time.monotonic()
+        one.set_facts(A, ProxyFacts(ejected_until=now + 60, trial=True, level=1, ejections=1, reason="refused"))
+        one.set_pace("s", SitePace(gap=0.5, since=now, limited_by=B, limited_at=now))
+        await one._flush()
+        await two._sync()
+        facts = two.facts(A)
+        assert told == [A] and facts.ejections == 1 and facts.trial and facts.reason == "refused"
+        assert abs(facts.ejected_until - (now + 60)) < 0.5  # Redis's clock, back in this process's
+        pace = two.pace("s")
+        assert pace.gap == 0.5 and pace.limited_by == B and abs(pace.since - now) < 0.5
+        await close(one, two)
+
+    run(scenario())
+
+
+def test_a_claim_of_a_process_that_died_expires_with_its_lease(namespace):
+    async def scenario():
+        dead, alive = await stores(namespace, lease_ttl=0.3)
+        assert await dead.claim("s", [A], 1, limit=1, gap=0) == A  # and never gives it back
+        await dead.close()
+        assert await alive.claim("s", [A], 1, limit=1, gap=0) is None
+        await asyncio.sleep(0.35)
+        assert await alive.claim("s", [A], 2, limit=1, gap=0) == A
+        await alive.close()
+
+    run(scenario())
+
+
+def test_keys_expire_when_unused(namespace):
+    async def scenario():
+        (one,) = await stores(namespace, n=1)
+        assert await one.claim("s", [A], 1, limit=1, gap=0.1) == A
+        one.give_back(A, "s", time.monotonic(), 0.1, 1)
+        one.set_facts(A, ProxyFacts(failures=1, reason="refused"))
+        await one._flush()
+        await one.close()
+        server = redis.Redis.from_url(URL)
+        keys = list(server.scan_iter(f"{namespace}:*"))
+        assert keys and all(server.pttl(k) > 0 for k in keys)  # every key has an expiry
+
+    run(scenario())
+
+
+def test_with_redis_away_a_store_goes_on_alone_and_says_so_once():
+    async def scenario():
+        said = []
+        store = RedisStore("redis://127.0.0.1:1/0", "nowhere", lease_ttl=10, timeout=0.2, on_trouble=said.append)
+        await store.start()
+        assert await store.claim("s", [A, B], 1, limit=1, gap=0) == A  # its own pick stands
+        assert await store.claim("s", [B], 2, limit=1, gap=0) == B
+        store.give_back(A, "s", time.monotonic(), 0, 1)
+        await store._flush()
+        assert len(said) == 1 and "cannot reach the shared state at redis://127.0.0.1:1/0" in said[0]
+        assert store.outbox  # kept for when it answers again
+        await store.close()
+
+    run(scenario())
