@@ -45,15 +45,17 @@ def crawl(tmp_path: Path, farm: Farm, urls_or_requests: list, reactor: str = "as
     return finish(start(tmp_path, farm, urls_or_requests, reactor, run, spider, **settings), timeout)
 
 
-def crawl_together(tmp_path: Path, farm: Farm, jobs: list[list], timeout: float = 120, **settings) -> list[dict]:
-    """Several crawls at once (a fleet of crawler processes), one list of requests each."""
-    started = [start(tmp_path, farm, requests, "asyncio", f"crawl-{i}", "list", **settings)
-               for i, requests in enumerate(jobs)]
+def crawl_together(tmp_path: Path, farm: Farm, jobs: list[list], timeout: float = 120, envs: list | None = None,
+                   **settings) -> list[dict]:
+    """Several crawls at once (a fleet of crawler processes), one list of requests each (and
+    extra environment variables each, in ``envs``)."""
+    started = [start(tmp_path, farm, requests, "asyncio", f"crawl-{i}", "list", env=(envs or [{}] * len(jobs))[i],
+                     **settings) for i, requests in enumerate(jobs)]
     return [finish(job, timeout) for job in started]
 
 
 def start(tmp_path: Path, farm: Farm, urls_or_requests: list, reactor: str, run: str, spider: str,
-          **settings) -> tuple[subprocess.Popen, Path, Path]:
+          env: dict | None = None, **settings) -> tuple[subprocess.Popen, Path, Path]:
     requests = [r if isinstance(r, dict) else {"url": r} for r in urls_or_requests]
     log = tmp_path / f"{run}.log"
     job = {
@@ -65,7 +67,7 @@ def start(tmp_path: Path, farm: Farm, urls_or_requests: list, reactor: str, run:
     }
     job_path = tmp_path / f"{run}-job.json"
     job_path.write_text(json.dumps(job))
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     proc = subprocess.Popen([sys.executable, str(RUNNER), str(job_path)], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     return proc, tmp_path / f"{run}.json", log

@@ -142,7 +142,7 @@ def test_a_rate_limit_pauses_the_pair_and_is_no_ban(clock):
     b = make_balancer(clock, ["http://10.0.0.1:1", "http://10.0.0.2:1"], max_banned_sites=1, cooldown=0.0)
     one, two = (p.key for p in b.states)
     assert b.release(lease_of(b, 0, "a"), Outcome.RATE_LIMITED, retry_after=20).outcome is Outcome.RATE_LIMITED
-    assert b.store.ban_of(one, "a") == (0.0, 0) and state(b, 0) is State.HEALTHY  # no ban, no ejection
+    assert b.store.ban_of(one, "a")[1] == 0 and state(b, 0) is State.HEALTHY  # no ban, no ejection
     assert b.gap("a", clock()) == 0  # one exit limited: that exit's problem, not the site's pace
     assert use(b, "a") == 2  # proxy 1 pauses on a for the 20 s asked
     assert use(b, "b", {two}) == 1  # and serves other sites meanwhile

@@ -24,9 +24,10 @@ def namespace():
 def test_three_processes_keep_each_proxy_s_pace_on_a_site_fleet_wide(tmp_path, namespace):
     specs = [ProxySpec(f"p{i}") for i in range(6)]
     jobs = [pages("shop-a.test", 24, start=1 + 24 * i) + pages("shop-b.test", 24, start=1 + 24 * i) for i in range(3)]
+    skewed = [{}, {"CLOCK_SKEW": "3600"}, {"CLOCK_SKEW": "-86400"}]  # machines whose clocks are off
     with Farm(specs, site_interval=0.3, site_retry_after=5) as farm:
-        results = crawl_together(tmp_path, farm, jobs, PROXY_STATE_URL=REDIS_URL, PROXY_STATE_NAMESPACE=namespace,
-                                 PROXY_DOMAIN_COOLDOWN=0.3)
+        results = crawl_together(tmp_path, farm, jobs, envs=skewed, PROXY_STATE_URL=REDIS_URL,
+                                 PROXY_STATE_NAMESPACE=namespace, PROXY_DOMAIN_COOLDOWN=0.3)
         hits = Counter((s.host, s.path) for s in farm.site_seen)
     for job, result in zip(jobs, results, strict=True):
         assert result["errors"] == [] and sorted(p["url"] for p in result["pages"]) == sorted(job)
@@ -34,3 +35,62 @@ def test_three_processes_keep_each_proxy_s_pace_on_a_site_fleet_wide(tmp_path, n
         assert "proxybalance/state/errors" not in result["stats"]
     assert farm.site_limited == []  # no exit asked a site again sooner than 0.3 s, across the fleet
     assert len(hits) == 144 and set(hits.values()) == {1}
+
+
+def free_port():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def redis_server(port):
+    import shutil
+    import subprocess
+    import time
+
+    server = subprocess.Popen([shutil.which("redis-server") or "redis-server", "--bind", "127.0.0.1", "--port", str(port),
+                               "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    client = redis.Redis(port=port)
+    for _ in range(100):
+        try:
+            client.ping()
+            return server
+        except redis.ConnectionError:
+            time.sleep(0.05)
+    server.kill()
+    raise RuntimeError("redis-server did not start")
+
+
+def test_redis_going_away_and_coming_back_costs_no_page(tmp_path, namespace):
+    import threading
+
+    from .e2e import finish, start
+
+    port = free_port()
+    servers = [redis_server(port)]
+
+    def outage():
+        servers[0].kill()  # by its PID: the one this test started
+        servers[0].wait()
+        threading.Event().wait(1.5)
+        servers.append(redis_server(port))
+
+    urls = pages("shop-a.test", 60) + pages("shop-b.test", 60)
+    try:
+        with Farm([ProxySpec(f"p{i}") for i in range(4)]) as farm:
+            job = start(tmp_path, farm, urls, "asyncio", "crawl", "list", PROXY_STATE_URL=f"redis://127.0.0.1:{port}/0",
+                        PROXY_DOMAIN_COOLDOWN=0.25, PROXY_STATE_TIMEOUT=0.2)  # about 4 s of crawling
+            timer = threading.Timer(1.0, outage)
+            timer.start()
+            result = finish(job, 120)
+            timer.join()
+    finally:
+        for server in servers:
+            server.kill()
+            server.wait()
+    assert result["errors"] == [] and sorted(p["url"] for p in result["pages"]) == sorted(urls)
+    assert result["stats"]["proxybalance/state/errors"] >= 1
+    assert result["log"].count("cannot reach the shared state") == 1  # said once, not once per request
+    assert "answers again: sharing the pool again" in result["log"]

@@ -329,7 +329,7 @@ class Balancer:
             if exclude and p.key in exclude:
                 return False
             free_at = pair_free_at(p.key, site, now, limit, gap)
-            if free_at:
+            if free_at > now:
                 if free_at == math.inf:
                     blocked.pair_busy = True
                 else:
@@ -431,7 +431,7 @@ class Balancer:
             if p.probing or p.in_flight or (ask.region is not None and p.proxy.region != ask.region):
                 pushed.append((now + PROBE_INTERVAL, next(self.seq), pid))
                 continue
-            if p.key in ask.tried or self.store.pair_free_at(p.key, ask.site, now, limit, self.gap(ask.site, now)):
+            if p.key in ask.tried or self.store.pair_free_at(p.key, ask.site, now, limit, self.gap(ask.site, now)) > now:
                 pushed.append((now + PROBE_INTERVAL / 4, next(self.seq), pid))
                 continue
             lease = self._lease(p, ask, now, probe=True)
@@ -547,7 +547,7 @@ class Balancer:
         if not lease.probe:
             for s in self.memberships[p.id]:
                 s.on_release(p)
-        self.store.give_back(p.key, site, now, self.gap(site, now), lease.number, now + hold if hold else 0.0)
+        self.store.give_back(p.key, site, now, self.gap(site, now), lease.number, now + hold if hold else -math.inf)
         ejected_before = old.ejected_until > now
         self._set_facts(p, old, facts, now)
         ejected = facts.ejected_until - now if facts.ejected_until > now and not ejected_before else None

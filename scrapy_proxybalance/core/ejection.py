@@ -6,6 +6,7 @@ live in the state store; the rules below are pure functions from facts to new fa
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass, replace
 from enum import Enum
@@ -48,7 +49,7 @@ class ProxyFacts:
     """What is known of one proxy's health, shared by every process of a fleet."""
 
     failures: int = 0  # consecutive failures
-    ejected_until: float = 0.0  # out of rotation until then
+    ejected_until: float = -math.inf  # out of rotation until then
     trial: bool = False  # after an ejection: on trial until a success
     level: int = 0  # ejections not yet forgiven: drives the backoff
     ejections: int = 0  # ejections ever, for reports

@@ -30,7 +30,7 @@ class SitePace:
     proxy the site rate limited, and when."""
 
     gap: float = 0.0
-    since: float = 0.0
+    since: float = -math.inf
     limited_by: str = ""
     limited_at: float = -math.inf
 

@@ -28,14 +28,15 @@ Listener = Callable[[str], None]  # called with the key of a proxy whose facts c
 class StateStore(Protocol):
     # -- (proxy, site) pairs
     def pair_free_at(self, key: str, site: str, now: float, limit: int, gap: float) -> float:
-        """When the pair may take one more request: 0.0 if now (fewer than ``limit`` in
+        """When the pair may take one more request: ``-inf`` if now (fewer than ``limit`` in
         flight, ``gap`` seconds since its last answer, not paused, not banned), ``inf`` if
         only a request ending frees it, else when that gap, its pause or its ban ends."""
 
     def take(self, key: str, site: str, now: float, lease: int) -> None:
         """One more request (lease number ``lease``) in flight through the pair."""
 
-    def give_back(self, key: str, site: str, now: float, gap: float, lease: int, hold_until: float = 0.0) -> None:
+    def give_back(self, key: str, site: str, now: float, gap: float, lease: int,
+                  hold_until: float = -math.inf) -> None:
         """Lease ``lease`` through the pair was answered at ``now``: the site's ``gap`` (now)
         counts from here; with ``hold_until``, the pair also pauses until then (``Retry-After``)."""
 
@@ -56,7 +57,7 @@ class StateStore(Protocol):
         """The site took the proxy again: forget its ban level there."""
 
     def ban_of(self, key: str, site: str) -> tuple[float, int]:
-        """The pair's ban: (until, bans in a row); (0.0, 0) when none."""
+        """The pair's ban: (until, bans in a row); (-inf, 0) when none."""
 
     def soonest(self, site: str, now: float, gap: float) -> float | None:
         """The soonest time after ``now`` that a pair of ``site`` waiting out its gap, its
@@ -97,8 +98,8 @@ class StateStore(Protocol):
 class _Pair:
     busy: int = 0
     answered: float = -math.inf  # the last answer through the pair
-    hold: float = 0.0  # paused until then (Retry-After)
-    ban_until: float = 0.0
+    hold: float = -math.inf  # paused until then (Retry-After)
+    ban_until: float = -math.inf
     ban_level: int = 0
 
 
@@ -126,11 +127,11 @@ class MemoryStore:
         pairs = self.pairs.get(site)
         pair = pairs.get(key) if pairs else None
         if pair is None:
-            return 0.0
+            return -math.inf
         held = max(pair.answered + gap, pair.hold, pair.ban_until)
         if held > now:
             return held
-        return math.inf if pair.busy >= limit else 0.0
+        return math.inf if pair.busy >= limit else -math.inf
 
     def take(self, key: str, site: str, now: float, lease: int) -> None:
         self._pair(key, site).busy += 1
@@ -144,7 +145,8 @@ class MemoryStore:
     async def claim(self, site: str, keys: Sequence[str], lease: int, limit: int, gap: float) -> str | None:
         return keys[0]  # this process is the whole fleet: its own pick stands
 
-    def give_back(self, key: str, site: str, now: float, gap: float, lease: int, hold_until: float = 0.0) -> None:
+    def give_back(self, key: str, site: str, now: float, gap: float, lease: int,
+                  hold_until: float = -math.inf) -> None:
         pair = self._pair(key, site)
         pair.busy = max(0, pair.busy - 1)
         pair.answered = now
@@ -182,7 +184,7 @@ class MemoryStore:
     def ban_of(self, key: str, site: str) -> tuple[float, int]:
         pairs = self.pairs.get(site)
         pair = pairs.get(key) if pairs else None
-        return (pair.ban_until, pair.ban_level) if pair else (0.0, 0)
+        return (pair.ban_until, pair.ban_level) if pair else (-math.inf, 0)
 
     def soonest(self, site: str, now: float, gap: float) -> float | None:
         self.gaps[site] = gap

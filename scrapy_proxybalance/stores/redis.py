@@ -264,7 +264,8 @@ class RedisStore(MemoryStore):
             del self.outbox[: OUTBOX_LIMIT // 10]
         self.outbox.append((self.scripts[script], keys, args, since))
 
-    def give_back(self, key: str, site: str, now: float, gap: float, lease: int, hold_until: float = 0.0) -> None:
+    def give_back(self, key: str, site: str, now: float, gap: float, lease: int,
+                  hold_until: float = -math.inf) -> None:
         super().give_back(key, site, now, gap, lease, hold_until)
         hold = int((hold_until - now) * 1000) if hold_until > now else 0
         self._send("give_back", [*self._pair_keys(key, site), self._k("held", site)],
@@ -295,7 +296,7 @@ class RedisStore(MemoryStore):
         args: list[Any] = [kind, name, self.writer, KEEP, STREAM_LENGTH]
         for field, value in values.items():
             if field in _TIMES:  # this clock's times go as ms from now; 0 (or -inf) means never
-                value = f"R{int((value - self.clock()) * 1000)}" if value > 0 and math.isfinite(value) else "0"
+                value = f"R{int((value - self.clock()) * 1000)}" if math.isfinite(value) else "0"
             elif isinstance(value, bool):
                 value = int(value)
             args += [field, value]
@@ -372,7 +373,7 @@ def _read(cls: Any, raw: dict[str, str], local: Callable[[float], float]) -> Any
             continue
         text = raw[f.name]
         if f.name in _TIMES:
-            values[f.name] = local(float(text)) if float(text) > 0 else (0.0 if f.name != "limited_at" else -1e18)
+            values[f.name] = local(float(text)) if float(text) > 0 else -math.inf
         elif f.type in ("bool", bool):
             values[f.name] = text in ("1", "True", "true")
         elif f.type in ("int", int):
