@@ -195,12 +195,19 @@ class RedisStore(MemoryStore):
         self.last_event = _text(last[0][0]) if last else "0-0"
 
     async def close(self) -> None:
+        """Stop keeping in step, write what is left, disconnect: within a few timeouts, whatever
+        Redis does (a crawl's close must never hang on it)."""
         for task in self.tasks:
             task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
-        if self.healthy:
-            await self._flush()
-        await self.redis.aclose()
+        try:
+            async with asyncio.timeout(4 * self.timeout):
+                await asyncio.gather(*self.tasks, return_exceptions=True)
+                if self.healthy:
+                    await self._flush()
+                await self.redis.aclose()
+        except TimeoutError:
+            logger.warning("proxybalance: the shared state at %s did not close in time; left as it was",
+                           self.shown_url)
 
     async def _every(self, seconds: float, step: Callable[[], Any]) -> None:
         while True:
