@@ -15,6 +15,7 @@ a request that must wait stays in the scheduler's custody.
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 import time
@@ -35,9 +36,9 @@ from .checks.active import HealthChecker
 from .config import Config, enabled
 from .core.availability import Act, Unavailability
 from .core.balancer import Ask, Balancer, Lease, Wait
-from .core.errors import ConfigError, NoProxyAvailable
+from .core.errors import ConfigError, NoProxyAvailable, ProxyBalanceError
 from .core.outcomes import Outcome, parse_retry_after
-from .core.proxy import Proxy, _split, parse_entry
+from .core.proxy import Proxy, _split, mask, parse_entry
 from .core.retry import GiveUp, decide_retry
 from .core.store import MemoryStore, StateStore
 from .events import PoolEvents
@@ -90,6 +91,7 @@ class ProxyBalanceMiddleware:
         self.store: StateStore = state_store(config, crawler)
         self.shared = type(self.store) is not MemoryStore  # a fleet shares it: claims go to it
         self.balancer = Balancer(config.pool, config.strategy, config.rules, store=self.store, listener=self.events)
+        self.store.subscribe_pool(self._pool_changed_elsewhere)
         self.project_policy = build_policy(config.ban_policy, crawler, config)
         self.policy = SpiderPolicy(self.project_policy, None, crawler, config)
         self.token = secrets.token_hex(4)  # leases of this process; a request from elsewhere never matches
@@ -440,18 +442,38 @@ class ProxyBalanceMiddleware:
     # -- run-time API ----------------------------------------------------------------
 
     def add_proxy(self, entry: str | dict) -> Proxy:
-        """Add a proxy (a URL or a ``PROXY_POOL`` dict) to the running pool. Raises
-        :class:`~.core.errors.InvalidProxy` or :class:`~.core.errors.DuplicateProxy`."""
+        """Add a proxy (a URL or a ``PROXY_POOL`` dict) to the running pool (of every process
+        sharing it). Raises :class:`~.core.errors.InvalidProxy` or
+        :class:`~.core.errors.DuplicateProxy`."""
         proxy = parse_entry(entry)
         self.balancer.add(proxy)
+        self.store.share_pool_change("add", json.dumps(entry))
         logger.info("proxybalance: added %s", proxy.label)
         self._wake()
         return proxy
 
     def remove_proxy(self, url: str) -> None:
-        """Remove a proxy: no new requests; those in flight through it finish. Raises
-        :class:`~.core.errors.UnknownProxy` if it is not in the pool."""
-        self.balancer.remove(parse_entry(url).key)
+        """Remove a proxy (from every process sharing the pool): no new requests; those in
+        flight through it finish. Raises :class:`~.core.errors.UnknownProxy` if it is not in
+        the pool."""
+        key = parse_entry(url).key
+        self.balancer.remove(key)
+        self.store.share_pool_change("remove", key)
+
+    def _pool_changed_elsewhere(self, action: str, value: str) -> None:
+        """Another process added or removed a proxy: so does this one."""
+        try:
+            if action == "add":
+                proxy = parse_entry(json.loads(value))
+                if proxy.key not in self.balancer.by_key:
+                    self.balancer.add(proxy)
+                    logger.info("proxybalance: added %s (by another process)", proxy.label)
+                    self._wake()
+            elif action == "remove" and value in self.balancer.by_key:
+                self.balancer.remove(value)
+                logger.info("proxybalance: removed %s (by another process)", value)
+        except (ValueError, ProxyBalanceError) as exc:
+            logger.error("proxybalance: cannot apply a pool change from another process: %s", mask(str(exc)))
 
     def disable_proxy(self, url: str) -> None:
         """Stop using a proxy until :meth:`enable_proxy`; it keeps its health history."""

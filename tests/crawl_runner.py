@@ -18,8 +18,8 @@ if os.environ.get("CLOCK_SKEW"):  # a machine whose clocks are off: every clock 
     time.monotonic = lambda: _monotonic() + _skew
     time.time = lambda: _time() + _skew
 
-from scrapy import Request, Spider  # noqa: E402 (after the clocks are set)
-from scrapy.crawler import AsyncCrawlerProcess, CrawlerProcess  # noqa: E402
+from scrapy import Request, Spider
+from scrapy.crawler import AsyncCrawlerProcess, CrawlerProcess
 
 
 def main(job_path: str) -> None:

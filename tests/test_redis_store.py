@@ -148,3 +148,18 @@ def test_with_redis_away_a_store_goes_on_alone_and_says_so_once():
         await store.close()
 
     run(scenario())
+
+
+def test_a_proxy_added_or_removed_by_one_process_is_added_or_removed_by_the_others(namespace):
+    async def scenario():
+        one, two = await stores(namespace)
+        changes = []
+        two.subscribe_pool(lambda action, value: changes.append((action, value)))
+        one.share_pool_change("add", '{"url": "http://u:pw@10.0.0.9:1", "name": "new"}')
+        one.share_pool_change("remove", A)
+        await one._flush()
+        await two._sync()
+        assert changes == [("add", '{"url": "http://u:pw@10.0.0.9:1", "name": "new"}'), ("remove", A)]
+        await close(one, two)
+
+    run(scenario())

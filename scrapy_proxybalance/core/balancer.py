@@ -431,7 +431,8 @@ class Balancer:
             if p.probing or p.in_flight or (ask.region is not None and p.proxy.region != ask.region):
                 pushed.append((now + PROBE_INTERVAL, next(self.seq), pid))
                 continue
-            if p.key in ask.tried or self.store.pair_free_at(p.key, ask.site, now, limit, self.gap(ask.site, now)) > now:
+            free_at = self.store.pair_free_at(p.key, ask.site, now, limit, self.gap(ask.site, now))
+            if p.key in ask.tried or free_at > now:
                 pushed.append((now + PROBE_INTERVAL / 4, next(self.seq), pid))
                 continue
             lease = self._lease(p, ask, now, probe=True)

@@ -23,6 +23,7 @@ from .ejection import HEALTHY, ProxyFacts
 from .pace import SitePace
 
 Listener = Callable[[str], None]  # called with the key of a proxy whose facts changed elsewhere
+PoolChangeListener = Callable[[str, str], None]  # called with ("add", a pool entry as JSON) or ("remove", a proxy key)
 
 
 class StateStore(Protocol):
@@ -86,6 +87,12 @@ class StateStore(Protocol):
 
     def subscribe(self, listener: Listener) -> None:
         """Call ``listener(key)`` when another process changes a proxy's facts."""
+
+    def share_pool_change(self, action: str, value: str) -> None:
+        """This process added a proxy (``value``: its entry as JSON) or removed one (its key)."""
+
+    def subscribe_pool(self, listener: PoolChangeListener) -> None:
+        """Call ``listener(action, value)`` when another process changes the pool."""
 
     async def start(self) -> None:
         """Begin (once the event loop runs): a shared store connects and starts keeping in step."""
@@ -263,6 +270,12 @@ class MemoryStore:
 
     def subscribe(self, listener: Listener) -> None:
         """Nothing else writes to this process's memory."""
+
+    def share_pool_change(self, action: str, value: str) -> None:
+        pass
+
+    def subscribe_pool(self, listener: PoolChangeListener) -> None:
+        pass
 
     async def start(self) -> None:
         pass

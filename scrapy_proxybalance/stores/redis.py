@@ -35,7 +35,7 @@ from redis.exceptions import RedisError
 from ..core.ejection import ProxyFacts
 from ..core.pace import SitePace
 from ..core.proxy import mask
-from ..core.store import Listener, MemoryStore
+from ..core.store import Listener, MemoryStore, PoolChangeListener
 
 logger = logging.getLogger(__name__)
 
@@ -154,6 +154,7 @@ class RedisStore(MemoryStore):
         self.offset: float | None = None  # Redis ms minus this clock's ms
         self.outbox: list[tuple[Any, list[str], list[Any], int | None]] = []
         self.listeners: list[Listener] = []
+        self.pool_listeners: list[PoolChangeListener] = []
         self.last_event = "$"
         self.healthy = True
         self.on_trouble = on_trouble or (lambda message: None)
@@ -315,6 +316,12 @@ class RedisStore(MemoryStore):
     def subscribe(self, listener: Listener) -> None:
         self.listeners.append(listener)
 
+    def share_pool_change(self, action: str, value: str) -> None:
+        self._put("pool", f"{action}:{self.writer}:{secrets.token_hex(4)}", {"action": action, "value": value})
+
+    def subscribe_pool(self, listener: PoolChangeListener) -> None:
+        self.pool_listeners.append(listener)
+
     async def _flush(self) -> None:
         if not self.outbox or (not self.healthy and not await self._call(self.redis.ping())):
             return
@@ -366,6 +373,9 @@ class RedisStore(MemoryStore):
                 listener(name)
         elif kind == "site":
             MemoryStore.set_pace(self, name, _read(SitePace, raw, self._local))
+        elif kind == "pool":
+            for pool_listener in self.pool_listeners:
+                pool_listener(raw["action"], raw["value"])
 
 
 def _text(value: Any) -> str:
