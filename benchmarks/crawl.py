@@ -21,6 +21,21 @@ scenario says otherwise), a strategy with ``+checks`` (active health checks once
 ``rotating`` (scrapy-rotating-proxies, when installed) and ``cycle`` (the spider cycles
 ``meta['proxy']`` over the pool: what many proxies cost Scrapy itself, with no health logic).
 
+What the newer scenarios measure (``--list`` names them all):
+
+- ``paced``: the CPU cost of pacing: 2,000 pages through 20 proxies at the default
+  PROXY_DOMAIN_COOLDOWN (1 s), so most requests wait, in CPU ms per page against plain's.
+- ``overload``: proxies of mixed latency that answer 503 above 4 requests at once: pages, 503s
+  the proxies sent, ejections, and wall time against the farm's bound within CONCURRENT_REQUESTS.
+- ``ratelimit-site``: the site (not the proxies) limits each exit address to one request per
+  site per 0.5 s and answers 429 with Retry-After 20: 429s at cooldowns of 0, 0.5 and 0.25 s.
+- ``dying``: half the pool refuses connections (open ones cut) from 3 s to 12 s: failed
+  attempts, waits and ejections, and the wall time.
+- ``blackout-10``: the whole pool of 10 refuses connections from 2 s to 8 s, default
+  settings, 5 runs: whether every run ends within its ideal (work + blackout) + 3 s.
+- ``fresh-project``: the settings ``scrapy startproject`` writes: the pool's throughput
+  against one proxy, and the least gap between two requests of one exit to the site.
+
     python benchmarks/crawl.py [--repeat N] [--scenario NAME ...] [--log-dir DIR] [--list]
 """
 
@@ -97,6 +112,7 @@ class Stack:
 
 
 def plugin(strategy: str = "weighted_random", label: str = "", **settings: object) -> Stack:
+    """A proxybalance stack with settings of its own."""
     return Stack(strategy, label, settings)
 
 
@@ -140,6 +156,8 @@ class Column:
 
 @dataclass
 class Scenario:
+    """A farm (``specs``, plus the plain proxy), the pages to crawl and the stacks to compare."""
+
     name: str
     about: str
     specs: Callable[[], list[ProxySpec]]
@@ -165,6 +183,7 @@ class Scenario:
         return stacks if any(s.base == "plain" for s in stacks) else [Stack("plain"), *stacks]
 
     def setting(self, stack: Stack, name: str) -> object:
+        """A setting as the stack's crawl sees it (the plugin's default if nobody sets it)."""
         return {**BASE, **self.settings, **stack.settings}.get(name, DEFAULTS.get(name))
 
 
@@ -273,7 +292,8 @@ SCENARIOS = [
     Scenario("ratelimit-site", "10 healthy proxies; the site answers 429 (Retry-After: 20) to an exit that asks"
              " for the same site again within 0.5 s", healthy("s", 10), 1500,
              [cooldown_stack(0), cooldown_stack(0.5), cooldown_stack(0.25), "rotating"],
-             {"CLOSESPIDER_TIMEOUT": 120}, sites=3, site_interval=0.5, site_retry_after=20, columns=["waits"],
+             {"CLOSESPIDER_TIMEOUT": 120}, sites=3, site_interval=0.5, site_retry_after=20,
+             columns=["waits", "slowdowns"],
              target="no 429s at a cooldown equal to the limit; wall time near 25 s"),
     Scenario("dying", "20 healthy proxies, 10 of which refuse connections (open ones cut) from 3 s to 12 s;"
              " no cooldown", healthy("d", 20), 3000, ["weighted_random", "rotating"],
@@ -292,12 +312,18 @@ SCENARIOS = [
              target="throughput >= 8x plain; each proxy >= 1 s apart at the site"),
 ]
 
+def plugin_stat(key: str) -> Callable[[dict], float | None]:
+    """A ``proxybalance/`` stat of the run (0 if never set); None for the other stacks."""
+    return lambda r: r["stats"].get(f"proxybalance/{key}", 0) if r["plugin"] else None
+
+
 COLUMNS = {
     "captcha": Column("captcha accepted", lambda r: r["captcha"]),
     "overflows": Column("503s from proxies", lambda r: r["overflows"]),
-    "ejections": Column("ejections", lambda r: r["stats"].get("proxybalance/ejections", 0) if r["plugin"] else None),
+    "ejections": Column("ejections", plugin_stat("ejections")),
     "failed_attempts": Column("failed attempts", lambda r: r["failed_attempts"]),
-    "waits": Column("waits", lambda r: r["stats"].get("proxybalance/waits", 0) if r["plugin"] else None),
+    "waits": Column("waits", plugin_stat("waits")),
+    "slowdowns": Column("site slow-downs", plugin_stat("slowdowns")),
     "cpu_per_page": Column("CPU ms/page", lambda r: 1000 * r["cpu"] / r["ok"] if r["ok"] else None, "{:.2f}"),
     "within": Column("runs within ideal + 3 s", lambda r: r["wall"] <= r["ideal"] + 3 if r["ideal"] else None,
                      count=True),
@@ -357,7 +383,8 @@ def out_at(outage: Outage, name: str, t: float) -> bool:
 
 
 def ideal(scenario: Scenario, stack: Stack, specs: list[ProxySpec], cpu_floor: float | None) -> float | None:
-    """The stack's ideal wall time (see the module's docstring); ``specs``: the pool."""
+    """The stack's ideal wall time (see the module's docstring); ``specs``: the pool, then
+    plain's proxy."""
     delay = float(scenario.setting(stack, "DOWNLOAD_DELAY") or 0)
     gap = max(float(scenario.setting(stack, "PROXY_DOMAIN_COOLDOWN") or 0), delay) if stack.plugin else 0.0
     # without the plugin, DOWNLOAD_DELAY holds each site's one slot (rotating: one slot for 127.0.0.1)
@@ -465,15 +492,14 @@ def farms(scenario: Scenario) -> Iterator[tuple[Farm, Farm]]:
 
 def run_child(job: dict, tmp: Path, timeout: float) -> dict:
     """Run one crawl in a child process; its counts, stats and CPU time, or ``{"error"}``.
-
-    When the spider sets ``meta['proxy']``, the first of its proxies is also the process's
-    ``http_proxy``, so that Scrapy's own requests (robots.txt) take it too."""
+    The job's ``http_proxy``, if any, is the process's (Scrapy's HttpProxyMiddleware then
+    sends every request without ``meta['proxy']`` through it, robots.txt included)."""
     job = {**job, "out": str(tmp / "out.json")}
     (tmp / "job.json").write_text(json.dumps(job))
     (tmp / "out.json").unlink(missing_ok=True)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    if job.get("proxies"):
-        env["http_proxy"] = job["proxies"][0]
+    if job.get("http_proxy"):
+        env["http_proxy"] = job["http_proxy"]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     try:
         proc = subprocess.run([sys.executable, __file__, "--child", str(tmp / "job.json")], capture_output=True,
@@ -502,7 +528,9 @@ def run_crawl(scenario: Scenario, stack: Stack, farm: Farm, tmp: Path, log: Path
     if log is not None:
         settings.update(LOG_FILE=str(log), LOG_LEVEL="INFO")
     proxies = [plain] if stack.base == "plain" else pool if stack.base == "cycle" else []
-    job = {"settings": settings, "hosts": scenario.hosts, "pages": scenario.pages, "proxies": proxies}
+    # Scrapy's own requests (robots.txt) take the first proxy too
+    job = {"settings": settings, "hosts": scenario.hosts, "pages": scenario.pages, "proxies": proxies,
+           "http_proxy": proxies[0] if proxies else None}
     pool_names = {s.name for s in farm.specs if s.name != PLAIN_PROXY}
     outages = [replace(o, names=o.names or frozenset(pool_names)) for o in scenario.outages]
     reset_farm(farm, outages if stack.base != "plain" else [])
@@ -538,7 +566,8 @@ def child(job_path: str) -> None:
 
     The job: ``settings``, ``hosts`` and ``pages`` (the URLs, see :func:`page_url`),
     ``proxies`` (cycled through ``meta['proxy']``; empty: none set), ``filter`` (requests go
-    through the duplicate filter, as a spider's frontier does; default: not), ``out``.
+    through the duplicate filter, as a spider's frontier does; default: not), ``out``, and
+    ``http_proxy`` (see :func:`run_child`).
     """
     from scrapy import Request, Spider, signals
     from scrapy.crawler import CrawlerProcess

@@ -22,6 +22,7 @@ in that process at its end. Target: the plugin within 30 MB of plain.
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
 import sys
 import tempfile
@@ -72,8 +73,9 @@ def resume(tmp: Path, log_dir: Path | None) -> None:
             ("resumed", 40, 0.1, {"CLOSESPIDER_TIMEOUT": 180})]
     print(f"\n### resume: {RESUME_PAGES} pages of one site, JOBDIR, paused while requests wait, then resumed "
           "(target: every page once)\n")
-    print("| run | pool | PROXY_DOMAIN_COOLDOWN | pages ok | failed | site requests | waits | wall s | finish |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| run | pool | PROXY_DOMAIN_COOLDOWN | pages ok | failed | site requests | waits | most waiting "
+          "| requeued (room full) | wall s | finish |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     with Farm(specs) as farm:
         pools = {2: [s.url for s in specs[:2]], 40: [s.url for s in specs[2:]]}
         ok = 0
@@ -84,41 +86,68 @@ def resume(tmp: Path, log_dir: Path | None) -> None:
             out = crawl(job(settings, RESUME_PAGES, log=log), tmp)
             hits = site_hits(farm, before)  # type: ignore[arg-type]
             ok += out["ok"]
+            stats = out["stats"]
             print(f"| {name} | {size} proxies | {cooldown:g} s | {out['ok']} | {out['failed']} | "
-                  f"{sum(hits.values())} | {out['stats'].get('proxybalance/waits', 0)} | {out['wall']:.1f} "
-                  f"| {out['finish']} |")
+                  f"{sum(hits.values())} | {stats.get('proxybalance/waits', 0)} "
+                  f"| {stats.get('proxybalance/waiting/max', 0)} | {stats.get('proxybalance/waiting/requeued', 0)} "
+                  f"| {out['wall']:.1f} | {out['finish']} |")
         total = site_hits(farm)
     print(f"\ndistinct pages fetched at the site: {len(total)} of {RESUME_PAGES}; fetched more than once: "
           f"{sum(1 for n in total.values() if n > 1)}; pages ok in the two runs: {ok}")
 
 
-def memory_stacks(farm: Farm) -> dict[str, tuple[dict, list[str]]]:
-    """The two ways to crawl the frontier at about 2 pages/s: settings and ``meta`` proxies."""
+def memory_stacks(farm: Farm) -> dict[str, dict]:
+    """The two ways to crawl the frontier at about 2 pages/s: settings, and a process proxy."""
     pool = [s.url for s in farm.specs if s.name != PLAIN_PROXY]
-    plain = [s.url for s in farm.specs if s.name == PLAIN_PROXY]
-    return {"proxybalance (2 proxies, cooldown 1 s)": ({**PLUGIN, "PROXY_POOL": pool, "PROXY_DOMAIN_COOLDOWN": 1.0},
-                                                       []),
-            "plain (1 proxy in meta, DOWNLOAD_DELAY 0.5 s)": ({"DOWNLOAD_DELAY": 0.5}, plain)}
+    plain = next(s.url for s in farm.specs if s.name == PLAIN_PROXY)
+    return {"proxybalance (2 proxies, cooldown 1 s)": {"settings": {**PLUGIN, "PROXY_POOL": pool,
+                                                                    "PROXY_DOMAIN_COOLDOWN": 1.0}},
+            "plain (1 proxy as http_proxy, DOWNLOAD_DELAY 0.5 s)": {"settings": {"DOWNLOAD_DELAY": 0.5},
+                                                                     "http_proxy": plain}}
+
+
+def fill_frontier(farm: Farm, jobdir: Path, tmp: Path, log_dir: Path | None) -> dict:
+    """Put the whole frontier into a JOBDIR's disk queue (and its seen set): a plain crawl at
+    2 pages/s that takes every start request, then stops. Its requests carry no proxy, so
+    either stack can resume the job."""
+    stacks = memory_stacks(farm)
+    plain = stacks[next(name for name in stacks if name.startswith("plain"))]
+    settings = {**plain["settings"], "JOBDIR": str(jobdir), "CLOSESPIDER_TIMEOUT": 30}
+    spec = job(settings, FRONTIER, log=log_dir / "waiting-memory-fill.log" if log_dir else None)
+    return crawl({**spec, "http_proxy": plain["http_proxy"]}, tmp)
+
+
+def memory_row(name: str, out: dict) -> str:
+    stats = out["stats"]
+    cells = [name, out["ok"], stats.get("scheduler/dequeued", 0), stats.get("proxybalance/waiting/max", "-"),
+             stats.get("proxybalance/waiting/requeued", "-"), f"{out['maxrss_mb']:.1f}", f"{out['cpu']:.1f}",
+             f"{out['wall']:.1f}", out["finish"]]
+    return "| " + " | ".join(str(c) for c in cells) + " |"
 
 
 def memory(tmp: Path, repeat: int, log_dir: Path | None) -> None:
-    """Peak RSS of a crawl with a large frontier on disk, with and without the plugin."""
-    print(f"\n### memory: a {FRONTIER:,}-request frontier for one site, JOBDIR, about 2 pages/s, "
-          f"CLOSESPIDER_TIMEOUT 20 s (target: within {RSS_TARGET_MB} MB of plain)\n")
-    print("| stack | pages ok | requests enqueued | most waiting in memory | peak RSS MB | wall s | finish |")
-    print("|---|---|---|---|---|---|---|")
+    """Peak RSS of a crawl that resumes a JOBDIR holding a large frontier, with and without
+    the plugin; each run resumes its own copy of the same filled JOBDIR."""
+    print(f"\n### memory: a JOBDIR holding a {FRONTIER:,}-request frontier for one site, resumed at about "
+          f"2 pages/s for CLOSESPIDER_TIMEOUT 20 s (target: within {RSS_TARGET_MB} MB of plain)\n")
     peaks: dict[str, list[float]] = {}
     with Farm([ProxySpec("m0"), ProxySpec("m1"), ProxySpec(PLAIN_PROXY)]) as farm:
-        for name, (own, proxies) in memory_stacks(farm).items():
-            for i in range(repeat):
-                settings = {**own, "JOBDIR": str(tmp / f"memory-{len(peaks)}-{i}"), "CLOSESPIDER_TIMEOUT": 20}
-                log = log_dir / f"waiting-memory-{len(peaks) + 1}-{i + 1}.log" if log_dir else None
-                out = crawl(job(settings, FRONTIER, proxies, log), tmp)
+        filled = fill_frontier(farm, tmp / "memory-frontier", tmp, log_dir)
+        print(f"frontier: {filled['stats'].get('scheduler/enqueued', 0):,} requests queued on disk by a first run "
+              f"(plain, {filled['ok']} pages fetched)\n")
+        print("| stack | pages ok | requests dequeued | most waiting in memory | requeued (room full) | peak RSS MB "
+              "| CPU s | wall s | finish |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        for n, (name, stack) in enumerate(memory_stacks(farm).items(), 1):
+            for i in range(1, repeat + 1):
+                jobdir = tmp / f"memory-{n}-{i}"
+                shutil.copytree(tmp / "memory-frontier", jobdir)
+                settings = {**stack["settings"], "JOBDIR": str(jobdir), "CLOSESPIDER_TIMEOUT": 20}
+                log = log_dir / f"waiting-memory-{n}-{i}.log" if log_dir else None
+                out = crawl({**job(settings, FRONTIER, log=log), "http_proxy": stack.get("http_proxy")}, tmp)
                 peaks.setdefault(name, []).append(out["maxrss_mb"])
-                stats = out["stats"]
-                print(f"| {name} | {out['ok']} | {stats.get('scheduler/enqueued', 0)} | "
-                      f"{stats.get('proxybalance/waiting/max', '-')} | {out['maxrss_mb']:.1f} | {out['wall']:.1f} "
-                      f"| {out['finish']} |")
+                print(memory_row(name, out))
+                shutil.rmtree(jobdir)
     ours, plain = (statistics.median(v) for v in peaks.values())
     print(f"\npeak RSS, proxybalance - plain: {ours - plain:+.1f} MB (median of {repeat} run(s) each)")
 
