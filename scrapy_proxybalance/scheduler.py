@@ -126,7 +126,7 @@ class ProxyScheduler(BaseScheduler):
             while (due := self.room.pop_due(now)) is not None:
                 if self._admitted(due[1], due[0], now):
                     return _leaving(due[1])
-            while True:
+            while not self.room.full:  # a full room pulls no more: the queue keeps the rest
                 request = self.inner.next_request()
                 if request is None:
                     return None
@@ -142,6 +142,7 @@ class ProxyScheduler(BaseScheduler):
                     return _leaving(request)
                 if not self._park(request, key, now + wait.seconds, wait.on_release) or wait.capacity:
                     return None  # the room is full, or every proxy is: pull no more for now
+            return None
         finally:
             self._arm(now)
 
