@@ -21,8 +21,9 @@ from scrapy.utils.misc import load_object
 from .core.ejection import Backoff
 from .core.errors import ConfigError, InvalidProxy
 from .core.outcomes import PROXY_AUTH_REQUIRED
-from .core.proxy import Proxy, describe, load_pool
+from .core.proxy import Proxy, describe, load_pool, mask
 from .core.rules import Rules
+from .core.sessions import SessionLimits
 from .core.strategies import STRATEGIES, Strategy
 
 if TYPE_CHECKING:
@@ -53,6 +54,10 @@ DEFAULTS: dict[str, Any] = {
     "PROXY_MAX_WAITING": 1000,
     "PROXY_SCHEDULER": "scrapy.core.scheduler.Scheduler",
     "PROXY_POOL_RELOAD_INTERVAL": 5.0,
+    "PROXY_SESSION_MAX_AGE": 3000.0,
+    "PROXY_SESSION_MAX_REQUESTS": 0,
+    "PROXY_SESSION_MAX_ERRORS": 3,
+    "PROXY_SESSION_COOKIEJAR": True,
     "PROXY_STATE_URL": "memory://",
     "PROXY_STATE_NAMESPACE": "proxybalance",
     "PROXY_STATE_TIMEOUT": 0.5,
@@ -126,7 +131,8 @@ def _class(settings: BaseSettings, name: str, check: Callable[[object], bool], w
         try:
             value = load_object(value)
         except (ImportError, AttributeError, ValueError, NameError, TypeError) as exc:
-            raise ConfigError(f"{name}: cannot load {_shown(_get(settings, name))}: {exc}") from None
+            why = " ".join(str(exc).replace(value, "it").split())[:160]  # one line, the value shown once, masked
+            raise ConfigError(f"{name}: cannot load {_shown(value)}: {mask(why)}") from None
     if not check(value):
         raise ConfigError(f"{name}: {_shown(_get(settings, name))} is not {what}")
     return value
@@ -344,6 +350,7 @@ class Config:
     domain_regions: dict[str, str]
     stats_interval: float
     stats_per_proxy: bool
+    session_cookiejar: bool
     health_check: HealthCheck | None
 
     @classmethod
@@ -383,7 +390,13 @@ class Config:
                 max_banned_sites=_number(settings, "PROXY_MAX_BANNED_SITES", integer=True),
                 retry_times=_number(settings, "PROXY_RETRY_TIMES", integer=True),
                 unavailable_timeout=_number(settings, "PROXY_UNAVAILABLE_TIMEOUT"),
+                sessions=SessionLimits(
+                    max_age=_number(settings, "PROXY_SESSION_MAX_AGE"),
+                    max_requests=_number(settings, "PROXY_SESSION_MAX_REQUESTS", integer=True),
+                    max_errors=_number(settings, "PROXY_SESSION_MAX_ERRORS", integer=True),
+                ),
             ),
+            session_cookiejar=_bool(settings, "PROXY_SESSION_COOKIEJAR"),
             ban_status_codes=statuses["PROXY_BAN_STATUS_CODES"] - {PROXY_AUTH_REQUIRED},
             rate_limit_status_codes=statuses["PROXY_RATE_LIMIT_STATUS_CODES"],
             overload_status_codes=statuses["PROXY_OVERLOAD_STATUS_CODES"],

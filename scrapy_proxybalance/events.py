@@ -41,6 +41,20 @@ class PoolEvents(PoolListener):
                         state.proxy.label)
         self.wake()
 
+    def session_bound(self, session: str, state: ProxyState, generation: int) -> None:
+        if not generation:
+            self.stats.inc_value(f"{PREFIX}/sessions/bound")
+
+    def session_moved(self, session: str, reason: str) -> None:
+        cause = reason.split(" (")[0].replace("proxy ", "").split(" by ")[0].replace(" ", "_")
+        self.stats.inc_value(f"{PREFIX}/sessions/moved")
+        self.stats.inc_value(f"{PREFIX}/sessions/moved/{cause}")
+        logger.info("proxybalance: session %r moves to another proxy: %s", session, reason)
+
+    def session_renewed(self, session: str) -> None:
+        self.stats.inc_value(f"{PREFIX}/sessions/renewed")
+        self.wake()
+
     def slowed(self, site: str, gap: float) -> None:
         self.stats.inc_value(f"{PREFIX}/slowdowns")
         logger.info("proxybalance: %s is rate limiting: each proxy now waits %.2f s between requests there"

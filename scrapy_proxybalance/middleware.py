@@ -42,7 +42,22 @@ from .core.proxy import Proxy, _split, mask, parse_entry
 from .core.retry import GiveUp, decide_retry
 from .core.store import MemoryStore, StateStore
 from .events import PoolEvents
-from .meta import FAIL, LAST_TRY, LEASE, OUR_PROXY, OUR_SLOT, RETRIES, TIMEOUT, TRIED, WAIT
+from .meta import (
+    FAIL,
+    LAST_TRY,
+    LEASE,
+    MOVED,
+    MOVED_AT,
+    OUR_JAR,
+    OUR_PROXY,
+    OUR_SLOT,
+    RETRIES,
+    SESSION,
+    SESSION_GENERATION,
+    TIMEOUT,
+    TRIED,
+    WAIT,
+)
 from .policy import BanDetected, SpiderPolicy, build_policy
 from .reload import PoolFile
 from .stats import PREFIX, record_proxies, summary, table
@@ -63,6 +78,11 @@ CLAIM_RETRY = 0.05  # seconds a request waits when the fleet holds every candida
 
 COUNTED = {Outcome.FAILURE: "failures", Outcome.BAN: "bans", Outcome.RATE_LIMITED: "rate_limited",
            Outcome.OVERLOADED: "overloaded"}  # outcomes counted in stats, by key
+
+
+def _session_jar(jar: object, session: str) -> bool:
+    """Whether ``jar`` is one we chose for ``session`` (a spider passing it along)."""
+    return jar == session or (isinstance(jar, str) and jar.startswith(f"{session}#"))
 
 
 def _bare(url: str | None) -> str | None:
@@ -138,7 +158,7 @@ class ProxyBalanceMiddleware:
         """What the request waits for (requests with the same key queue together), or
         ``None`` if it needs no proxy from the pool."""
         ask = self._ask(request)
-        return None if ask is None else (ask.site, ask.region, tuple(ask.tried))
+        return None if ask is None else (ask.site, ask.region, tuple(ask.tried), ask.session, ask.generation)
 
     def admit(self, request: Request) -> Wait | None:
         """Lease a proxy for a request leaving the scheduler. ``None``: it goes now (with a
@@ -173,6 +193,14 @@ class ProxyBalanceMiddleware:
             return None
         self._close_unavailable(ask, verdict.message)
         return wait
+
+    def queued(self, request: Request) -> None:
+        """A request enters the scheduler: one of a sticky session notes the session's
+        binding now (if it moves meanwhile, the request waits for the spider to renew it)."""
+        meta = request.meta
+        session = meta.get(SESSION)
+        if session is not None and SESSION_GENERATION not in meta:
+            meta[SESSION_GENERATION] = self.balancer.sessions.generation(str(session), self.balancer.clock())
 
     def forget(self, request: Request) -> None:
         """The request goes (back) into the scheduler: release a lease it never used, and take
@@ -284,7 +312,11 @@ class ProxyBalanceMiddleware:
             return None  # the user chose a proxy (or none) for this request
         site = urlparse_cached(request).hostname or ""
         region = meta.get("proxy_region") or self.config.region_for(site)
-        return Ask(site, meta.get(TRIED, ()), region)
+        session = meta.get(SESSION)
+        if session is None:
+            return Ask(site, meta.get(TRIED, ()), region)
+        self.queued(request)
+        return Ask(site, meta.get(TRIED, ()), region, str(session), meta[SESSION_GENERATION])
 
     def _clear_ours(self, request: Request) -> None:
         meta = request.meta
@@ -328,9 +360,26 @@ class ProxyBalanceMiddleware:
             if not current or current > self.config.trial_timeout:
                 meta[TIMEOUT] = (meta.get("download_timeout"),)
                 meta["download_timeout"] = self.config.trial_timeout
+        if lease.session is not None:
+            self._session_meta(meta, lease, lease.session)
         self.stats.inc_value(f"{PREFIX}/requests")
         if self.config.stats_per_proxy:
             self.stats.inc_value(f"{PREFIX}/site/{lease.site}/requests")
+
+    def _session_meta(self, meta: dict[str, Any], lease: Lease, session: str) -> None:
+        """The request's binding; the move it tells, if it is the first request since; the
+        session's cookie jar (a fresh one for each binding)."""
+        meta[SESSION_GENERATION] = lease.generation
+        if lease.moved:
+            meta[MOVED], meta[MOVED_AT] = lease.moved, lease.generation
+        elif MOVED in meta and meta.get(MOVED_AT) != lease.generation:
+            del meta[MOVED]  # a copy of a request that told an earlier move tells nothing
+            meta.pop(MOVED_AT, None)
+        if self.config.session_cookiejar:
+            jar = session if not lease.generation else f"{session}#{lease.generation}"
+            current = meta.get("cookiejar")
+            if current is None or current == meta.get(OUR_JAR) or _session_jar(current, session):
+                meta["cookiejar"] = meta[OUR_JAR] = jar
 
     async def process_response(self, request: Request, response: Response) -> Request | Response:
         lease = self._pop_lease(request)
@@ -399,7 +448,7 @@ class ProxyBalanceMiddleware:
             proxy=lease.proxy.key, outcome=outcome, tried=meta.get(TRIED, ()), moves=meta.get(RETRIES, 0),
             had_last_try=bool(meta.get(LAST_TRY)), in_rotation=self.balancer.in_rotation,
             degraded=self.balancer.degraded(region), region_size=self.balancer.region_size[region],
-            retry_times=self.config.rules.retry_times,
+            retry_times=self.config.rules.retry_times, sticky=lease.session is not None,
         )
         if isinstance(decision, GiveUp):
             self.stats.inc_value(f"{PREFIX}/retry/max_reached")
@@ -590,6 +639,9 @@ class Misconfigured(ProxyBalanceMiddleware):
         pass
 
     def forget(self, request: Request) -> None:
+        pass
+
+    def queued(self, request: Request) -> None:
         pass
 
 

@@ -102,6 +102,7 @@ class ProxyScheduler(BaseScheduler):
         if meta.pop(WOKEN, False):
             self.woken.append(request)
             return True
+        mw.queued(request)
         wait = meta.pop(WAIT, None)
         mw.forget(request)
         key = mw.wait_key(request) if wait is not None else None

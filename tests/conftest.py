@@ -7,6 +7,7 @@ from scrapy_proxybalance.core.ejection import Backoff
 from scrapy_proxybalance.core.outcomes import Outcome
 from scrapy_proxybalance.core.proxy import parse_entry
 from scrapy_proxybalance.core.rules import Rules
+from scrapy_proxybalance.core.sessions import SessionLimits
 from scrapy_proxybalance.core.strategies import STRATEGIES
 
 
@@ -32,7 +33,8 @@ def make_rules(**changes) -> Rules:
     """Rules for unit tests: no cooldown, 3 failures eject for 60 s (no jitter), bans hold 60 s."""
     values = {"cooldown": 0.0, "cooldown_max": 60.0, "pair_limit": 0, "max_failures": 3,
               "backoff": Backoff(60.0, 600.0, jitter=0.0), "ban_backoff": Backoff(60.0, 1800.0, jitter=0.0),
-              "retry_after_max": 1800.0, "max_banned_sites": 0, "retry_times": 3, "unavailable_timeout": 600.0}
+              "retry_after_max": 1800.0, "max_banned_sites": 0, "retry_times": 3, "unavailable_timeout": 600.0,
+              "sessions": SessionLimits(max_age=0, max_requests=0, max_errors=3)}
     values.update(changes)
     return Rules(**values)
 

@@ -53,11 +53,57 @@ def main(job_path: str) -> None:
             results["errors"].append({"url": failure.request.url, "type": type(failure.value).__name__,
                                       "message": str(failure.value)})
 
+    class SessionSpider(Spider):
+        """Logs in ``sessions`` sessions at ``host`` and fetches ``pages`` account pages each,
+        logging in again only when told its session moved."""
+
+        name = "sessions"
+        handle_httpstatus_list = (403,)  # a site's "log in again" comes to the callback
+
+        async def start(self):
+            conf = job["sessions"]
+            results.update(logins=[], moved=[], refused=[])
+            for i in range(conf["sessions"]):
+                urls = [f"http://{conf['host']}/account/s{i}/{n}" for n in range(conf["pages"])]
+                yield self.login(f"s{i}", urls)
+
+        def login(self, session, then):
+            return Request(f"http://{job['sessions']['host']}/login?{session}-{len(results['logins'])}",
+                           meta={"proxy_session": session}, callback=self.logged_in, errback=self.failed,
+                           cb_kwargs={"then": then}, dont_filter=True)
+
+        def logged_in(self, response, then):
+            session = response.meta["proxy_session"]
+            results["logins"].append(session)
+            if "proxy_session_moved" in response.meta:
+                results["moved"].append([session, response.meta["proxy_session_moved"], response.url])
+            for url in then:
+                yield Request(url, meta={"proxy_session": session}, callback=self.page, errback=self.failed,
+                              dont_filter=True)  # a page fetched again after a new login
+
+        def page(self, response):
+            session = response.meta["proxy_session"]
+            moved = response.meta.get("proxy_session_moved")
+            if moved:
+                results["moved"].append([session, moved, response.url])
+            if response.status == 403:
+                if not moved:
+                    results["refused"].append(response.url)  # a mystery 403: must never happen
+                    return
+                yield self.login(session, [response.url])  # its proxy went: log in again, then this page
+                return
+            results["pages"].append({"url": response.url, "status": response.status, "text": response.text,
+                                     "session": session, "proxy": response.meta.get("proxy")})
+
+        def failed(self, failure):
+            results["errors"].append({"url": failure.request.url, "type": type(failure.value).__name__,
+                                      "message": str(failure.value)})
+
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         reactorless = job["settings"].get("TWISTED_REACTOR_ENABLED") is False
         process = (AsyncCrawlerProcess if reactorless else CrawlerProcess)(settings=job["settings"])
-        crawler = process.create_crawler(ListSpider)
+        crawler = process.create_crawler(SessionSpider if job.get("spider") == "sessions" else ListSpider)
         process.crawl(crawler)
         process.start()
     # read after the crawl: every spider_closed handler has written its stats by now

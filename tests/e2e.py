@@ -58,12 +58,14 @@ def start(tmp_path: Path, farm: Farm, urls_or_requests: list, reactor: str, run:
           env: dict | None = None, **settings) -> tuple[subprocess.Popen, Path, Path]:
     requests = [r if isinstance(r, dict) else {"url": r} for r in urls_or_requests]
     log = tmp_path / f"{run}.log"
+    sessions = settings.pop("sessions", None)  # the sessions spider's plan
     job = {
         "settings": {**BASE_SETTINGS, **REACTORS[reactor], "PROXY_POOL": farm.pool(), "LOG_FILE": str(log),
                      **settings},
         "requests": requests,
         "spider": spider,
         "out": str(tmp_path / f"{run}.json"),
+        "sessions": sessions,
     }
     job_path = tmp_path / f"{run}-job.json"
     job_path.write_text(json.dumps(job))

@@ -371,6 +371,49 @@ def test_in_panic_ejected_proxies_get_one_probe_at_a_time_and_come_back_on_succe
     assert not probed & {host(probes[2]), host(probes[3])}  # one probe at a time per proxy
 
 
+def test_proxies_out_in_a_panic_are_probed_until_they_answer_even_once_half_are_back(clock):
+    b = make_balancer(clock, [f"http://10.0.0.{i}:1" for i in range(1, 11)], max_failures=1,
+                      backoff=Backoff(600, 600, jitter=0))
+    for i in range(10):  # a blackout: every proxy out for ten minutes
+        outcome(b, i, Outcome.FAILURE, site=f"s{i}")
+    clock.advance(1.0)
+    probes = [r for r in (b.acquire(Ask("a")) for _ in range(10)) if not isinstance(r, Wait)]
+    for lease in probes[:6]:  # the blackout ends: six answer, the pool is back above half
+        b.release(lease, Outcome.SUCCESS)
+    for lease in probes[6:]:
+        b.release(lease, Outcome.NEUTRAL)  # the others' probes were cut short
+    assert not b.degraded()
+    clock.advance(1.0)
+    again = {host(r) for r in (b.acquire(Ask(f"t{i}")) for i in range(40)) if not isinstance(r, Wait) and r.probe}
+    assert again == {host(lease) for lease in probes[6:]}  # still probed: not left out for ten minutes
+
+
+def test_a_proxy_failing_a_probe_once_the_pool_is_back_keeps_its_backoff(clock):
+    b = make_balancer(clock, [f"http://10.0.0.{i}:1" for i in range(1, 5)], max_failures=1,
+                      backoff=Backoff(600, 600, jitter=0))
+    for i in range(4):
+        outcome(b, i, Outcome.FAILURE, site=f"s{i}")
+    clock.advance(1.0)
+    probes = [r for r in (b.acquire(Ask("a")) for _ in range(4)) if not isinstance(r, Wait)]
+    for lease in probes[:3]:
+        b.release(lease, Outcome.SUCCESS)
+    b.release(probes[3], Outcome.FAILURE)  # the rest works and this one still fails: its own fault
+    clock.advance(1.0)
+    assert not any(r.probe for r in (b.acquire(Ask(f"t{i}")) for i in range(20)) if not isinstance(r, Wait))
+
+
+def test_a_slow_down_holds_pairs_that_answered_before_it_while_the_gap_was_zero(clock):
+    b = make_balancer(clock, [f"http://10.0.0.{i}:1" for i in range(1, 4)], cooldown=0.0)
+    b.release(lease_of(b, 2, "a"), Outcome.SUCCESS)  # answered with no gap to keep
+    b.release(lease_of(b, 0, "a"), Outcome.RATE_LIMITED)
+    b.release(lease_of(b, 1, "a"), Outcome.RATE_LIMITED)  # two exits: the site slows down
+    gap = b.gap("a", clock())
+    assert gap > 0
+    assert isinstance(b.acquire(Ask("a")), Wait)  # the third pair answered within the new gap too
+    clock.advance(gap)
+    assert not isinstance(b.acquire(Ask("a")), Wait)
+
+
 def test_outside_panic_an_ejected_proxy_waits_out_its_backoff(clock):
     b = make_balancer(clock, [f"http://10.0.0.{i}:1" for i in range(1, 5)], max_failures=1)
     outcome(b, 0, Outcome.FAILURE)

@@ -153,6 +153,9 @@ def test_the_pool_file_is_reloaded_when_it_changes(tmp_path):
         applied = []
 
         def rewrite():
+            deadline = time.monotonic() + 30
+            while len(specs[0].seen) < 3 and time.monotonic() < deadline:  # the crawl is under way (however slow
+                threading.Event().wait(0.05)  # the machine is to start it)
             bad = tmp_path / "bad.txt"
             bad.write_text("not a proxy ::\n")
             bad.replace(pool_file)  # a broken file is reported and ignored...
@@ -162,7 +165,7 @@ def test_the_pool_file_is_reloaded_when_it_changes(tmp_path):
             good.replace(pool_file)  # ...then the good one applies
             applied.append(time.monotonic())
 
-        timer = threading.Timer(1.5, rewrite)
+        timer = threading.Thread(target=rewrite)
         timer.start()
         result = crawl(tmp_path, farm, urls, PROXY_POOL=str(pool_file), PROXY_POOL_RELOAD_INTERVAL=0.2,
                        PROXY_DOMAIN_COOLDOWN=0.2)

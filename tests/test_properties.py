@@ -103,7 +103,7 @@ class Model:
 
     def valid_probe(self, lease, exclude, region) -> bool:
         p, f = lease.state, self.facts(lease.state)
-        return (self.b.degraded(region) and f.ejected_until > self.clock() and not f.for_bans and not f.disabled
+        return ((self.b.degraded(region) or p.id in self.b.panicked) and f.ejected_until > self.clock() and not f.for_bans and not f.disabled
                 and p.id not in exclude and p.in_flight == 1 and region in (None, p.proxy.region)
                 and self.pair_open(p, lease.site))
 

@@ -8,6 +8,7 @@ import pytest
 
 from scrapy_proxybalance.core.ejection import ProxyFacts
 from scrapy_proxybalance.core.pace import SitePace
+from scrapy_proxybalance.core.sessions import Binding
 
 redis = pytest.importorskip("redis")
 from scrapy_proxybalance.stores.redis import RedisStore  # noqa: E402
@@ -160,6 +161,27 @@ def test_a_proxy_added_or_removed_by_one_process_is_added_or_removed_by_the_othe
         await one._flush()
         await two._sync()
         assert changes == [("add", '{"url": "http://u:pw@10.0.0.9:1", "name": "new"}'), ("remove", A)]
+        await close(one, two)
+
+    run(scenario())
+
+
+def test_a_session_binding_is_shared_and_the_first_process_to_bind_it_wins(namespace):
+    async def scenario():
+        one, two = await stores(namespace)
+        now = time.monotonic()
+        assert one.bind_session("s1", Binding(A, 0, now, used=now)).proxy == A
+        assert two.bind_session("s1", Binding(B, 0, now, used=now)).proxy == B  # its own mirror, for now
+        await one._flush()
+        await two._flush()  # refused in Redis: one bound it first
+        await two._sync()
+        assert two.session("s1", now).proxy == A  # the session follows the fleet's binding
+        one.set_session("s1", Binding("", 1, now, renewed=False, used=now, why="proxy removed"))
+        await one._flush()
+        await two._sync()
+        moved = two.session("s1", now)
+        assert (moved.proxy, moved.generation, moved.renewed, moved.why) == ("", 1, False, "proxy removed")
+        assert abs(moved.since - now) < 0.5
         await close(one, two)
 
     run(scenario())

@@ -14,9 +14,18 @@ POOL = [f"p{i}" for i in range(6)]
 
 
 def retry(outcome=Outcome.FAILURE, proxy="p0", tried=(), moves=0, had_last_try=False, out=(), degraded=False,
-          size=6, times=3):
+          size=6, times=3, sticky=False):
     return decide_retry(proxy=proxy, outcome=outcome, tried=list(tried), moves=moves, had_last_try=had_last_try,
-                        in_rotation=lambda k: k not in out, degraded=degraded, region_size=size, retry_times=times)
+                        in_rotation=lambda k: k not in out, degraded=degraded, region_size=size, retry_times=times,
+                        sticky=sticky)
+
+
+def test_a_session_s_request_is_charged_like_any_but_tried_again_on_the_same_proxy():
+    assert retry(sticky=True, tried=["p0"], moves=1, size=1) == Retry(("p0", "p0"), 2, charged=True)
+    assert isinstance(retry(sticky=True, tried=["p0", "p0", "p0"], moves=3), GiveUp)
+    # failures through a proxy ejected since were the proxy's: the session moved, the request goes on
+    assert retry(sticky=True, tried=["p1", "p1", "p1"], moves=3, out={"p1"}) == Retry(("p1", "p1", "p1", "p0"), 4,
+                                                                                     charged=True)
 
 
 def test_a_failure_moves_the_request_to_a_proxy_it_has_not_tried_charged():

@@ -6,7 +6,10 @@ already), and its (proxy, site) pair is open: not banned, not within the site's 
 its last answer there, and below the pair's limit (one at a time while the gap is above 0).
 Backups serve only while every primary of the region is ejected, excluded or banned. Among
 the rest the strategy chooses. In panic (under half the region in rotation, Envoy's
-threshold) an ejected proxy gets one probe request every :data:`PROBE_INTERVAL`.
+threshold) an ejected proxy gets one probe request every :data:`PROBE_INTERVAL`; so do the
+proxies that were out when the panic began or went out during it, until they answer a probe
+(a blackout costs only its length), unless one fails a probe once the pool is back above
+half (then it keeps its backoff, like any proxy failing while the rest works).
 """
 
 from __future__ import annotations
@@ -33,10 +36,12 @@ from .ejection import (
     revive,
 )
 from .errors import DuplicateProxy, NoProxyAvailable, UnknownProxy
+from .gateways import Gateways
 from .outcomes import Outcome
 from .pace import FIRST_STEP
 from .proxy import Proxy, mask
 from .rules import Rules
+from .sessions import Sessions
 from .state import ProxyState
 from .store import MemoryStore, StateStore
 from .strategies import Strategy
@@ -49,11 +54,15 @@ PROBE_INTERVAL = 1.0  # in panic, an ejected proxy gets one probe request this o
 
 @dataclass(frozen=True, slots=True)
 class Ask:
-    """What a request needs: a proxy for ``site``, not one of ``tried``, in ``region``."""
+    """What a request needs: a proxy for ``site``, not one of ``tried``, in ``region``; of
+    the sticky ``session``'s proxy, if it has one (``generation``: the binding it was first
+    sent under)."""
 
     site: str
     tried: Collection[str] = ()
     region: str | None = None
+    session: str | None = None
+    generation: int | None = None
 
 
 @dataclass(slots=True, eq=False)
@@ -69,6 +78,9 @@ class Lease:
     probe: bool = False  # a panic probe of an ejected proxy
     released: bool = False
     alternates: tuple[str, ...] = ()  # other proxies that could serve it (for a shared store's claim)
+    session: str | None = None  # the sticky session it serves
+    generation: int = 0  # the session's binding
+    moved: str = ""  # the first request of a session since it moved: why it moved
 
     @property
     def proxy(self) -> Proxy:
@@ -107,6 +119,13 @@ class PoolListener:
     def ejected(self, state: ProxyState, facts: ProxyFacts, seconds: float) -> None: ...
 
     def revived(self, state: ProxyState, how: str) -> None: ...
+
+    def session_bound(self, session: str, state: ProxyState, generation: int) -> None: ...
+
+    def session_moved(self, session: str, reason: str) -> None: ...
+
+    def session_renewed(self, session: str) -> None:
+        """A moved session's new binding answered: its older requests may go."""
 
     def slowed(self, site: str, gap: float) -> None:
         """Rate limits from ``site``: each proxy now keeps ``gap`` seconds between requests there."""
@@ -156,19 +175,30 @@ class Balancer:
         self.memberships: list[list[Strategy]] = []  # proxy id -> the strategies holding it
         self.recoveries: list[tuple[float, int, int]] = []  # (ejected until, seq, proxy id)
         self.probes: list[tuple[float, int, int]] = []  # (next probe due, seq, proxy id), ejected ones
+        self.panicked: set[int] = set()  # proxies out in a panic: probed until they answer
         self.seq = itertools.count()
         self.lease_numbers = itertools.count()
         self.disabled = 0
+        self.sessions = Sessions(self, rules.sessions)
+        self.gateways = Gateways(self)
+        self.store.remember_answers(max(rules.cooldown, rules.cooldown_max))
         self.store.subscribe(self._changed_elsewhere)
         for proxy in proxies:
             self.add(proxy)
 
     # -- the pool --------------------------------------------------------------------
 
-    def add(self, proxy: Proxy) -> ProxyState:
-        """Add a proxy to the pool (it starts unproven: one request at a time)."""
-        if proxy.key in self.by_key:
+    def add(self, proxy: Proxy) -> ProxyState | None:
+        """Add a proxy to the pool (it starts unproven: one request at a time), or a session
+        gateway's template (it makes its identities as they are needed)."""
+        if proxy.key in self.by_key or proxy.key in self.gateways.by_key:
             raise DuplicateProxy(f"{proxy} is in the pool already")
+        if proxy.sessions:
+            self.gateways.add(proxy)
+            return None
+        return self._add_proxy(proxy)
+
+    def _add_proxy(self, proxy: Proxy) -> ProxyState:
         p = ProxyState(len(self.states), proxy, proxy.key)
         self.states.append(p)
         self.memberships.append([])
@@ -201,13 +231,17 @@ class Balancer:
         if self.store.facts(p.key).disabled:
             self.disabled -= 1
 
-    def remove(self, key: str) -> ProxyState:
-        """Take a proxy out of the pool for good; requests in flight through it finish."""
+    def remove(self, key: str) -> None:
+        """Take a proxy (or a gateway's template, with its identities) out of the pool for
+        good; requests in flight through it finish."""
+        if key in self.gateways.by_key:
+            self.gateways.remove(key)
+            return
         p = self._get(key)
         self._part(p)
         p.removed = True
+        self.panicked.discard(p.id)
         self.store.forget(key)
-        return p
 
     def disable(self, key: str) -> None:
         """Stop handing out a proxy until :meth:`enable`; it keeps its health history."""
@@ -229,20 +263,22 @@ class Balancer:
         (weight, region, backup, name, password); proxies that stay keep their health.
         Returns how many were (added, removed, updated)."""
         wanted = {proxy.key: proxy for proxy in proxies}
-        gone = [k for k in self.by_key if k not in wanted]
+        present = {k: p.proxy for k, p in self.by_key.items() if not p.proxy.gateway}
+        present.update((t.key, t) for t in self.gateways.templates())
+        gone = [k for k in present if k not in wanted]
         for k in gone:
             self.remove(k)
         added = updated = 0
         for key, proxy in wanted.items():
-            p = self.by_key.get(key)
-            if p is None:
+            if key not in present:
                 self.add(proxy)
                 added += 1
-            elif p.proxy != proxy:
-                self._part(p)
-                p.proxy = proxy
-                self._join(p)
-                self._sync(p, self.clock())
+            elif present[key] != proxy:
+                for p, new in self.gateways.update(proxy) if proxy.sessions else [(self.by_key[key], proxy)]:
+                    self._part(p)
+                    p.proxy = new
+                    self._join(p)
+                    self._sync(p, self.clock())
                 updated += 1
         return added, len(gone), updated
 
@@ -292,8 +328,28 @@ class Balancer:
             self.listener.ejected(p, new, new.ejected_until - now)
         elif was_out and not is_out:
             p.limit.restart()
+            self.panicked.discard(p.id)
             self.listener.revived(p, how)
         self._sync(p, now)
+        if is_out and not was_out:
+            self._note_panic(p, now)
+
+    def _note_panic(self, p: ProxyState, now: float) -> None:
+        """``p`` went out: if the pool is in panic, it is probed until it answers, and so is
+        every proxy already out when the panic began."""
+        if not self._pool_panicking(p):
+            return
+        if not self.panicked:
+            for q in self.by_key.values():
+                facts = self.store.facts(q.key)
+                if not q.in_rotation and facts.ejected_until > now and not facts.for_bans:
+                    self.panicked.add(q.id)
+        if not self.store.facts(p.key).for_bans:
+            self.panicked.add(p.id)
+
+    def _pool_panicking(self, p: ProxyState) -> bool:
+        region = p.proxy.region
+        return self.degraded(None) or (region is not None and self.degraded(region))
 
     def _changed_elsewhere(self, key: str) -> None:
         """Another process changed a proxy's facts: follow them."""
@@ -301,10 +357,15 @@ class Balancer:
         if p is not None:
             now = self.clock()
             facts = self.store.facts(key)
+            was_in = p.in_rotation
             if facts.ejected_until > now:
                 heapq.heappush(self.recoveries, (facts.ejected_until, next(self.seq), p.id))
                 heapq.heappush(self.probes, (now + PROBE_INTERVAL, next(self.seq), p.id))
             self._sync(p, now)
+            if was_in and not p.in_rotation and facts.ejected_until > now:
+                self._note_panic(p, now)
+            elif p.in_rotation:
+                self.panicked.discard(p.id)
 
     # -- leasing ---------------------------------------------------------------------
 
@@ -316,9 +377,19 @@ class Balancer:
         """Lease a proxy for a request, or say how long to wait. Raises
         :class:`NoProxyAvailable` when no proxy can ever serve it. With ``alternates``, the
         lease also names up to that many other proxies that could serve it now (a shared
-        store claims the first of them still free for the whole fleet)."""
+        store claims the first of them still free for the whole fleet). A request of a
+        sticky session goes through the session's proxy (see :mod:`.sessions`)."""
         now = self.clock()
         self._revive_due(now)
+        if ask.session is not None:
+            return self.sessions.acquire(ask, now)
+        return self._acquire(ask, now, alternates)
+
+    def _acquire(self, ask: Ask, now: float, alternates: int = 0, only: ProxyState | None = None,
+                 spread: tuple[Counter[int], float] | None = None) -> Lease | Wait:
+        """The rules of the module's docstring. ``only``: that proxy or none (a session's);
+        ``spread``: (sessions per proxy, most allowed): binding a session, pass over proxies
+        holding more."""
         site, exclude, region = ask.site, ask.tried, ask.region
         gap = self.gap(site, now)
         limit = 1 if gap > 0 else self.rules.pair_limit or 1 << 30
@@ -326,7 +397,9 @@ class Balancer:
         blocked = _Blocked()
 
         def accept(p: ProxyState) -> bool:
-            if exclude and p.key in exclude:
+            if (exclude and p.key in exclude) or (only is not None and p is not only):
+                return False
+            if spread is not None and spread[0][p.id] > spread[1]:
                 return False
             free_at = pair_free_at(p.key, site, now, limit, gap)
             if free_at > now:
@@ -340,8 +413,12 @@ class Balancer:
                 return False
             return True
 
-        if self.probes and self._panicking(region):
-            probe = self._probe(ask, now, limit)
+        if only is not None:
+            if only.in_rotation and accept(only):
+                return self._lease(only, ask, now)
+            return self._wait(ask, now, blocked, gap)
+        if self.probes and spread is None and (self.panicked or self._panicking(region)):
+            probe = self._probe(ask, now, limit, self._panicking(region))
             if probe is not None:
                 return probe
         for backup in (False, True):
@@ -356,6 +433,10 @@ class Balancer:
                 return lease
             if len(s) > self._blocked(s, site, exclude, now):
                 break  # members are only busy or cooling: wait for them, spare the backups
+        if self.gateways and spread is None:
+            grown = self.gateways.grow(region)
+            if grown is not None and accept(grown):
+                return self._lease(grown, ask, now)
         return self._wait(ask, now, blocked, gap)
 
     @staticmethod
@@ -416,8 +497,9 @@ class Balancer:
     def _panicking(self, region: str | None) -> bool:
         return self.degraded(region)
 
-    def _probe(self, ask: Ask, now: float, limit: int) -> Lease | None:
-        """In panic: lease the request to an ejected proxy due for a probe, if one is."""
+    def _probe(self, ask: Ask, now: float, limit: int, panicking: bool) -> Lease | None:
+        """Lease the request to an ejected proxy due for a probe, if one is: any, in panic;
+        else one that went out in a panic."""
         probes, pushed = self.probes, []
         lease = None
         for _ in range(8):
@@ -428,7 +510,8 @@ class Balancer:
             facts = self.store.facts(p.key)
             if p.removed or facts.disabled or facts.for_bans or facts.ejected_until <= now:
                 continue  # back already, or not for probing: drop the entry
-            if p.probing or p.in_flight or (ask.region is not None and p.proxy.region != ask.region):
+            if (p.probing or p.in_flight or (ask.region is not None and p.proxy.region != ask.region)
+                    or not (panicking or pid in self.panicked)):
                 pushed.append((now + PROBE_INTERVAL, next(self.seq), pid))
                 continue
             free_at = self.store.pair_free_at(p.key, ask.site, now, limit, self.gap(ask.site, now))
@@ -446,13 +529,13 @@ class Balancer:
         size = self.region_size[region]
         if not size:
             raise NoProxyAvailable(f"no proxy in region {region!r}")
-        tried = sum(1 for k in ask.tried if (p := self.by_key.get(k)) and region in (None, p.proxy.region))
+        tried = sum(1 for k in set(ask.tried) if (p := self.by_key.get(k)) and region in (None, p.proxy.region))
         if tried >= size:
             raise NoProxyAvailable(f"all {size} proxies{_in(region)} were tried already")
         usable = sum(len(s) - self._blocked(s, ask.site, ask.tried, now)
                      for backup in (False, True) if (s := self.groups.get((region, backup))))
         ends = [self.store.soonest(ask.site, now, gap), self._next_recovery()]
-        if self.probes and self._panicking(region):
+        if self.probes and (self.panicked or self._panicking(region)):
             ends.append(self.probes[0][0])
         delays = [t - now for t in ends if t is not None]
         if blocked.pair_busy and gap > 0:
@@ -480,6 +563,7 @@ class Balancer:
                     p.limit.restart()
                     self._sync(p, now)
                     if p.in_rotation:
+                        self.panicked.discard(p.id)
                         self.listener.revived(p, "trial")
 
     # -- outcomes --------------------------------------------------------------------
@@ -500,8 +584,12 @@ class Balancer:
         if lease.probe:
             p.probing = False
             heapq.heappush(self.probes, (now + PROBE_INTERVAL, next(self.seq), p.id))
+            if outcome is Outcome.FAILURE and not self._pool_panicking(p):
+                self.panicked.discard(p.id)  # failing while the rest works: it keeps its backoff
         if outcome is Outcome.OVERLOADED and not others_in_flight:
             outcome = Outcome.SUCCESS  # nothing else in flight: not the proxy's load, the site's answer
+        if outcome is Outcome.BAN and lease.moved:
+            outcome = Outcome.NEUTRAL  # a moved session's first request refused: the session's doing
         hold = 0.0  # a rate-limit answer's pause, beyond the site's gap
         facts = old = self.store.facts(p.key)
         if outcome is Outcome.SUCCESS:
@@ -548,6 +636,8 @@ class Balancer:
         if not lease.probe:
             for s in self.memberships[p.id]:
                 s.on_release(p)
+        if lease.session is not None:
+            self.sessions.released(lease, outcome, now)
         self.store.give_back(p.key, site, now, self.gap(site, now), lease.number, now + hold if hold else -math.inf)
         ejected_before = old.ejected_until > now
         self._set_facts(p, old, facts, now)

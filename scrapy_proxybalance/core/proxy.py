@@ -25,8 +25,9 @@ from .errors import InvalidProxy
 
 SCHEMES = ("http", "https")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
-ENTRY_KEYS = ("url", "weight", "region", "backup", "name")
+ENTRY_KEYS = ("url", "weight", "region", "backup", "name", "sessions")
 MAX_WEIGHT = 1e6
+MAX_SESSIONS = 1_000_000  # identities one gateway template may stand for
 _HOST = re.compile(r"^[A-Za-z0-9._-]+$")
 _BOOLS = {"1": True, "0": False, "true": True, "false": False}  # as Scrapy's getbool reads them
 
@@ -65,7 +66,11 @@ def mask(text: str) -> str:
 
 
 def _mask_line(line: str) -> str:
-    starts = [m.start() for m in _SCHEME.finditer(line)]
+    starts: list[int] = []
+    for m in _SCHEME.finditer(line):
+        if starts and not _starts_url(line, m.start()):
+            continue  # inside the previous URL's password
+        starts.append(m.start())
     if not starts:
         return line
     parts = [line[:starts[0]]]
@@ -76,6 +81,12 @@ def _mask_line(line: str) -> str:
         user, colon, _ = userinfo.partition(":")
         parts.append(f"{scheme}{sep}{user}:***@{after}" if at and colon else segment)
     return "".join(parts)
+
+
+def _starts_url(line: str, at: int) -> bool:
+    """Whether a scheme at ``at`` starts a new URL (after a separator) rather than continue
+    the password of the URL before it (``http://user:x://y@host``)."""
+    return not at or line[at - 1].isspace() or line[at - 1] in "\"'(<[,;="
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,11 +107,13 @@ class Proxy:
     region: str | None = None
     backup: bool = False
     name: str | None = None
+    sessions: int = 0  # a session gateway's template: the identities it stands for (see .gateways)
+    gateway: str = ""  # an identity of a gateway: its key (the template's key, '#', its token)
     key: str = field(init=False, compare=False)
 
     def __post_init__(self) -> None:
         user = f"{quote(self.username, safe='')}@" if self.username else ""
-        object.__setattr__(self, "key", f"{self.scheme}://{user}{self.hostport}")
+        object.__setattr__(self, "key", self.gateway or f"{self.scheme}://{user}{self.hostport}")
 
     @property
     def hostport(self) -> str:
@@ -206,8 +219,30 @@ def parse_entry(entry: object) -> Proxy:
     name = entry.get("name")
     if name is not None and (not isinstance(name, str) or not name.strip()):
         raise InvalidProxy(f"name must be a non-empty string, got {describe(name)} for {shown!r}")
+    sessions = _sessions(entry, url, shown)
+    if "{region}" in url:
+        if region is None:
+            raise InvalidProxy(f"{shown!r} has a {{region}} field but the entry no 'region'")
+        url = url.replace("{region}", region)
     return parse_url(url, weight=float(weight), region=region, backup=_bool(entry.get("backup", False), shown),
-                     name=name)
+                     name=name, sessions=sessions)
+
+
+def _sessions(entry: dict, url: str, shown: str) -> int:
+    """A gateway template's ``sessions`` (0 for a plain proxy), checked against its URL."""
+    sessions = entry.get("sessions")
+    userinfo = _split(url if "://" in url else "http://" + url)[2]
+    if sessions is None:
+        if "{session}" in url:
+            raise InvalidProxy(f"{shown!r} has a {{session}} field: give the entry 'sessions' (how many"
+                               " identities the gateway may stand for)")
+        return 0
+    if isinstance(sessions, bool) or not isinstance(sessions, int) or not 0 < sessions <= MAX_SESSIONS:
+        raise InvalidProxy(f"sessions must be a whole number from 1 to {MAX_SESSIONS:,}, got {_plain(sessions)}"
+                           f" for {shown!r}")
+    if "{session}" not in userinfo:
+        raise InvalidProxy(f"{shown!r} has 'sessions' but no {{session}} field in its username or password")
+    return sessions
 
 
 def _bool(value: object, shown: str) -> bool:

@@ -10,6 +10,9 @@
 - A request out of budget waits :data:`LAST_TRY_DELAY` and tries once more before giving up:
   the first instant of a blackout looks like that, before enough failures eject anything.
 - No request moves more than ``retry_times + FREE_MOVES`` times.
+- A sticky session's request is tried again on the session's proxy (it is never excluded:
+  the session moves only when the proxy is lost, see :mod:`.sessions`); its failures are
+  charged like any request's.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ def decide_retry(
     degraded: bool,
     region_size: int,
     retry_times: int,
+    sticky: bool = False,
 ) -> Retry | GiveUp:
     """The next step for a request whose attempt through ``proxy`` ended with ``outcome``
     (retryable), after ``moves`` earlier moves and the ``tried`` proxies."""
@@ -56,6 +60,12 @@ def decide_retry(
         return GiveUp(f"moved {moves - 1} times")
     if not outcome.charged:
         return Retry(tuple(tried), moves, charged=False)
+    if sticky:  # counted like any request's, but its session's proxy is never excluded
+        failures = [*tried, proxy]
+        innocent = [] if degraded else [k for k in failures if in_rotation(k)]
+        if len(innocent) > retry_times:
+            return GiveUp(f"its session's proxies failed it {len(innocent)} times while in rotation")
+        return Retry(tuple(failures), moves, charged=not degraded and in_rotation(proxy))
     now_tried = [*tried, proxy]
     innocent = [] if degraded else [k for k in now_tried if in_rotation(k)]
     if len(now_tried) >= region_size:

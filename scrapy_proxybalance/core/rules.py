@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .ejection import Backoff
+from .sessions import SessionLimits
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,3 +24,4 @@ class Rules:
     max_banned_sites: int  # sites banning a proxy at once that eject it (0: never)
     retry_times: int  # charged retries of one request on other proxies
     unavailable_timeout: float  # seconds without any proxy for a site before acting (0: never)
+    sessions: SessionLimits  # when a sticky session is retired

@@ -3,8 +3,9 @@
 What lives here: per (proxy, site) pair its requests in flight, when it may be used again
 (its cooldown) and its ban (until when, how many in a row); per site its learned pace; per
 proxy its :class:`~.ejection.ProxyFacts` (failures, ejection and its deadline, checks,
-disabled). What stays per process, in :class:`~.state.ProxyState`: requests in flight per
-proxy, concurrency limits and latency estimates.
+disabled); per sticky session its binding; changes to the pool made at run time. What stays
+per process, in :class:`~.state.ProxyState`: requests in flight per proxy, concurrency limits
+and latency estimates.
 
 :class:`StateStore` is the protocol the balancer reads and writes through, and only through
 it (as ``limits`` keeps rate-limit storage apart from policy); :class:`MemoryStore` keeps
@@ -21,6 +22,7 @@ from typing import Protocol
 
 from .ejection import HEALTHY, ProxyFacts
 from .pace import SitePace
+from .sessions import IDLE_EXPIRY, Binding
 
 Listener = Callable[[str], None]  # called with the key of a proxy whose facts changed elsewhere
 PoolChangeListener = Callable[[str, str], None]  # called with ("add", a pool entry as JSON) or ("remove", a proxy key)
@@ -70,6 +72,9 @@ class StateStore(Protocol):
     def banned_sites(self, key: str, now: float) -> list[str]:
         """The sites that ban proxy ``key`` at ``now``."""
 
+    def remember_answers(self, seconds: float) -> None:
+        """A site's gap can grow to ``seconds``: keep each pair's last answer that long."""
+
     # -- sites
     def pace(self, site: str) -> SitePace:
         """The site's learned pace."""
@@ -94,6 +99,17 @@ class StateStore(Protocol):
     def subscribe_pool(self, listener: PoolChangeListener) -> None:
         """Call ``listener(action, value)`` when another process changes the pool."""
 
+    # -- sessions
+    def session(self, key: str, now: float) -> Binding | None:
+        """A session's binding (``None`` if it has none, or went unused too long)."""
+
+    def set_session(self, key: str, binding: Binding) -> None:
+        """Record a session's binding (its counts, its move)."""
+
+    def bind_session(self, key: str, binding: Binding) -> Binding:
+        """Bind a session to ``binding.proxy`` unless a binding of that generation exists
+        already (another process bound it first): returns the binding that holds."""
+
     async def start(self) -> None:
         """Begin (once the event loop runs): a shared store connects and starts keeping in step."""
 
@@ -113,21 +129,25 @@ class _Pair:
 class MemoryStore:
     """The store in this process's memory.
 
-    Per site, a dict of pairs, a heap of last answers and a heap of pause and ban ends, both
-    expired lazily, so memory follows the pairs in use, cooling, paused or banned, not pool
-    size times sites. A site's gap is applied when asked, so a site that slows down holds
-    every pair to the new gap at once.
+    Per site, a dict of pairs and heaps of their last answers and of pause and ban ends,
+    expired lazily, so memory follows the pairs in use, answered lately, paused or banned, not
+    pool size times sites. A site's gap is applied when asked, so a site that slows down holds
+    every pair to the new gap at once: a pair's last answer is kept as long as a gap can grow
+    to (:meth:`remember_answers`).
     """
 
     def __init__(self) -> None:
         self.pairs: dict[str, dict[str, _Pair]] = {}
-        self.answers: dict[str, list[tuple[float, str]]] = {}  # site -> heap of (answered, proxy)
+        self.memory = 60.0  # seconds a pair's last answer is kept (the longest gap)
+        self.recent: dict[str, list[tuple[float, str]]] = {}  # site -> heap of (answered, proxy) within its gap
+        self.answers: dict[str, list[tuple[float, str]]] = {}  # site -> heap of (answered, proxy) within memory
         self.holds: dict[str, list[tuple[float, str]]] = {}  # site -> heap of (pause or ban end, proxy)
-        self.gaps: dict[str, float] = {}  # the gap a site was last asked about, to expire its pairs
         self.bans: dict[str, dict[str, float]] = {}  # site -> proxy -> ban end (for `banned`)
         self.bans_of: dict[str, dict[str, float]] = {}  # proxy -> site -> ban end (`banned_sites`)
         self.paces: dict[str, SitePace] = {}
         self.proxy_facts: dict[str, ProxyFacts] = {}
+        self.sessions: dict[str, Binding] = {}
+        self.session_expiry: list[tuple[float, str]] = []  # (when it may expire, session), lazily
 
     # -- pairs
     def pair_free_at(self, key: str, site: str, now: float, limit: int, gap: float) -> float:
@@ -157,15 +177,21 @@ class MemoryStore:
         pair = self._pair(key, site)
         pair.busy = max(0, pair.busy - 1)
         pair.answered = now
-        self.gaps[site] = gap
         if gap > 0:
-            answers = self.answers.setdefault(site, [])
-            heapq.heappush(answers, (now, key))
-            while answers[0][0] + gap <= now:  # amortized: the heap holds only the last gap's answers
-                answered, other = heapq.heappop(answers)
-                held = self.pairs.get(site, {}).get(other)
-                if held is not None and held.answered == answered:
-                    self._tidy(site, other, held, now)
+            recent = self.recent.setdefault(site, [])
+            heapq.heappush(recent, (now, key))
+            while recent[0][0] + gap <= now:  # the heap holds only the last gap's answers
+                heapq.heappop(recent)
+        answers = self.answers.setdefault(site, [])
+        heapq.heappush(answers, (now, key))
+        while answers[0][0] + self.memory <= now:  # amortized: forget pairs answered long ago
+            answered, other = heapq.heappop(answers)
+            held = self.pairs.get(site, {}).get(other)
+            if held is not None and held.answered == answered:
+                self._tidy(site, other, held, now)
+        if len(answers) > 1024 + 4 * len(self.pairs.get(site, ())):  # a long memory: drop superseded answers
+            answers[:] = [(held.answered, other) for other, held in self.pairs.get(site, {}).items()]
+            heapq.heapify(answers)
         if hold_until > pair.hold:
             pair.hold = hold_until
             heapq.heappush(self.holds.setdefault(site, []), (hold_until, key))
@@ -194,19 +220,16 @@ class MemoryStore:
         return (pair.ban_until, pair.ban_level) if pair else (-math.inf, 0)
 
     def soonest(self, site: str, now: float, gap: float) -> float | None:
-        self.gaps[site] = gap
         pairs = self.pairs.get(site, {})
         ends = []
-        answers = self.answers.get(site)
-        while answers:  # the earliest answer still within its gap (answers share the site's gap)
-            answered, key = answers[0]
+        recent = self.recent.get(site)
+        while recent:  # the earliest answer still within its gap (answers share the site's gap)
+            answered, key = recent[0]
             pair = pairs.get(key)
             if pair is not None and pair.answered == answered and answered + gap > now:
                 ends.append(answered + gap)
                 break
-            heapq.heappop(answers)
-            if pair is not None and pair.answered == answered:
-                self._tidy(site, key, pair, now)
+            heapq.heappop(recent)
         holds = self.holds.get(site)
         while holds:
             until, key = holds[0]
@@ -217,8 +240,8 @@ class MemoryStore:
             heapq.heappop(holds)
             if pair is not None:
                 self._tidy(site, key, pair, now)
-        if answers is not None and not answers:
-            del self.answers[site]
+        if recent is not None and not recent:
+            del self.recent[site]
         if holds is not None and not holds:
             del self.holds[site]
         return min(ends) if ends else None
@@ -240,12 +263,14 @@ class MemoryStore:
 
     def _tidy(self, site: str, key: str, pair: _Pair, now: float) -> None:
         """Drop a pair that holds nothing any more (a ban level stays until a success)."""
-        gap = self.gaps.get(site, 0.0)
-        if (not pair.busy and pair.answered + gap <= now and pair.hold <= now and pair.ban_until <= now
+        if (not pair.busy and pair.answered + self.memory <= now and pair.hold <= now and pair.ban_until <= now
                 and not pair.ban_level):
             del self.pairs[site][key]
             if not self.pairs[site]:
                 del self.pairs[site]
+
+    def remember_answers(self, seconds: float) -> None:
+        self.memory = seconds
 
     # -- sites
     def pace(self, site: str) -> SitePace:
@@ -276,6 +301,37 @@ class MemoryStore:
 
     def subscribe_pool(self, listener: PoolChangeListener) -> None:
         pass
+
+    # -- sessions
+    def session(self, key: str, now: float) -> Binding | None:
+        self._expire_sessions(now)
+        return self.sessions.get(key)
+
+    def set_session(self, key: str, binding: Binding) -> None:
+        self._keep_session(key, binding)
+
+    def bind_session(self, key: str, binding: Binding) -> Binding:
+        current = self.sessions.get(key)
+        if current is not None and (current.proxy or current.generation != binding.generation):
+            return current
+        self._keep_session(key, binding)
+        return binding
+
+    def _keep_session(self, key: str, binding: Binding) -> None:
+        if key not in self.sessions:
+            heapq.heappush(self.session_expiry, (binding.used + IDLE_EXPIRY, key))
+        self.sessions[key] = binding
+
+    def _expire_sessions(self, now: float) -> None:
+        expiry = self.session_expiry
+        while expiry and expiry[0][0] <= now:
+            _, key = heapq.heappop(expiry)
+            binding = self.sessions.get(key)
+            if binding is not None:
+                if binding.used + IDLE_EXPIRY <= now:
+                    del self.sessions[key]
+                else:
+                    heapq.heappush(expiry, (binding.used + IDLE_EXPIRY, key))
 
     async def start(self) -> None:
         pass

@@ -8,8 +8,11 @@ clock (``TIME``), so no process's clock can break a cooldown:
 
 - ``claim``: a request takes a (proxy, site) pair for the whole fleet (the one round trip per
   request, awaited before it is sent; the candidates go in one call);
-- ``give_back``, ``ban``, ``facts``, ``pace``: written behind, in pipelines, and announced on
-  a stream that every process reads every :data:`SYNC_INTERVAL` to update its mirror.
+- ``give_back``, ``ban``, ``facts``, ``pace``, sessions: written behind, in pipelines, and
+  announced on a stream that every process reads every :data:`SYNC_INTERVAL` to update its
+  mirror. A session's binding is written only if no other process bound it first; two
+  processes binding one new session at the same instant may each send its first request
+  through its own choice, and from the next on the fleet uses one.
 
 A claim of a process that died expires with its lease (``lease_ttl``). Every key is under the
 namespace and expires when unused. If Redis is down or slow (``timeout``), the process goes on
@@ -35,6 +38,7 @@ from redis.exceptions import RedisError
 from ..core.ejection import ProxyFacts
 from ..core.pace import SitePace
 from ..core.proxy import mask
+from ..core.sessions import Binding
 from ..core.store import Listener, MemoryStore, PoolChangeListener
 
 logger = logging.getLogger(__name__)
@@ -119,7 +123,7 @@ UNBAN = """
 redis.call('HDEL', KEYS[1], 'level')
 """
 
-PUT = _NOW + """
+_PUT = """
 -- KEYS: hash, stream; ARGV: kind, name, writer, keep (ms), stream length, then field, value pairs; a value
 -- 'R<ms>' is a time that many ms from now (before now if negative) by Redis's clock
 local fields = {}
@@ -133,9 +137,20 @@ redis.call('HSET', KEYS[1], unpack(fields))
 redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[4]))
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'kind', ARGV[1], 'name', ARGV[2], 'writer', ARGV[3])
 redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[4]))
+return 1
 """
+PUT = _NOW + _PUT
 
-_TIMES = {"ejected_until", "since", "limited_at"}  # fields that hold times (sent relative, read back converted)
+BIND = _NOW + """
+-- a session's binding, unless the fleet bound that generation (or a later one) already
+local generation
+for i = 6, #ARGV, 2 do if ARGV[i] == 'generation' then generation = tonumber(ARGV[i + 1]) end end
+local current = redis.call('HMGET', KEYS[1], 'generation', 'proxy')
+local held = tonumber(current[1]) or -1
+if held > generation or (held == generation and current[2] and current[2] ~= '') then return 0 end
+""" + _PUT
+
+_TIMES = {"ejected_until", "since", "limited_at", "used"}  # fields that hold times (sent relative, read back converted)
 
 
 class RedisStore(MemoryStore):
@@ -161,7 +176,7 @@ class RedisStore(MemoryStore):
         self.tasks: list[asyncio.Task[None]] = []
         self.scripts = {name: self.redis.register_script(lua) for name, lua in
                         (("claim", CLAIM), ("give_back", GIVE_BACK), ("untake", UNTAKE), ("ban", BAN),
-                         ("unban", UNBAN), ("put", PUT))}
+                         ("unban", UNBAN), ("put", PUT), ("bind", BIND))}
 
     # -- keys
     def _k(self, *parts: str) -> str:
@@ -300,7 +315,19 @@ class RedisStore(MemoryStore):
         super().set_pace(site, pace)
         self._put("site", site, asdict(pace))
 
-    def _put(self, kind: str, name: str, values: dict[str, Any]) -> None:
+    def set_session(self, key: str, binding: Binding) -> None:
+        super().set_session(key, binding)
+        self._put("session", key, asdict(binding))
+
+    def bind_session(self, key: str, binding: Binding) -> Binding:
+        """Bound here at once; in Redis only if no other process bound it first (then its
+        binding reaches this mirror with the next sync, and the session follows it)."""
+        held = MemoryStore.bind_session(self, key, binding)
+        if held is binding:
+            self._put("session", key, asdict(binding), script="bind")
+        return held
+
+    def _put(self, kind: str, name: str, values: dict[str, Any], script: str = "put") -> None:
         args: list[Any] = [kind, name, self.writer, KEEP, STREAM_LENGTH]
         for field, value in values.items():
             if field in _TIMES:  # this clock's times go as ms from now; 0 (or -inf) means never
@@ -308,7 +335,7 @@ class RedisStore(MemoryStore):
             elif isinstance(value, bool):
                 value = int(value)
             args += [field, value]
-        self._send("put", [self._k(kind, name), self._k("events")], args)
+        self._send(script, [self._k(kind, name), self._k("events")], args)
 
     def forget(self, key: str) -> None:
         super().forget(key)
@@ -373,6 +400,8 @@ class RedisStore(MemoryStore):
                 listener(name)
         elif kind == "site":
             MemoryStore.set_pace(self, name, _read(SitePace, raw, self._local))
+        elif kind == "session":
+            MemoryStore.set_session(self, name, _read(Binding, raw, self._local))
         elif kind == "pool":
             for pool_listener in self.pool_listeners:
                 pool_listener(raw["action"], raw["value"])

@@ -88,6 +88,7 @@ class ProxySpec:
     captcha_hosts: frozenset[str] = frozenset()
     exit_ip: str = ""  # the address it connects to the site from ("": one of its own)
     exits: tuple[str, ...] = ()  # gateway: the exit addresses its usernames choose among
+    dead_exits: frozenset[str] = frozenset()  # gateway: exits that cut every request (their identities fail)
     port: int = 0
     seen: list[Seen] = field(default_factory=list)
     last: dict[str, float] = field(default_factory=dict)
@@ -351,7 +352,7 @@ class Farm:
         if spec.kind == "hung":
             self.hung.add(writer)  # never answered; closed when the farm stops
             return
-        if spec.kind == "reset" or self._dropping(spec, now):
+        if spec.kind == "reset" or self._dropping(spec, now) or spec.exit_for(headers) in spec.dead_exits:
             writer.transport.abort()
             return
         if spec.capacity and spec.overflow == "503" and spec.in_flight >= spec.capacity:
