@@ -9,9 +9,10 @@ A rate-limit answer slows the site down when it is the site's pace that is too f
 second proxy is rate limited there within :data:`WINDOW` (or the pool has one proxy). Then
 the gap doubles (at least to :data:`FIRST_STEP`, capped), once per round of requests. A lone
 proxy rate limited again and again is that exit's problem, not the site's: it pauses that
-pair only, so one flagged address never slows a site for the whole pool. While the site
-answers fine the gap decays back toward the floor, halving its excess every
-:data:`HALF_LIFE` seconds.
+pair only, so one flagged address never slows a site for the whole pool. A slowed gap holds
+for :data:`SETTLE` seconds (a gap that was just too fast is likely the site's limit, and any
+step below the new one would meet it again); then, while the site answers fine, it decays
+back toward the floor, halving its excess every :data:`HALF_LIFE` seconds.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from dataclasses import dataclass, replace
 
 FIRST_STEP = 0.25  # seconds: the least gap a first slow-down asks for
 HALF_LIFE = 120.0  # seconds over which a learned gap's excess over the floor halves
+SETTLE = 120.0  # seconds a slowed gap holds before it decays
 WINDOW = 10.0  # seconds within which rate limits of two proxies say the site's pace is too fast
 
 
@@ -37,7 +39,7 @@ class SitePace:
     def at(self, now: float, floor: float) -> float:
         if self.gap <= floor:
             return floor
-        excess = (self.gap - floor) * 0.5 ** (max(0.0, now - self.since) / HALF_LIFE)
+        excess = (self.gap - floor) * 0.5 ** (max(0.0, now - self.since - SETTLE) / HALF_LIFE)
         return floor + excess if excess > 1e-3 else floor
 
     def rate_limited(self, now: float, floor: float, cap: float, sent_at: float, proxy: str,

@@ -26,6 +26,7 @@ from .state import ProxyState
 Accept = Callable[[ProxyState], bool]
 
 SAMPLES = 8  # random candidates a sampling strategy draws before it sweeps
+SCAN = 8  # cheapest members least_latency offers before it samples
 
 
 class Strategy(ABC):
@@ -403,30 +404,23 @@ class LeastConnections(Strategy):
 
 
 class LeastLatency(_MemberStrategy):
-    """Each pick prefers the lower ``peak EWMA latency * (in_flight + 1)`` of two random
-    members (power of two choices); members with no latency yet are tried first, unless
-    they have failed (then they come last until they answer)."""
+    """Each pick takes the member whose next request would likely end first: the lowest
+    ``peak EWMA latency * (in_flight + 1)``, the wait of the queue it would join (members at
+    their concurrency limit are not offered). Members with no latency yet are tried first, one
+    request at a time; those that failed without ever answering come last.
+
+    A heap keyed by that cost, updated as requests start and end, finds the cheapest in
+    O(log n); a pick looks at the :data:`SCAN` cheapest, then samples (power of two choices),
+    then sweeps, so a pool whose cheapest members are all cooling on a site stays cheap."""
 
     name = "least_latency"
 
     def __init__(self, rng: random.Random) -> None:
         super().__init__(rng)
-        # OrderedDict: reaching the first entry stays O(1) however many were removed (a
-        # plain dict's iteration walks past every deleted slot)
-        self.untried: OrderedDict[int, ProxyState] = OrderedDict()
-
-    def add(self, p: ProxyState) -> None:
-        super().add(p)
-        if p.metrics.latency is None and not p.metrics.failures:
-            self.untried[p.id] = p
-
-    def remove(self, p: ProxyState) -> None:
-        super().remove(p)
-        self.untried.pop(p.id, None)
-
-    def on_release(self, p: ProxyState) -> None:
-        if p.metrics.latency is not None or p.metrics.failures:
-            self.untried.pop(p.id, None)
+        self.heap: list[tuple[float, int, int]] = []  # (cost, version, member id); stale entries skipped
+        self.version: dict[int, int] = {}  # member id -> the version of its current entry
+        self.by_id: dict[int, ProxyState] = {}
+        self.versions = itertools.count()
 
     @staticmethod
     def cost(p: ProxyState) -> float:
@@ -435,13 +429,47 @@ class LeastLatency(_MemberStrategy):
             return 0.0 if p.in_flight == 0 and not p.metrics.failures else math.inf
         return ewma.value * (p.in_flight + 1)  # type: ignore[operator]
 
+    def _push(self, p: ProxyState) -> None:
+        version = self.version[p.id] = next(self.versions)
+        heapq.heappush(self.heap, (self.cost(p), version, p.id))
+        if len(self.heap) > 64 + 4 * len(self.by_id):  # drop superseded entries
+            self.heap = [(self.cost(q), self.version[q.id], q.id) for q in self.by_id.values()]
+            heapq.heapify(self.heap)
+
+    def add(self, p: ProxyState) -> None:
+        if p.id not in self.by_id:
+            super().add(p)
+            self.by_id[p.id] = p
+            self._push(p)
+
+    def remove(self, p: ProxyState) -> None:
+        super().remove(p)
+        if self.by_id.pop(p.id, None) is not None:
+            del self.version[p.id]
+
+    def on_acquire(self, p: ProxyState) -> None:
+        if p.id in self.by_id:
+            self._push(p)
+
+    on_release = on_acquire
+
     def pick(self, accept: Accept) -> ProxyState | None:
-        if not self.members.items:
+        if not self.by_id:
             return None
-        if self.untried:
-            for p in itertools.islice(self.untried.values(), SAMPLES):
-                if p.in_flight == 0 and accept(p):
-                    return p
+        heap, chosen = self.heap, None
+        seen: list[tuple[float, int, int]] = []
+        while heap and len(seen) < SCAN:
+            entry = heapq.heappop(heap)
+            if self.version.get(entry[2]) != entry[1]:
+                continue  # superseded, or its member left
+            seen.append(entry)
+            if accept(self.by_id[entry[2]]):
+                chosen = self.by_id[entry[2]]
+                break
+        for entry in seen:  # a pick changes nothing: the acquire that follows re-keys the chosen
+            heapq.heappush(heap, entry)
+        if chosen is not None or len(seen) == len(self.by_id):
+            return chosen
         for _ in range(SAMPLES // 2):
             a, b = self._draw(), self._draw()
             if self.cost(b) < self.cost(a):
