@@ -3,6 +3,8 @@
 from collections import Counter
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from scrapy_proxybalance.core.balancer import Ask, PoolListener, Wait
 from scrapy_proxybalance.core.errors import InvalidProxy
@@ -11,7 +13,7 @@ from scrapy_proxybalance.core.outcomes import Outcome
 from scrapy_proxybalance.core.proxy import parse_entry
 from scrapy_proxybalance.core.sessions import IDLE_EXPIRY, RENEW_POLL, RENEW_TIMEOUT, SessionLimits
 
-from .conftest import make_balancer, outcome
+from .conftest import FakeClock, make_balancer, outcome
 
 POOL = [f"http://10.0.0.{i}:1" for i in range(1, 11)]
 GATEWAY = {"url": "http://user-session-{session}:secret@gate.test:7000", "sessions": 500, "name": "gate"}
@@ -206,3 +208,50 @@ def test_a_token_in_the_password_is_never_shown(clock):
     lease = send(b, "account1")
     assert lease.proxy.password == "pw_session-account1"
     assert "account1" not in lease.proxy.label and "pw_" not in lease.proxy.label
+
+
+session_ops = st.lists(st.one_of(
+    st.tuples(st.just("acquire"), st.integers(0, 5), st.sampled_from("ab")),
+    st.tuples(st.just("release"), st.integers(0, 30), st.sampled_from(list(Outcome))),
+    st.tuples(st.just("advance"), st.floats(0, 50)),
+    st.tuples(st.just("remove"), st.integers(0, 5)),
+    st.tuples(st.just("disable"), st.integers(0, 5)),
+), min_size=10, max_size=120)
+
+
+@settings(max_examples=300, deadline=None)
+@given(ops=session_ops, seed=st.integers(0, 2**16), gateway=st.booleans())
+def test_a_session_stays_on_one_proxy_per_binding_moves_told_once_and_never_through_one_out(ops, seed, gateway):
+    clock = FakeClock()
+    pool = [dict(GATEWAY, sessions=8)] if gateway else POOL[:6]
+    b = make_balancer(clock, pool, strategy="weighted_random", seed=seed, max_failures=2,
+                      sessions=SessionLimits(max_age=100, max_requests=6, max_errors=2))
+    leases, bound = [], {}  # bound: session -> (generation, proxy key)
+    for op in ops:
+        if op[0] == "acquire":
+            session = f"s{op[1]}"
+            result = b.acquire(Ask(op[2], session=session))
+            if isinstance(result, Wait):
+                continue
+            p = result.state
+            assert p.in_rotation and not b.store.facts(p.key).disabled  # never through a proxy that is out
+            before = bound.get(session)
+            if before is not None and before[0] == result.generation:
+                assert p.key == before[1] and not result.moved  # one proxy per binding
+            elif before is not None:
+                assert result.generation > before[0]
+                assert result.moved  # the first request of a new binding tells why it moved...
+            bound[session] = (result.generation, p.key)
+            leases.append(result)
+        elif op[0] == "release" and leases:
+            lease = leases.pop(op[1] % len(leases))
+            b.release(lease, op[2], latency=0.1)
+        elif op[0] == "advance":
+            clock.advance(op[1])
+        elif op[0] in ("remove", "disable"):
+            keys = sorted(b.by_key)
+            if len(keys) > 1:
+                key = keys[op[1] % len(keys)]
+                getattr(b, op[0])(key)
+        for p in b.states:
+            assert p.in_flight == sum(1 for lease in leases if lease.state is p)

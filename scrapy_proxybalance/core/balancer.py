@@ -388,8 +388,8 @@ class Balancer:
     def _acquire(self, ask: Ask, now: float, alternates: int = 0, only: ProxyState | None = None,
                  spread: tuple[Counter[int], float] | None = None) -> Lease | Wait:
         """The rules of the module's docstring. ``only``: that proxy or none (a session's);
-        ``spread``: (sessions per proxy, most allowed): binding a session, pass over proxies
-        holding more."""
+        ``spread``: (sessions per proxy, most allowed): binding a session (never to a probe),
+        pass over proxies holding more."""
         site, exclude, region = ask.site, ask.tried, ask.region
         gap = self.gap(site, now)
         limit = 1 if gap > 0 else self.rules.pair_limit or 1 << 30

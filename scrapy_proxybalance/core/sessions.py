@@ -19,6 +19,7 @@ Bindings live in the state store, so a session keeps its proxy across a fleet.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
@@ -112,7 +113,7 @@ class Sessions:
                 p = b.gateways.made(binding.proxy)
                 if p is None:
                     return Wait(RENEW_POLL)  # bound by another process to an identity this one cannot make
-                return self._tag(b._acquire(replace(ask, tried=()), now, only=p), binding, key)
+                return self._tag(b._acquire(replace(ask, tried=()) if ask.tried else ask, now, only=p), binding, key)
             self._unbind(binding.proxy)
             binding = moved(binding, now, why)
             b.store.set_session(key, binding)
@@ -134,7 +135,7 @@ class Sessions:
         else:
             result = b._acquire(ask, now, spread=(self.on, self.bound / max(1, len(b.by_key)) + 1))
             if not isinstance(result, Lease) and self.bound >= len(b.by_key):
-                result = b._acquire(ask, now)  # more sessions than proxies: they share
+                result = b._acquire(ask, now, spread=(self.on, math.inf))  # more sessions than proxies: they share
         if not isinstance(result, Lease):
             return result
         new = Binding(result.state.key, generation, now, renewed=old is None, used=now)
