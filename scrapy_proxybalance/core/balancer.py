@@ -37,6 +37,7 @@ from .ejection import (
 )
 from .errors import DuplicateProxy, NoProxyAvailable, UnknownProxy
 from .gateways import Gateways
+from .leases import Ask, Lease, Released, Wait
 from .outcomes import Outcome
 from .pace import FIRST_STEP
 from .proxy import Proxy, mask
@@ -50,67 +51,6 @@ MIN_WAIT = 0.01  # never ask a request to wait less than this (seconds)
 RELEASE_POLL = 0.5  # waiting for a release (capacity): look again at least this often
 DISABLED_POLL = 1.0  # only disabled proxies left: look again this often
 PROBE_INTERVAL = 1.0  # in panic, an ejected proxy gets one probe request this often
-
-
-@dataclass(frozen=True, slots=True)
-class Ask:
-    """What a request needs: a proxy for ``site``, not one of ``tried``, in ``region``; of
-    the sticky ``session``'s proxy, if it has one (``generation``: the binding it was first
-    sent under)."""
-
-    site: str
-    tried: Collection[str] = ()
-    region: str | None = None
-    session: str | None = None
-    generation: int | None = None
-
-
-@dataclass(slots=True, eq=False)
-class Lease:
-    """One request's use of one proxy; released exactly once."""
-
-    state: ProxyState
-    site: str
-    region: str | None  # the region the request asked for
-    number: int  # leases are numbered: an overload answer cuts a limit once per round
-    at: float  # when it was taken
-    unproven: bool  # the proxy has not succeeded since it joined, came back or last failed
-    probe: bool = False  # a panic probe of an ejected proxy
-    released: bool = False
-    alternates: tuple[str, ...] = ()  # other proxies that could serve it (for a shared store's claim)
-    session: str | None = None  # the sticky session it serves
-    generation: int = 0  # the session's binding
-    moved: str = ""  # the first request of a session since it moved: why it moved
-
-    @property
-    def proxy(self) -> Proxy:
-        return self.state.proxy
-
-
-@dataclass(frozen=True, slots=True)
-class Wait:
-    """No proxy can take the request now; ask again within ``seconds``.
-
-    ``unavailable``: not merely pacing or capacity; every proxy that could serve the request
-    is ejected, disabled, or banned by its site (or was tried by it already).
-    ``on_release``: a proxy at its limit may free up sooner, when a request ends.
-    ``capacity``: every proxy looked at was at its concurrency limit: the pool is full, and
-    requests for other sites would wait too.
-    """
-
-    seconds: float
-    unavailable: bool = False
-    on_release: bool = False
-    capacity: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Released:
-    """How a release was applied: the outcome as counted (an overload on a proxy that had
-    nothing else in flight is the site's own answer) and the ejection it caused, if any."""
-
-    outcome: Outcome
-    ejected: float | None = None
 
 
 class PoolListener:

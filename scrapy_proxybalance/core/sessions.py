@@ -24,10 +24,11 @@ from collections import Counter
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
+from .leases import Ask, Lease, Wait
 from .outcomes import Outcome
 
 if TYPE_CHECKING:
-    from .balancer import Ask, Balancer, Lease, Wait
+    from .balancer import Balancer
 
 RENEW_TIMEOUT = 30.0  # seconds older requests of a moved session wait for it to be renewed
 RENEW_POLL = 0.5  # how often they look
@@ -100,8 +101,6 @@ class Sessions:
         return binding.generation if binding is not None else 0
 
     def acquire(self, ask: Ask, now: float) -> Lease | Wait:
-        from .balancer import Wait
-
         b, key = self.b, ask.session
         assert key is not None
         binding = b.store.session(key, now)
@@ -124,8 +123,6 @@ class Sessions:
 
     def _bind(self, ask: Ask, now: float, key: str, old: Binding | None) -> Lease | Wait:
         """A session's first request, or the first since it moved: choose its proxy."""
-        from .balancer import Lease
-
         b = self.b
         generation = old.generation if old is not None else 0
         result: Lease | Wait
@@ -154,8 +151,6 @@ class Sessions:
 
     @staticmethod
     def _tag(result: Lease | Wait, binding: Binding, key: str) -> Lease | Wait:
-        from .balancer import Lease
-
         if isinstance(result, Lease):
             result.session, result.generation = key, binding.generation
         return result
