@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from scrapy import signals
 from scrapy.exceptions import IgnoreRequest, NotConfigured
-from scrapy.utils.asyncio import create_looping_call
+from scrapy.utils.asyncio import call_later, create_looping_call
 from scrapy.utils.defer import deferred_from_coro
 from scrapy.utils.httpobj import urlparse_cached
 from scrapy.utils.misc import load_object
@@ -616,8 +616,16 @@ class Misconfigured(ProxyBalanceMiddleware):
     def refuse(self) -> None:
         """Close the spider (once); called when the engine asks for the first request."""
         if self.closing is None:
-            self.closing = deferred_from_coro(
-                self.crawler.engine.close_spider_async(reason="proxybalance_misconfigured"))
+            self._close_soon("proxybalance_misconfigured")
+
+    def _close_soon(self, reason: str) -> None:
+        """Close the spider on the next turn of the event loop, never from inside the engine's
+        own call (with a Twisted reactor other than asyncio's, the close would run there and
+        then, under the engine's feet)."""
+        def close() -> None:
+            self.closing = deferred_from_coro(self.crawler.engine.close_spider_async(reason=reason))
+
+        self.closing = call_later(0, close)
 
     def engine_stopped(self) -> None:
         self.crawler.spider = None  # the process then reports a crawl that could not start: exit status 1
