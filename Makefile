@@ -1,5 +1,7 @@
 # The README's quick start: `make demo` runs the example crawl through the local proxy
 # farm; `make test` installs everything and runs the tests. Both create .venv first.
+# `make demo STATUS=127.0.0.1:6025` serves the live status page during the demo; ARGS passes
+# more arguments to `scrapy crawl` (ARGS="-s PROXY_DOMAIN_COOLDOWN=4": a slower demo).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -7,23 +9,30 @@ STAMP := $(VENV)/.installed
 
 BENCH_VENV := .venv-bench
 
-.PHONY: demo proxycheck test lint compat bench clean
+STATUS ?=
+ARGS ?=
+
+.PHONY: demo proxycheck test lint compat bench screenshot clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test,lint]'
+	$(BIN)/python -m pip install -q -e '.[test,lint,metrics]'
 	touch $(STAMP)
 
 demo: $(STAMP)
 	cd example_project && ../$(BIN)/python -m scrapy_proxybalance.testing.farm --run \
-		../$(BIN)/python -m scrapy crawl pages -O output.json
+		../$(BIN)/python -m scrapy crawl pages -O output.json $(if $(STATUS),-s PROXY_STATUS_ADDRESS=$(STATUS)) $(ARGS)
 
 proxycheck: $(STAMP)
 	cd example_project && ../$(BIN)/python -m scrapy_proxybalance.testing.farm --run ../$(BIN)/python -m scrapy proxycheck
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 4
+
+# The README's picture of the status page, taken by its headless-Chromium test.
+screenshot: $(STAMP)
+	UPDATE_SCREENSHOT=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_status.py -k chromium
 
 lint: $(STAMP)
 	$(BIN)/ruff check scrapy_proxybalance tests benchmarks example_project
@@ -54,4 +63,4 @@ bench: $(BENCH_VENV)/.installed
 	$(BENCH_VENV)/bin/python benchmarks/crawl.py
 
 clean:
-	rm -rf $(VENV) $(BENCH_VENV) $(COMPAT_VENV) .pytest_cache .hypothesis example_project/output.json
+	rm -rf $(VENV) $(BENCH_VENV) $(COMPAT_VENV) .pytest_cache .hypothesis example_project/output*.json

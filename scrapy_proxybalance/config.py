@@ -9,10 +9,11 @@ are refused.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -72,6 +73,12 @@ DEFAULTS: dict[str, Any] = {
     "PROXY_HEALTH_CHECK_CONCURRENCY": 8,
     "PROXY_HEALTH_CHECK_RISE": 1,
     "PROXY_HEALTH_CHECK_FALL": 3,
+    "PROXY_STATUS_ADDRESS": None,
+    "PROXY_STATUS_TOKEN": None,
+    "PROXY_STATUS_ACTIONS": False,
+    "PROXY_METRICS_PER_PROXY": False,
+    "PROXY_METRICS_PER_SITE": False,
+    "PROXY_REPORT_FILE": None,
 }
 UNAVAILABLE_ACTIONS = ("close", "fail")
 MAX_SECONDS = 365 * 86400.0  # no duration setting may exceed a year
@@ -287,6 +294,75 @@ def _domain_regions(settings: BaseSettings, pool: list[Proxy]) -> dict[str, str]
 
 
 @dataclass(frozen=True)
+class StatusSettings:
+    """Where the live status page listens (``PROXY_STATUS_*``) and what it may do."""
+
+    host: str
+    port: int  # 0: any free port (the log says which)
+    token: str | None = field(default=None, repr=False)
+    actions: bool = False  # POST disable / enable of a proxy
+    loopback: bool = True
+
+    @property
+    def address(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+def _status_server(settings: BaseSettings) -> StatusSettings | None:
+    """``PROXY_STATUS_ADDRESS`` (``host:port``; unset: no server), with ``PROXY_STATUS_TOKEN``
+    (required unless the address is a loopback one) and ``PROXY_STATUS_ACTIONS``. All are
+    checked, also when the server is off. The token is never shown."""
+    token = _get(settings, "PROXY_STATUS_TOKEN")
+    if token == "":
+        token = None
+    if token is not None and (not isinstance(token, str) or not re.fullmatch(r"[!-~]{16,256}", token)):
+        what = f"{len(token)} characters" if isinstance(token, str) else f"a {type(token).__name__}"
+        raise ConfigError(f"PROXY_STATUS_TOKEN must be 16 to 256 printable ASCII characters without spaces"
+                          f" (got {what}; it is not shown)")
+    actions = _bool(settings, "PROXY_STATUS_ACTIONS")
+    value = _get(settings, "PROXY_STATUS_ADDRESS")
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    match = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\]:(\d{1,5})|([A-Za-z0-9.-]+):(\d{1,5})",
+                         value.strip()) if isinstance(value, str) else None
+    if match is None or int(match[2] or match[4]) > 65535:
+        raise ConfigError(f"PROXY_STATUS_ADDRESS must be 'host:port' (say '127.0.0.1:6025'; port 0: any free"
+                          f" port), got {_shown(value)}")
+    host, port = (match[1] or match[3]).lower(), int(match[2] or match[4])
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if not loopback and token is None:
+        raise ConfigError(f"PROXY_STATUS_ADDRESS {_shown(value)} is not a loopback address: set PROXY_STATUS_TOKEN"
+                          " (every endpoint then asks for it), or listen on 127.0.0.1")
+    return StatusSettings(host, port, token, actions, loopback)
+
+
+REPORT_FIELD = re.compile(r"%\((\w+)\)s")
+
+
+def _report_file(settings: BaseSettings) -> str | None:
+    """``PROXY_REPORT_FILE``: a local path, with Scrapy's feed URI placeholders (``%(name)s``,
+    ``%(time)s``, any spider attribute)."""
+    value = _get(settings, "PROXY_REPORT_FILE")
+    if isinstance(value, Path):
+        value = str(value)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if not isinstance(value, str) or "\0" in value:
+        raise ConfigError(f"PROXY_REPORT_FILE must be a file path, got {_shown(value)}")
+    if value.startswith("file://"):
+        value = value[len("file://"):]
+    elif re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", value):
+        raise ConfigError(f"PROXY_REPORT_FILE must be a local file path (a file:// URI at most), got {_shown(value)}")
+    if "%(" in REPORT_FIELD.sub("", value):
+        raise ConfigError(f"PROXY_REPORT_FILE: {_shown(value)} has a placeholder that is not %(name)s, %(time)s or"
+                          " %(<spider attribute>)s")
+    return value
+
+
+@dataclass(frozen=True)
 class HealthCheck:
     """How to check a proxy actively: fetch ``url`` through it, expect one of ``statuses``
     (and ``body`` to match, if given) within ``timeout``."""
@@ -352,6 +428,10 @@ class Config:
     stats_per_proxy: bool
     session_cookiejar: bool
     health_check: HealthCheck | None
+    status: StatusSettings | None = None
+    metrics_per_proxy: bool = False
+    metrics_per_site: bool = False
+    report_file: str | None = None
 
     @classmethod
     def from_settings(cls, settings: BaseSettings) -> Config:
@@ -414,6 +494,10 @@ class Config:
             stats_interval=_number(settings, "PROXY_STATS_INTERVAL"),
             stats_per_proxy=_bool(settings, "PROXY_STATS_PER_PROXY"),
             health_check=HealthCheck.from_settings(settings),
+            status=_status_server(settings),
+            metrics_per_proxy=_bool(settings, "PROXY_METRICS_PER_PROXY"),
+            metrics_per_site=_bool(settings, "PROXY_METRICS_PER_SITE"),
+            report_file=_report_file(settings),
         )
 
     def region_for(self, hostname: str) -> str | None:

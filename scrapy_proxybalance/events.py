@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -14,25 +15,32 @@ if TYPE_CHECKING:
 
     from .core.ejection import ProxyFacts
     from .core.state import ProxyState
+    from .status.record import Recorder
 
 logger = logging.getLogger(__name__)
 
 
 class PoolEvents(PoolListener):
-    """Every ejection and every return, from the balancer: a stat and a log line each; a
-    return also wakes the requests waiting for a proxy."""
+    """Every ejection and every return, from the balancer: a stat and a log line each, and an
+    entry in the proxy's ejection history when a ``recorder`` keeps one (for the status page
+    and the closing report); a return also wakes the requests waiting for a proxy."""
 
-    def __init__(self, stats: StatsCollector, wake: Callable[[], None]) -> None:
+    def __init__(self, stats: StatsCollector, wake: Callable[[], None], recorder: Recorder | None = None) -> None:
         self.stats = stats
         self.wake = wake
+        self.recorder = recorder
 
     def ejected(self, state: ProxyState, facts: ProxyFacts, seconds: float) -> None:
         self.stats.inc_value(f"{PREFIX}/ejections")
         logger.warning("proxybalance: ejected %s for %.0f s (%s; ejection #%d)",
                        state.proxy.label, seconds, facts.reason, facts.ejections)
+        if self.recorder is not None:
+            self.recorder.ejected(state.key, time.time(), seconds, facts.reason)
 
     def revived(self, state: ProxyState, how: str) -> None:
         self.stats.inc_value(f"{PREFIX}/revivals/{how}")
+        if self.recorder is not None:
+            self.recorder.revived(state.key, time.time(), how)
         if how == "check":
             logger.info("proxybalance: %s passed its health check: back on trial before its backoff ended",
                         state.proxy.label)

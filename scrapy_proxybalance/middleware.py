@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import sys
 import time
 from collections.abc import Callable, Hashable
 from dataclasses import replace
@@ -61,6 +62,7 @@ from .meta import (
 from .policy import BanDetected, SpiderPolicy, build_policy
 from .reload import PoolFile
 from .stats import PREFIX, record_proxies, summary, table
+from .status.record import Recorder
 
 if TYPE_CHECKING:
     from scrapy import Request
@@ -107,7 +109,11 @@ class ProxyBalanceMiddleware:
         self.stats = crawler.stats
         self.config = config
         self.scheduler: ProxyScheduler | None = None  # attached when the scheduler opens
-        self.events = PoolEvents(crawler.stats, self._wake)
+        # what the status page and the closing report show beyond the core's counts, kept
+        # only while one of them is on
+        observed = config.status is not None or config.report_file is not None
+        self.recorder = Recorder(time.time()) if observed else None
+        self.events = PoolEvents(crawler.stats, self._wake, self.recorder)
         self.store: StateStore = state_store(config, crawler)
         self.shared = type(self.store) is not MemoryStore  # a fleet shares it: claims go to it
         self.balancer = Balancer(config.pool, config.strategy, config.rules, store=self.store, listener=self.events)
@@ -121,6 +127,8 @@ class ProxyBalanceMiddleware:
         self.own_slots = set(crawler.settings.getdict("DOWNLOAD_SLOTS"))
         self.closing: Any = None
         self.pool_file = PoolFile(config.pool_file) if config.pool_file and config.pool_reload_interval else None
+        self.source: Any = None  # PROXY_POOL_SOURCE (none yet)
+        self.status_server: Any = None
         self.loops: list[Any] = []
         check = config.health_check
         self.checker = HealthChecker(crawler, self.balancer, check, self.waiting) if check else None
@@ -130,6 +138,15 @@ class ProxyBalanceMiddleware:
     def refuse(self) -> None:
         """Only a misconfigured middleware refuses to crawl."""
 
+    def _close_soon(self, reason: str) -> None:
+        """Close the spider on the next turn of the event loop, never from inside the engine's
+        own call (with a Twisted reactor other than asyncio's, the close would run there and
+        then, under the engine's feet)."""
+        def close() -> None:
+            self.closing = deferred_from_coro(self.crawler.engine.close_spider_async(reason=reason))
+
+        self.closing = call_later(0, close)
+
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> ProxyBalanceMiddleware:
         settings = crawler.settings
@@ -138,6 +155,7 @@ class ProxyBalanceMiddleware:
                 raise NotConfigured  # no message: Scrapy would log a warning for a deliberate choice
             config = Config.from_settings(settings)
             _check_scheduler(settings)
+            _check_asyncio(config, settings)
         except ConfigError as exc:
             logger.error("scrapy-proxybalance cannot start: %s", exc)
             return Misconfigured(crawler, str(exc))
@@ -342,7 +360,7 @@ class ProxyBalanceMiddleware:
         if held and held[0] == self.token:
             lease = self.leases.pop(held[1], None)
             if lease is not None:
-                self._release(lease, Outcome.NEUTRAL)
+                self._release(lease, Outcome.NEUTRAL, sent=False)
 
     def _assign(self, request: Request, lease: Lease) -> None:
         meta = request.meta
@@ -365,6 +383,8 @@ class ProxyBalanceMiddleware:
         self.stats.inc_value(f"{PREFIX}/requests")
         if self.config.stats_per_proxy:
             self.stats.inc_value(f"{PREFIX}/site/{lease.site}/requests")
+        if self.recorder is not None:
+            self.recorder.sent(lease.site)
 
     def _session_meta(self, meta: dict[str, Any], lease: Lease, session: str) -> None:
         """The request's binding; the move it tells, if it is the first request since; the
@@ -394,7 +414,8 @@ class ProxyBalanceMiddleware:
         retry_after = None
         if outcome in (Outcome.BAN, Outcome.RATE_LIMITED):
             retry_after = parse_retry_after(response.headers.get(b"Retry-After"), time.time())
-        outcome = self._release(lease, outcome, reason, request.meta.get("download_latency"), retry_after)
+        status = f"{response.status} ban page" if reason == "ban page" else str(response.status)
+        outcome = self._release(lease, outcome, reason, request.meta.get("download_latency"), retry_after, status)
         if outcome.retryable:
             retry = self._retry(request, lease, outcome, reason)
             if retry is not None:
@@ -423,10 +444,14 @@ class ProxyBalanceMiddleware:
     # -- outcomes --------------------------------------------------------------------
 
     def _release(self, lease: Lease, outcome: Outcome, reason: str = "", latency: float | None = None,
-                 retry_after: float | None = None) -> Outcome:
-        """Release a lease; return the outcome as the balancer counted it."""
-        released = self.balancer.release(lease, outcome, latency, retry_after, reason.rsplit(".", 1)[-1])
+                 retry_after: float | None = None, status: str = "", sent: bool = True) -> Outcome:
+        """Release a lease (``sent``: its request went out through the proxy; ``status``: the
+        response's, if there was one); return the outcome as the balancer counted it."""
+        reason = reason.rsplit(".", 1)[-1]
+        released = self.balancer.release(lease, outcome, latency, retry_after, reason)
         outcome = released.outcome
+        if self.recorder is not None and sent:
+            self.recorder.answered(lease.state.key, lease.site, outcome.value, time.time(), status, reason, latency)
         if outcome in COUNTED:
             self.stats.inc_value(f"{PREFIX}/{COUNTED[outcome]}")
             if self.config.stats_per_proxy and outcome is Outcome.BAN:
@@ -548,6 +573,8 @@ class ProxyBalanceMiddleware:
 
     async def spider_opened(self) -> None:
         self.policy = SpiderPolicy(self.project_policy, self.crawler.spider, self.crawler, self.config)
+        if self.recorder is not None:
+            self.recorder.started = time.time()
         await self.store.start()
         if self.config.stats_interval:
             self._every(self.config.stats_interval, self.log_summary)
@@ -555,6 +582,21 @@ class ProxyBalanceMiddleware:
             self._every(self.config.pool_reload_interval, self.reload_pool)
         if self.checker is not None:
             self.checker.start(self._every)
+        if self.config.status is not None:
+            await self._start_status_server()
+
+    async def _start_status_server(self) -> None:
+        from .status.server import StatusServer
+
+        assert self.config.status is not None
+        server = StatusServer(self.config.status, self)
+        try:
+            await server.start()
+        except OSError as exc:  # the crawl goes on without it
+            logger.error("proxybalance: cannot serve the status page at %s (%s); crawling without it",
+                         self.config.status.address, exc.strerror or exc)
+        else:
+            self.status_server = server
 
     def _every(self, seconds: float, function: Callable[[], None]) -> Any:
         """Call ``function`` every ``seconds``; an exception is logged and the loop goes on."""
@@ -582,12 +624,30 @@ class ProxyBalanceMiddleware:
                         self.config.pool_file, added, removed, updated, len(self.balancer.by_key))
             self._wake()
 
-    async def spider_closed(self) -> None:
+    def status_action(self, proxy_id: int, action: str) -> dict[str, Any] | None:
+        """``disable`` or ``enable`` the proxy with this id, from the status page
+        (``PROXY_STATUS_ACTIONS``); ``None`` if no such proxy is in the pool."""
+        states = self.balancer.states
+        p = states[proxy_id] if 0 <= proxy_id < len(states) else None
+        if p is None or self.balancer.by_key.get(p.key) is not p:
+            return None
+        if action == "disable":
+            self.balancer.disable(p.key)
+        else:
+            self.balancer.enable(p.key)
+            self._wake()
+        logger.info("proxybalance: %sd %s from the status page", action, p.proxy.label)
+        return {"id": p.id, "label": p.proxy.label, "state": self.balancer.state_of(p)}
+
+    async def spider_closed(self, reason: str | None = None) -> None:
         if self.checker is not None:
             self.checker.stop()
         for loop in self.loops:
             if loop.running:
                 loop.stop()
+        if self.status_server is not None:
+            await self.status_server.close()
+            self.status_server = None
         if self.leases:  # requests whose download never reported back (e.g. cut off by the close)
             self.stats.set_value(f"{PREFIX}/leases_open_at_close", len(self.leases))
             for lease in list(self.leases.values()):
@@ -596,7 +656,30 @@ class ProxyBalanceMiddleware:
         if self.config.stats_per_proxy:
             record_proxies(self.balancer, self.stats)
         logger.info("%s\n%s", summary(self.balancer, self.stats, 0), table(self.balancer))
+        if self.config.report_file is not None:
+            self._write_report(self.config.report_file, reason)
         await self.store.close()
+
+    def _write_report(self, template: str, reason: str | None) -> None:
+        """``PROXY_REPORT_FILE``: the pool, every proxy and site, as JSON (see :mod:`.report`)."""
+        from .report import report_path, write_report
+        from .status.view import View
+
+        started = self.recorder.started if self.recorder is not None else time.time()
+        spider = self.crawler.spider
+        assert spider is not None
+        try:
+            path = report_path(template, spider, started)
+        except KeyError as exc:
+            logger.error("proxybalance: PROXY_REPORT_FILE %r: the spider has no attribute %s; no report written",
+                         template, exc)
+            return
+        try:
+            write_report(path, View(self).report(reason))
+        except OSError as exc:
+            logger.error("proxybalance: cannot write the report to %s: %s", path, exc.strerror or exc)
+        else:
+            logger.info("proxybalance: wrote the report to %s", path)
 
 
 class Misconfigured(ProxyBalanceMiddleware):
@@ -618,15 +701,6 @@ class Misconfigured(ProxyBalanceMiddleware):
         if self.closing is None:
             self._close_soon("proxybalance_misconfigured")
 
-    def _close_soon(self, reason: str) -> None:
-        """Close the spider on the next turn of the event loop, never from inside the engine's
-        own call (with a Twisted reactor other than asyncio's, the close would run there and
-        then, under the engine's feet)."""
-        def close() -> None:
-            self.closing = deferred_from_coro(self.crawler.engine.close_spider_async(reason=reason))
-
-        self.closing = call_later(0, close)
-
     def engine_stopped(self) -> None:
         self.crawler.spider = None  # the process then reports a crawl that could not start: exit status 1
 
@@ -643,7 +717,7 @@ class Misconfigured(ProxyBalanceMiddleware):
     async def spider_opened(self) -> None:
         pass
 
-    async def spider_closed(self) -> None:
+    async def spider_closed(self, reason: str | None = None) -> None:
         pass
 
     def forget(self, request: Request) -> None:
@@ -683,6 +757,30 @@ def _restore_timeout(meta: dict) -> None:
             meta.pop("download_timeout", None)
         else:
             meta["download_timeout"] = own[0]
+
+
+ASYNCIO_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
+
+
+def _check_asyncio(config: Config, settings: Any) -> None:
+    """The status server runs on asyncio's event loop: Scrapy's default asyncio reactor, or
+    Scrapy without a Twisted reactor. Refuse another reactor in one line."""
+    if config.status is None:
+        return
+    from scrapy.utils.asyncio import is_asyncio_available
+
+    try:
+        if is_asyncio_available():
+            return
+        reactor = sys.modules["twisted.internet.reactor"]
+        running = f"{type(reactor).__module__}.{type(reactor).__name__}"
+    except (RuntimeError, KeyError):  # no reactor installed yet: go by the settings
+        if not settings.getbool("TWISTED_REACTOR_ENABLED", True) or settings.get("TWISTED_REACTOR") == ASYNCIO_REACTOR:
+            return
+        running = str(settings.get("TWISTED_REACTOR") or "the default Twisted reactor")
+    raise ConfigError(f"PROXY_STATUS_ADDRESS needs asyncio, but this crawl runs {running}: use Scrapy's default"
+                      f" TWISTED_REACTOR ({ASYNCIO_REACTOR!r}) or TWISTED_REACTOR_ENABLED = False, or unset"
+                      " PROXY_STATUS_ADDRESS")
 
 
 def _check_scheduler(settings: Any) -> None:

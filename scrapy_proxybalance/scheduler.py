@@ -19,12 +19,13 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Hashable
 from typing import TYPE_CHECKING, Any
 
 from scrapy.core.scheduler import BaseScheduler, Scheduler
 from scrapy.utils.asyncio import CallLaterResult, call_later
+from scrapy.utils.httpobj import urlparse_cached
 from scrapy.utils.misc import build_from_crawler
 
 from .config import enabled, scheduler_settings
@@ -93,6 +94,15 @@ class ProxyScheduler(BaseScheduler):
     def waiting(self) -> int:
         """Requests waiting for a proxy."""
         return len(self.room) + len(self.woken)
+
+    def waiting_by_site(self) -> Counter[str]:
+        """Requests waiting for a proxy, by site (O(what waits): for the status page)."""
+        counts: Counter[str] = Counter()
+        for key, queue in self.room.queues.items():  # a wait key starts with the site (see mw.wait_key)
+            counts[key[0] if isinstance(key, tuple) else str(key)] += len(queue.items)
+        for request in self.woken:
+            counts[urlparse_cached(request).hostname or ""] += 1
+        return counts
 
     def enqueue_request(self, request: Request) -> bool:
         mw = self.mw

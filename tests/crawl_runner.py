@@ -3,7 +3,8 @@
 ``python tests/crawl_runner.py JOB.json``: JOB holds ``settings``, ``requests`` and ``out``;
 the runner writes pages, errors, stats and warnings to ``out``. A request is a dict: ``url``,
 and optionally ``meta``, ``priority``, ``dont_filter`` (default True) and ``then``, requests
-its callback yields once it has the page.
+its callback yields once it has the page. With ``linger``, the crawl stays open that many
+seconds after its last page.
 """
 
 import json
@@ -52,6 +53,18 @@ def main(job_path: str) -> None:
         def failed(self, failure):
             results["errors"].append({"url": failure.request.url, "type": type(failure.value).__name__,
                                       "message": str(failure.value)})
+
+    class LingeringSpider(ListSpider):
+        """Stays open ``linger`` seconds after its last page, while nothing changes any more
+        (the status server's tests read it then)."""
+
+        async def parse(self, response, then):
+            for r in ListSpider.parse(self, response, then):
+                yield r
+            if len(results["pages"]) == len(job["requests"]):
+                from scrapy.utils.asyncio import sleep
+
+                await sleep(job["linger"])
 
     class SessionSpider(Spider):
         """Logs in ``sessions`` sessions at ``host`` and fetches ``pages`` account pages each,
@@ -103,7 +116,8 @@ def main(job_path: str) -> None:
         warnings.simplefilter("always")
         reactorless = job["settings"].get("TWISTED_REACTOR_ENABLED") is False
         process = (AsyncCrawlerProcess if reactorless else CrawlerProcess)(settings=job["settings"])
-        crawler = process.create_crawler(SessionSpider if job.get("spider") == "sessions" else ListSpider)
+        spider_class = LingeringSpider if job.get("linger") else ListSpider
+        crawler = process.create_crawler(SessionSpider if job.get("spider") == "sessions" else spider_class)
         process.crawl(crawler)
         process.start()
     # read after the crawl: every spider_closed handler has written its stats by now

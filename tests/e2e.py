@@ -59,6 +59,7 @@ def start(tmp_path: Path, farm: Farm, urls_or_requests: list, reactor: str, run:
     requests = [r if isinstance(r, dict) else {"url": r} for r in urls_or_requests]
     log = tmp_path / f"{run}.log"
     sessions = settings.pop("sessions", None)  # the sessions spider's plan
+    linger = settings.pop("linger", None)  # seconds the crawl stays open after its last page
     job = {
         "settings": {**BASE_SETTINGS, **REACTORS[reactor], "PROXY_POOL": farm.pool(), "LOG_FILE": str(log),
                      **settings},
@@ -66,6 +67,7 @@ def start(tmp_path: Path, farm: Farm, urls_or_requests: list, reactor: str, run:
         "spider": spider,
         "out": str(tmp_path / f"{run}.json"),
         "sessions": sessions,
+        "linger": linger,
     }
     job_path = tmp_path / f"{run}-job.json"
     job_path.write_text(json.dumps(job))

@@ -121,6 +121,20 @@ def test_strategy_by_name_class_or_dotted_path():
         ({"PROXY_STATS_PER_PROXY": "yes"}, "PROXY_STATS_PER_PROXY must be True or False"),
         ({"PROXY_SCHEDULER": "scrapy_proxybalance.ProxyScheduler"}, "PROXY_SCHEDULER: 'scrapy_proxybalance.Proxy"),
         ({"PROXY_HEALTH_CHECK_URL": "http://exa mple/ip"}, "PROXY_HEALTH_CHECK_URL must be an http(s) URL"),
+        ({"PROXY_STATUS_ADDRESS": "0.0.0.0:6025"},
+         "PROXY_STATUS_ADDRESS '0.0.0.0:6025' is not a loopback address: set PROXY_STATUS_TOKEN"),
+        ({"PROXY_STATUS_ADDRESS": "status.example:6025"}, "is not a loopback address: set PROXY_STATUS_TOKEN"),
+        ({"PROXY_STATUS_ADDRESS": "127.0.0.1"}, "PROXY_STATUS_ADDRESS must be 'host:port'"),
+        ({"PROXY_STATUS_ADDRESS": "127.0.0.1:70000"}, "PROXY_STATUS_ADDRESS must be 'host:port'"),
+        ({"PROXY_STATUS_ADDRESS": 6025}, "PROXY_STATUS_ADDRESS must be 'host:port' (say '127.0.0.1:6025'"),
+        ({"PROXY_STATUS_TOKEN": "secret"}, "PROXY_STATUS_TOKEN must be 16 to 256 printable ASCII characters without"
+                                           " spaces (got 6 characters; it is not shown)"),
+        ({"PROXY_STATUS_TOKEN": "a secret with spaces"}, "PROXY_STATUS_TOKEN must be 16 to 256 printable"),
+        ({"PROXY_STATUS_ACTIONS": "maybe"}, "PROXY_STATUS_ACTIONS must be True or False"),
+        ({"PROXY_METRICS_PER_PROXY": "yes"}, "PROXY_METRICS_PER_PROXY must be True or False"),
+        ({"PROXY_REPORT_FILE": "s3://bucket/proxies.json"}, "PROXY_REPORT_FILE must be a local file path"),
+        ({"PROXY_REPORT_FILE": "proxies-%(name"}, "PROXY_REPORT_FILE: 'proxies-%(name' has a placeholder that is not"),
+        ({"PROXY_REPORT_FILE": 3}, "PROXY_REPORT_FILE must be a file path, got 3"),
     ],
 )
 def test_bad_values_are_reported_with_the_setting_and_the_value(values, message):
@@ -128,6 +142,18 @@ def test_bad_values_are_reported_with_the_setting_and_the_value(values, message)
         config(**values)
     assert message in str(info.value)
     assert "secret" not in str(info.value) and "\n" not in str(info.value)
+
+
+def test_status_page_and_report_settings():
+    c = config()
+    assert (c.status, c.report_file, c.metrics_per_proxy, c.metrics_per_site) == (None, None, False, False)
+    assert config(PROXY_STATUS_ADDRESS="127.0.0.1:6025").status.address == "127.0.0.1:6025"
+    ipv6 = config(PROXY_STATUS_ADDRESS="[::1]:0", PROXY_STATUS_ACTIONS="true").status
+    assert (ipv6.host, ipv6.port, ipv6.loopback, ipv6.actions, ipv6.address) == ("::1", 0, True, True, "[::1]:0")
+    token = "x" * 16
+    anywhere = config(PROXY_STATUS_ADDRESS="0.0.0.0:6025", PROXY_STATUS_TOKEN=token).status
+    assert anywhere.token == token and not anywhere.loopback and token not in repr(anywhere)
+    assert config(PROXY_REPORT_FILE="file:///tmp/p-%(name)s-%(time)s.json").report_file == "/tmp/p-%(name)s-%(time)s.json"
 
 
 def test_a_password_with_special_characters_never_shows_in_an_error():

@@ -25,6 +25,9 @@ PROXY_HEALTH_CHECK_URL = "http://echo.test/ip"
 PROXY_HEALTH_CHECK_BODY = '"origin"'
 PROXY_HEALTH_CHECK_INTERVAL = 5.0
 PROXY_HEALTH_CHECK_TIMEOUT = 3.0
+# At close, a JSON report of every proxy and site (see the README's "Watching the pool");
+# `make demo STATUS=127.0.0.1:6025` also serves the live status page (PROXY_STATUS_ADDRESS).
+PROXY_REPORT_FILE = "output-proxies-%(name)s.json"
 
 CONCURRENT_REQUESTS = 16
 CONCURRENT_REQUESTS_PER_DOMAIN = 16  # the pool, not one IP, carries each site

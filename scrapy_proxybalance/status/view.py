@@ -1,0 +1,211 @@
+"""The pool as a person (or Prometheus) reads it: what ``/status.json``, ``/metrics`` and the
+closing report show, built from the middleware's balancer, recorder, scheduler and stats.
+
+No password appears: proxies are shown by ``Proxy.label`` (the entry's name, else the masked
+URL) and by their masked URL. Building a view walks the pool once (O(pool)); the status
+server caches it and spaces its refreshes by how long that takes.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+from ..stats import PREFIX
+from .record import OUTCOMES
+
+if TYPE_CHECKING:
+    from ..core.state import ProxyState
+    from ..middleware import ProxyBalanceMiddleware
+
+MAX_PROXY_ROWS = 500  # proxies /status.json lists (those out or banned first, then the busiest)
+MAX_SITE_ROWS = 200  # sites /status.json lists (the busiest)
+VERSION = 1  # of the /status.json and report formats
+STATES = ("healthy", "trial", "ejected", "disabled")
+STATE_ORDER = {"ejected": 0, "disabled": 1, "trial": 2, "healthy": 3}  # most worth a look first
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 1)
+
+
+def _rate(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+class View:
+    """One look at the pool, now. ``proxies`` and ``pool`` come from one pass over it."""
+
+    def __init__(self, mw: ProxyBalanceMiddleware) -> None:
+        self.mw = mw
+        self.balancer = b = mw.balancer
+        self.recorder = mw.recorder
+        self.now = b.clock()  # the balancer's clock (monotonic), for deadlines
+        self.wall = time.time()
+        store = b.store
+        self.states: list[tuple[ProxyState, str, list[str]]] = []  # (proxy, state, sites banning it now)
+        counts: Counter[str] = Counter()
+        banned = backups = backups_busy = in_flight = 0
+        for p in b.by_key.values():
+            state = b.state_of(p, self.now)
+            banning = store.banned_sites(p.key, self.now)
+            self.states.append((p, state, banning))
+            counts[state] += 1
+            banned += bool(banning)
+            in_flight += p.in_flight
+            if p.proxy.backup:
+                backups += 1
+                backups_busy += p.in_flight > 0
+        waiting = mw.waiting()
+        self.pool = {"total": len(self.states), **{s: counts[s] for s in STATES}, "banned": banned,
+                     "backups": backups, "backups_in_use": backups_busy, "in_flight": in_flight, "waiting": waiting}
+
+    # -- totals ------------------------------------------------------------------------
+
+    def totals(self) -> dict[str, Any]:
+        stats = self.mw.stats
+        outcomes = self.recorder.outcomes if self.recorder else Counter()
+
+        def stat(key: str) -> int:
+            return int(stats.get_value(f"{PREFIX}/{key}", 0) or 0)
+
+        return {"requests": stat("requests"), "outcomes": {o: outcomes[o] for o in OUTCOMES},
+                "retries": stat("retry/count"), "gave_up": stat("retry/max_reached"), "ejections": stat("ejections"),
+                "waits": stat("waits"), "no_proxy": stat("no_proxy"), "pool_reloads": stat("pool/reloads")}
+
+    # -- proxies -----------------------------------------------------------------------
+
+    def why(self, p: ProxyState, state: str, banning: list[str]) -> str:
+        """Why a proxy is in its state, in a few words."""
+        facts = self.balancer.facts(p)
+        if state == "disabled":
+            return "disabled by hand"
+        if state == "ejected":
+            left = facts.ejected_until - self.now
+            return f"ejected for {left:.0f} s more: {facts.reason or 'failures'}"
+        parts = []
+        if state == "trial":
+            parts.append(f"on trial after: {facts.reason}" if facts.reason else "on trial")
+        if banning:
+            parts.append(f"banned by {', '.join(sorted(banning)[:3])}" + (f" and {len(banning) - 3} more"
+                                                                             if len(banning) > 3 else ""))
+        if facts.failures:
+            parts.append(f"{facts.failures} failure(s) in a row, last: {facts.reason}")
+        return "; ".join(parts)
+
+    def proxy(self, p: ProxyState, state: str, banning: list[str], history: bool = False) -> dict[str, Any]:
+        m, facts = p.metrics, self.balancer.facts(p)
+        record = self.recorder.proxies.get(p.key) if self.recorder else None
+        checker = self.mw.checker
+        ejected_for = facts.ejected_until - self.now if state == "ejected" else None
+        row: dict[str, Any] = {
+            "id": p.id, "label": p.proxy.label, "name": p.proxy.name, "proxy": str(p.proxy),
+            "state": state, "why": self.why(p, state, banning), "banned_by": sorted(banning),
+            "in_flight": p.in_flight, "limit": p.limit.allowed, "requests": m.requests, "successes": m.successes,
+            "failures": m.failures, "bans": m.bans, "rate_limited": m.rate_limits, "overloaded": m.overloads,
+            "success_rate": _rate(m.successes, m.successes + m.failures + m.bans),
+            "latency_ms": _ms(m.mean_latency), "latency_ewma_ms": _ms(m.latency.value if m.latency else None),
+            "ejections": facts.ejections, "next_trial_s": None if ejected_for is None else round(ejected_for, 1),
+            "exit_ip": checker.ip_of.get(p.key) if checker else None,
+            "region": p.proxy.region, "backup": p.proxy.backup, "weight": p.proxy.weight,
+            "bans_by_site": {site: dict(c) for site, c in record.bans.items()} if record else {},
+        }
+        if history:
+            row["rate_limited_by_site"] = dict(record.rate_limits) if record else {}
+            row["failures_by_reason"] = dict(record.failures) if record else {}
+            row["ejection_history"] = [self._event(e) for e in record.ejections] if record else []
+        elif record and record.ejections:
+            row["last_ejection"] = self._event(record.ejections[-1])
+        return row
+
+    @staticmethod
+    def _event(event: dict[str, Any]) -> dict[str, Any]:
+        return {**event, "at": _iso(event["at"]),
+                "back": event["back"] and {**event["back"], "at": _iso(event["back"]["at"])}}
+
+    def proxies(self, limit: int | None = None, history: bool = False) -> list[dict[str, Any]]:
+        """One row per proxy of the pool: all of them, or the ``limit`` most worth a look (out
+        or banned first, then the busiest), in pool order."""
+        chosen = self.states
+        if limit is not None and len(chosen) > limit:
+            chosen = sorted(chosen, key=lambda t: (STATE_ORDER.get(t[1], 9) - 0.5 * bool(t[2]),
+                                                   -t[0].metrics.requests, t[0].id))[:limit]
+            chosen.sort(key=lambda t: t[0].id)
+        return [self.proxy(p, state, banning, history) for p, state, banning in chosen]
+
+    # -- sites -------------------------------------------------------------------------
+
+    def sites(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """One row per site the crawl sent requests to (the busiest ``limit``)."""
+        recorder = self.recorder
+        if recorder is None:
+            return []
+        scheduler = self.mw.scheduler
+        waiting = scheduler.waiting_by_site() if scheduler is not None else Counter()
+        names = sorted(recorder.sites, key=lambda s: -recorder.sites[s].requests)
+        names += [s for s in waiting if s not in recorder.sites]
+        if limit is not None:
+            names = names[:limit]
+        store, b = self.balancer.store, self.balancer
+        rows = []
+        for site in names:
+            record = recorder.sites.get(site)
+            outcomes = record.outcomes if record else Counter()
+            rows.append({
+                "site": site, "requests": record.requests if record else 0, "pages": outcomes["success"],
+                "failures": outcomes["failure"], "bans": outcomes["ban"], "rate_limited": outcomes["rate_limited"],
+                "bans_by_status": dict(record.bans) if record else {},
+                "pages_per_s": round(record.pages.per_second(self.wall, recorder.started), 2) if record else 0.0,
+                "waiting": waiting.get(site, 0), "gap_s": round(b.gap(site, self.now), 3),
+                "banned_proxies": len(store.banned(site, self.now)),
+            })
+        return rows
+
+    # -- whole documents ---------------------------------------------------------------
+
+    def header(self) -> dict[str, Any]:
+        spider = self.mw.crawler.spider
+        started = self.recorder.started if self.recorder else self.wall
+        return {"version": VERSION, "spider": getattr(spider, "name", None), "now": _iso(self.wall),
+                "started": _iso(started), "uptime_s": round(self.wall - started, 1)}
+
+    def status(self, max_proxies: int = MAX_PROXY_ROWS, max_sites: int = MAX_SITE_ROWS) -> dict[str, Any]:
+        """``/status.json``."""
+        recorder, source = self.recorder, self.mw.source
+        return {
+            **self.header(),
+            "pool": self.pool,
+            "totals": self.totals(),
+            "pages_per_s": round(recorder.pages_per_second(self.wall), 2) if recorder else 0.0,
+            "throughput": {"step_s": 1, "points": recorder.throughput(self.wall) if recorder else []},
+            "latency": self.latency(),
+            "sites": self.sites(max_sites),
+            "proxies": self.proxies(max_proxies),
+            "proxies_shown": min(len(self.states), max_proxies),
+            "source": source.status() if source is not None else None,
+            "actions": bool(self.mw.config.status and self.mw.config.status.actions),
+        }
+
+    def report(self, reason: str | None) -> dict[str, Any]:
+        """The closing report: every proxy and site, with their histories."""
+        source = self.mw.source
+        return {**self.header(), "finish_reason": reason, "pool": self.pool, "totals": self.totals(),
+                "latency": self.latency(), "sites": self.sites(), "proxies": self.proxies(history=True),
+                "source": source.status() if source is not None else None}
+
+    def latency(self) -> dict[str, Any] | None:
+        """The answered requests' download latency: count, mean, and cumulative buckets."""
+        if self.recorder is None:
+            return None
+        h = self.recorder.latency
+        return {"count": h.count, "mean_ms": _ms(h.total / h.count) if h.count else None,
+                "buckets": dict(h.cumulative())}
+
+
+def _iso(wall: float | None) -> str | None:
+    """A wall-clock time as ISO 8601 UTC (seconds, with a ``Z``)."""
+    if wall is None or not math.isfinite(wall):
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(wall))
