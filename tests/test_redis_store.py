@@ -56,6 +56,23 @@ def test_a_pair_is_claimed_once_for_the_whole_fleet_and_alternates_are_tried_in_
     run(scenario())
 
 
+def test_what_a_claim_taught_of_a_pair_in_flight_is_shortened_once_its_answer_is_known(namespace):
+    async def scenario():
+        one, two = await stores(namespace)
+        assert await one.claim("s", [A], 1, limit=1, gap=0.5) == A
+        assert await two.claim("s", [A], 1, limit=1, gap=0.5) is None  # in flight: held for a guess
+        now = time.monotonic()
+        guessed = two.pair_free_at(A, "s", now, 1, 0.5)
+        assert guessed > now + 0.5
+        one.give_back(A, "s", now, 0.5, 1)  # answered now: the pair is free half a second from now
+        await one._flush()
+        assert await two.claim("s", [B], 2, limit=1, gap=0.5) == B  # any claim brings the news
+        assert abs(two.pair_free_at(A, "s", time.monotonic(), 1, 0.5) - (now + 0.5)) < 0.1 < guessed - now - 0.5
+        await close(one, two)
+
+    run(scenario())
+
+
 def test_the_gap_counts_from_the_answer_by_redis_s_clock(namespace):
     async def scenario():
         one, two = await stores(namespace)

@@ -122,6 +122,7 @@ class _Pair:
     busy: int = 0
     answered: float = -math.inf  # the last answer through the pair
     hold: float = -math.inf  # paused until then (Retry-After)
+    fleet: float = -math.inf  # held by another process until then, as the shared store last said
     ban_until: float = -math.inf
     ban_level: int = 0
 
@@ -155,7 +156,7 @@ class MemoryStore:
         pair = pairs.get(key) if pairs else None
         if pair is None:
             return -math.inf
-        held = max(pair.answered + gap, pair.hold, pair.ban_until)
+        held = max(pair.answered + gap, pair.hold, pair.ban_until, pair.fleet)
         if held > now:
             return held
         return math.inf if pair.busy >= limit else -math.inf
@@ -234,7 +235,7 @@ class MemoryStore:
         while holds:
             until, key = holds[0]
             pair = pairs.get(key)
-            if pair is not None and until in (pair.hold, pair.ban_until) and until > now:
+            if pair is not None and until in (pair.hold, pair.ban_until, pair.fleet) and until > now:
                 ends.append(until)
                 break
             heapq.heappop(holds)
@@ -263,7 +264,7 @@ class MemoryStore:
 
     def _tidy(self, site: str, key: str, pair: _Pair, now: float) -> None:
         """Drop a pair that holds nothing any more (a ban level stays until a success)."""
-        if (not pair.busy and pair.answered + self.memory <= now and pair.hold <= now and pair.ban_until <= now
+        if (not pair.busy and pair.answered + self.memory <= now and max(pair.hold, pair.ban_until, pair.fleet) <= now
                 and not pair.ban_level):
             del self.pairs[site][key]
             if not self.pairs[site]:

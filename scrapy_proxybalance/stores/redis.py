@@ -265,16 +265,22 @@ class RedisStore(MemoryStore):
         return keys[index - 1] if index else None
 
     def _learn(self, site: str, taken: str | None, held: list[bytes]) -> None:
-        """The pairs of ``site`` the fleet holds (in use, within their gap, paused or banned):
-        held here too until then, so this process's picks avoid them."""
+        """The pairs of ``site`` the fleet holds (in use, within their gap, paused or banned),
+        soonest free first: held here too until then, so this process's picks avoid them. What
+        it said before is replaced (a pair in flight is reported with a guess, shortened when
+        its answer comes), and pairs it no longer reports are free as far as the fleet goes."""
+        reported: dict[str, float] = {}
         for i in range(0, len(held), 2):
-            key = held[i].decode()
-            if key == taken:
-                continue
-            until = self._local(float(held[i + 1]))
-            pair = self._pair(key, site)
-            if until > pair.hold:
-                pair.hold = until
+            reported[held[i].decode()] = self._local(float(held[i + 1]))
+        complete = len(reported) < HELD_REPORTED
+        last = max(reported.values(), default=math.inf)
+        for key, pair in self.pairs.get(site, {}).items():
+            if key not in reported and pair.fleet > -math.inf and (complete or pair.fleet <= last):
+                pair.fleet = -math.inf
+        for key, until in reported.items():
+            if key != taken:
+                pair = self._pair(key, site)
+                pair.fleet = until
                 self._push_hold(site, key, until)
 
     def _push_hold(self, site: str, key: str, until: float) -> None:
