@@ -26,6 +26,7 @@ from .core.proxy import Proxy, describe, load_pool, mask
 from .core.rules import Rules
 from .core.sessions import SessionLimits
 from .core.strategies import STRATEGIES, Strategy
+from .sources import mask_source
 
 if TYPE_CHECKING:
     from scrapy.settings import BaseSettings
@@ -73,6 +74,7 @@ DEFAULTS: dict[str, Any] = {
     "PROXY_HEALTH_CHECK_CONCURRENCY": 8,
     "PROXY_HEALTH_CHECK_RISE": 1,
     "PROXY_HEALTH_CHECK_FALL": 3,
+    "PROXY_POOL_SOURCE": None,
     "PROXY_STATUS_ADDRESS": None,
     "PROXY_STATUS_TOKEN": None,
     "PROXY_STATUS_ACTIONS": False,
@@ -228,17 +230,19 @@ def _choice(settings: BaseSettings, name: str, choices: tuple[str, ...]) -> str:
     return value
 
 
-def _pool(settings: BaseSettings) -> tuple[list[Proxy], Path | None]:
+def _pool(settings: BaseSettings, source: object = None) -> tuple[list[Proxy], Path | None]:
+    """``PROXY_POOL``; it may be empty only when ``PROXY_POOL_SOURCE`` gives the proxies."""
     value = _get(settings, "PROXY_POOL")
     try:
         pool, path = load_pool(value)
     except InvalidProxy as exc:
         message = str(exc)
         raise ConfigError(message if message.startswith("PROXY_POOL") else f"PROXY_POOL: {message}") from None
-    if not pool:
+    if not pool and source is None:
         what = f"the file {str(path)!r} lists no proxies" if path else f"is empty ({_shown(value)})"
         raise ConfigError(
-            f"PROXY_POOL {what} while scrapy-proxybalance is enabled; list proxies, or set PROXY_ENABLED = False"
+            f"PROXY_POOL {what} while scrapy-proxybalance is enabled; list proxies (or set PROXY_POOL_SOURCE),"
+            " or set PROXY_ENABLED = False"
         )
     encoding = settings.get("HTTPPROXY_AUTH_ENCODING") or "latin-1"
     for proxy in pool:
@@ -279,18 +283,43 @@ def _namespace(settings: BaseSettings) -> str:
     return value
 
 
-def _domain_regions(settings: BaseSettings, pool: list[Proxy]) -> dict[str, str]:
+def _domain_regions(settings: BaseSettings, pool: list[Proxy], sourced: bool = False) -> dict[str, str]:
+    """``PROXY_DOMAIN_REGIONS``; each region must be one of the pool's (unless a source gives
+    the pool: its regions are known only once it is read)."""
     value = _get(settings, "PROXY_DOMAIN_REGIONS")
     if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
         raise ConfigError(f"PROXY_DOMAIN_REGIONS must map domain names to region names, got {_shown(value)}")
     regions = {p.region for p in pool if p.region}
     for domain, region in value.items():
-        if region not in regions:
+        if region not in regions and not sourced:
             raise ConfigError(
                 f"PROXY_DOMAIN_REGIONS maps {domain!r} to region {region!r}, but no proxy of"
                 f" PROXY_POOL has that region (regions: {sorted(regions)})"
             )
     return {k.lower().lstrip("."): v for k, v in value.items()}
+
+
+def _pool_source(settings: BaseSettings) -> str | Callable[[], Any] | None:
+    """``PROXY_POOL_SOURCE``: an http(s) URL that lists proxies, or a function (itself or its
+    dotted path, loaded now) that returns them; ``None`` when unset."""
+    value = _get(settings, "PROXY_POOL_SOURCE")
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if callable(value) and not isinstance(value, type):
+        return value
+    if not isinstance(value, str):
+        raise ConfigError(f"PROXY_POOL_SOURCE must be an http(s):// URL or the dotted path of a function,"
+                          f" got {_shown(value)}")
+    value = value.strip()
+    if re.match(r"(?i)https?://", value):
+        if not re.match(r"(?i)https?://[^/\s?#]+(?:[/?#]\S*)?$", value):
+            raise ConfigError(f"PROXY_POOL_SOURCE: {_shown(mask_source(value))} is not a valid http(s) URL")
+        return value
+    if "://" in value or not re.fullmatch(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)+", value):
+        raise ConfigError(f"PROXY_POOL_SOURCE must be an http(s):// URL or the dotted path of a function,"
+                          f" got {_shown(mask_source(value))}")
+    return _class(settings, "PROXY_POOL_SOURCE", lambda f: callable(f) and not isinstance(f, type),
+                  "a function (it must return the pool's entries)")
 
 
 @dataclass(frozen=True)
@@ -428,6 +457,7 @@ class Config:
     stats_per_proxy: bool
     session_cookiejar: bool
     health_check: HealthCheck | None
+    pool_source: str | Callable[[], Any] | None = None
     status: StatusSettings | None = None
     metrics_per_proxy: bool = False
     metrics_per_site: bool = False
@@ -436,7 +466,8 @@ class Config:
     @classmethod
     def from_settings(cls, settings: BaseSettings) -> Config:
         """Read every setting; raise :class:`ConfigError` naming the first bad one."""
-        pool, pool_file = _pool(settings)
+        source = _pool_source(settings)
+        pool, pool_file = _pool(settings, source)
         recovery = _number(settings, "PROXY_RECOVERY_INTERVAL", positive=True)
         recovery_max = _number(settings, "PROXY_RECOVERY_MAX_INTERVAL", positive=True)
         if recovery_max < recovery:
@@ -490,10 +521,11 @@ class Config:
             state_url=_state_url(settings),
             state_namespace=_namespace(settings),
             state_timeout=_number(settings, "PROXY_STATE_TIMEOUT", positive=True, largest=60),
-            domain_regions=_domain_regions(settings, pool),
+            domain_regions=_domain_regions(settings, pool, sourced=source is not None),
             stats_interval=_number(settings, "PROXY_STATS_INTERVAL"),
             stats_per_proxy=_bool(settings, "PROXY_STATS_PER_PROXY"),
             health_check=HealthCheck.from_settings(settings),
+            pool_source=source,
             status=_status_server(settings),
             metrics_per_proxy=_bool(settings, "PROXY_METRICS_PER_PROXY"),
             metrics_per_site=_bool(settings, "PROXY_METRICS_PER_SITE"),

@@ -61,6 +61,7 @@ from .meta import (
 )
 from .policy import BanDetected, SpiderPolicy, build_policy
 from .reload import PoolFile
+from .sources import PoolSource
 from .stats import PREFIX, record_proxies, summary, table
 from .status.record import Recorder
 
@@ -127,16 +128,23 @@ class ProxyBalanceMiddleware:
         self.own_slots = set(crawler.settings.getdict("DOWNLOAD_SLOTS"))
         self.closing: Any = None
         self.pool_file = PoolFile(config.pool_file) if config.pool_file and config.pool_reload_interval else None
-        self.source: Any = None  # PROXY_POOL_SOURCE (none yet)
+        self.static_pool = list(config.pool)  # PROXY_POOL (as its file reads now)
+        self.source_pool: list[Proxy] = []  # what PROXY_POOL_SOURCE gave last
+        source = config.pool_source
+        self.source = PoolSource(source, crawler, self._use_source_pool) if source is not None else None
         self.status_server: Any = None
         self.loops: list[Any] = []
         check = config.health_check
         self.checker = HealthChecker(crawler, self.balancer, check, self.waiting) if check else None
 
-    refused = ""  # why the settings were refused (then nothing is crawled: see Misconfigured)
+    refused = ""  # why nothing can be crawled (bad settings: see Misconfigured; or no pool at all)
 
     def refuse(self) -> None:
-        """Only a misconfigured middleware refuses to crawl."""
+        """Close the spider (once): there is no proxy to crawl through (``PROXY_POOL`` is
+        empty and ``PROXY_POOL_SOURCE`` gave none). The scheduler calls it and lets nothing
+        leave meanwhile."""
+        if self.closing is None:
+            self._close_soon("proxies_unavailable")
 
     def _close_soon(self, reason: str) -> None:
         """Close the spider on the next turn of the event loop, never from inside the engine's
@@ -200,6 +208,8 @@ class ProxyBalanceMiddleware:
     def _waiting(self, request: Request, ask: Ask, wait: Wait) -> Wait | None:
         """Count a wait, and apply ``PROXY_UNAVAILABLE_TIMEOUT`` to it."""
         self.stats.inc_value(f"{PREFIX}/waits")
+        if wait.unavailable and self.source is not None:
+            self.source.refresh("dry")  # the pool ran dry for this site: the provider may know better
         now = time.monotonic()
         what = ask.site + (f" in region {ask.region!r}" if ask.region else "")
         verdict = self.unavailability.waiting((ask.site, ask.region), wait.seconds, wait.unavailable, now, what)
@@ -576,14 +586,27 @@ class ProxyBalanceMiddleware:
         if self.recorder is not None:
             self.recorder.started = time.time()
         await self.store.start()
+        if self.source is not None:
+            await self._read_source_first()
         if self.config.stats_interval:
             self._every(self.config.stats_interval, self.log_summary)
         if self.pool_file is not None:
             self._every(self.config.pool_reload_interval, self.reload_pool)
+        if self.source is not None and self.config.pool_reload_interval:
+            self._every(self.config.pool_reload_interval, self.source.refresh)
         if self.checker is not None:
             self.checker.start(self._every)
         if self.config.status is not None:
             await self._start_status_server()
+
+    async def _read_source_first(self) -> None:
+        """Read ``PROXY_POOL_SOURCE`` before the first request leaves; with no proxy at all
+        then, the spider closes (reason ``proxies_unavailable``)."""
+        assert self.source is not None
+        await self.source.update("start")
+        if not self.balancer.by_key and not self.balancer.gateways.by_key:
+            self.refused = f"PROXY_POOL_SOURCE {self.source.shown} gave no proxies and PROXY_POOL lists none"
+            logger.error("proxybalance: %s: nothing to crawl through; closing the spider", self.refused)
 
     async def _start_status_server(self) -> None:
         from .status.server import StatusServer
@@ -618,10 +641,25 @@ class ProxyBalanceMiddleware:
         """Apply the pool file if it changed; proxies that stay keep their health."""
         proxies = self.pool_file.changed() if self.pool_file else None
         if proxies:
-            added, removed, updated = self.balancer.replace(proxies)
+            self.static_pool = proxies
+            self._apply_pool(f"reloaded {self.config.pool_file}", always=True)
+
+    def _use_source_pool(self, proxies: list[Proxy]) -> None:
+        """``PROXY_POOL_SOURCE`` gave a good pool: it joins ``PROXY_POOL``'s."""
+        self.source_pool = proxies
+        self._apply_pool("PROXY_POOL_SOURCE changed the pool")
+
+    def _apply_pool(self, what: str, always: bool = False) -> None:
+        """Make the pool ``PROXY_POOL``'s proxies and the source's (a proxy both list counts
+        once); proxies that stay keep their health."""
+        wanted: dict[str, Proxy] = {}
+        for proxy in (*self.static_pool, *self.source_pool):
+            wanted.setdefault(proxy.key, proxy)
+        added, removed, updated = self.balancer.replace(list(wanted.values()))
+        if always or added or removed or updated:
             self.stats.inc_value(f"{PREFIX}/pool/reloads")
-            logger.info("proxybalance: reloaded %s: %d added, %d removed, %d updated, %d in the pool",
-                        self.config.pool_file, added, removed, updated, len(self.balancer.by_key))
+            logger.info("proxybalance: %s: %d added, %d removed, %d updated, %d in the pool",
+                        what, added, removed, updated, len(self.balancer.by_key) + len(self.balancer.gateways.by_key))
             self._wake()
 
     def status_action(self, proxy_id: int, action: str) -> dict[str, Any] | None:
@@ -645,6 +683,8 @@ class ProxyBalanceMiddleware:
         for loop in self.loops:
             if loop.running:
                 loop.stop()
+        if self.source is not None:
+            self.source.close()
         if self.status_server is not None:
             await self.status_server.close()
             self.status_server = None

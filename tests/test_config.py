@@ -135,6 +135,12 @@ def test_strategy_by_name_class_or_dotted_path():
         ({"PROXY_REPORT_FILE": "s3://bucket/proxies.json"}, "PROXY_REPORT_FILE must be a local file path"),
         ({"PROXY_REPORT_FILE": "proxies-%(name"}, "PROXY_REPORT_FILE: 'proxies-%(name' has a placeholder that is not"),
         ({"PROXY_REPORT_FILE": 3}, "PROXY_REPORT_FILE must be a file path, got 3"),
+        ({"PROXY_POOL_SOURCE": "ftp://u:secret@h/list?key=secret"},
+         "PROXY_POOL_SOURCE must be an http(s):// URL or the dotted path of a function, got 'ftp://u:***@h/list?key=***'"),
+        ({"PROXY_POOL_SOURCE": "https://u:secret@exa mple/?key=secret"}, "PROXY_POOL_SOURCE: 'https://u:***@exa mple/?key=***' is not a valid http(s) URL"),
+        ({"PROXY_POOL_SOURCE": "nope.missing"}, "PROXY_POOL_SOURCE: cannot load 'nope.missing'"),
+        ({"PROXY_POOL_SOURCE": "os.sep"}, "PROXY_POOL_SOURCE: 'os.sep' is not a function"),
+        ({"PROXY_POOL_SOURCE": "proxies.txt"}, "PROXY_POOL_SOURCE: cannot load 'proxies.txt'"),
     ],
 )
 def test_bad_values_are_reported_with_the_setting_and_the_value(values, message):
@@ -144,9 +150,10 @@ def test_bad_values_are_reported_with_the_setting_and_the_value(values, message)
     assert "secret" not in str(info.value) and "\n" not in str(info.value)
 
 
-def test_status_page_and_report_settings():
+def test_status_page_report_and_pool_source_settings():
     c = config()
-    assert (c.status, c.report_file, c.metrics_per_proxy, c.metrics_per_site) == (None, None, False, False)
+    assert (c.status, c.report_file, c.pool_source, c.metrics_per_proxy, c.metrics_per_site) == (None, None, None,
+                                                                                                False, False)
     assert config(PROXY_STATUS_ADDRESS="127.0.0.1:6025").status.address == "127.0.0.1:6025"
     ipv6 = config(PROXY_STATUS_ADDRESS="[::1]:0", PROXY_STATUS_ACTIONS="true").status
     assert (ipv6.host, ipv6.port, ipv6.loopback, ipv6.actions, ipv6.address) == ("::1", 0, True, True, "[::1]:0")
@@ -154,6 +161,9 @@ def test_status_page_and_report_settings():
     anywhere = config(PROXY_STATUS_ADDRESS="0.0.0.0:6025", PROXY_STATUS_TOKEN=token).status
     assert anywhere.token == token and not anywhere.loopback and token not in repr(anywhere)
     assert config(PROXY_REPORT_FILE="file:///tmp/p-%(name)s-%(time)s.json").report_file == "/tmp/p-%(name)s-%(time)s.json"
+    sourced = config(PROXY_POOL=[], PROXY_POOL_SOURCE="tests.pool_source.proxies", PROXY_DOMAIN_REGIONS={"a.de": "de"})
+    assert sourced.pool == [] and sourced.pool_source.__name__ == "proxies"  # regions come with the source's pool
+    assert config(PROXY_POOL="", PROXY_POOL_SOURCE=" https://api.example/list ").pool_source == "https://api.example/list"
 
 
 def test_a_password_with_special_characters_never_shows_in_an_error():

@@ -1,7 +1,8 @@
 """Seeing the pool while it works, end to end: the status server of a real crawl (its JSON and
 Prometheus metrics against the crawl's own stats, the token, the actions, the page in headless
-Chromium), and the closing report."""
+Chromium), the closing report, and pools read from a provider (a URL, a function)."""
 
+import contextlib
 import json
 import os
 import re
@@ -9,9 +10,12 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -194,6 +198,120 @@ def test_the_status_server_with_another_reactor_stops_scrapy_crawl_with_one_line
     lines = [line for line in proc.stderr.splitlines() if "scrapy-proxybalance cannot start" in line]
     assert len(lines) == 1 and message in lines[0], proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr
+
+
+class ProviderAPI(BaseHTTPRequestHandler):
+    """A provider's list of proxies: the server's ``answers`` in turn (the last repeats; an int
+    is an error status); it wants basic auth ``acme:pa55word`` and ``?key=hunter2-key``."""
+
+    def do_GET(self):
+        server = self.server
+        server.calls.append(self.path)
+        answer = server.answers[min(len(server.calls), len(server.answers)) - 1]
+        authorized = self.headers.get("Authorization") == "Basic YWNtZTpwYTU1d29yZA=="
+        if not authorized or not self.path.endswith("?key=hunter2-key"):
+            answer = 401
+        body = b"no" if isinstance(answer, int) else answer.encode()
+        self.send_response(200 if isinstance(answer, str) else answer)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@contextlib.contextmanager
+def provider(answers):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), ProviderAPI)
+    server.answers, server.calls = answers, []
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def test_a_pool_source_url_is_read_again_and_a_failing_one_keeps_the_last_good_pool(tmp_path):
+    specs = [ProxySpec("fast-1"), ProxySpec("fast-2"), ProxySpec("fast-3")]
+    with Farm(specs) as farm:
+        first = f"# our proxies\n{specs[0].url}\n{specs[1].url}  # two of them\n"
+        then = json.dumps([{"url": specs[1].url, "name": "fast-2"}, {"url": specs[2].url, "name": "fast-3"}])
+        with provider([first, then, then, 500]) as api:
+            source = f"http://acme:pa55word@127.0.0.1:{api.server_port}/proxies?key=hunter2-key"
+            result = finish(start(tmp_path, farm, pages("shop.test", 16), "asyncio", "source", "list", PROXY_POOL=[],
+                                  PROXY_POOL_SOURCE=source, PROXY_POOL_RELOAD_INTERVAL=0.2, PROXY_DOMAIN_COOLDOWN=0.2,
+                                  PROXY_REPORT_FILE=str(tmp_path / "report.json")), 60)
+            calls = len(api.calls)
+    assert len(result["pages"]) == 16 and result["errors"] == []
+    log, stats = result["log"], result["stats"]
+    report = json.loads((tmp_path / "report.json").read_text())
+    rows = {p["label"]: p for p in report["proxies"]}
+    assert set(rows) == {"fast-2", "fast-3"}  # the last good pool, kept through the failures
+    assert rows["fast-2"]["requests"] == len(specs[1].seen)  # it stayed: it kept its counts (and health)
+    assert specs[2].seen and specs[0].seen  # fast-3 joined; fast-1 served before it left
+    errors = stats["proxybalance/pool/source_errors"]
+    assert calls >= 5 and calls - 4 <= errors <= calls - 3  # (a read may have been under way at the close)
+    assert log.count("keeping the last good pool (2 proxies)") == 1  # said once, however often it failed
+    assert f"http://acme:***@127.0.0.1:{api.server_port}/proxies?key=*** failed (HTTP 500)" in log
+    assert "1 added, 1 removed, 1 updated, 2 in the pool" in log
+    assert report["source"]["failing"] and report["source"]["errors"] == errors
+    everything = log + json.dumps(report)
+    assert "pa55word" not in everything and "hunter2" not in everything
+
+
+def test_a_pool_source_function_is_read_at_once_when_the_pool_runs_dry(tmp_path):
+    specs = [ProxySpec("dead", kind="dead"), ProxySpec("fresh")]
+    plan = tmp_path / "plan.json"
+    with Farm(specs) as farm:
+        plan.write_text(json.dumps([[specs[0].url], [specs[0].url, {"url": specs[1].url, "name": "fresh"}], "fail"]))
+        job = start(tmp_path, farm, pages("shop.test", 8), "asyncio", "dry", "list", PROXY_POOL=[],
+                    PROXY_POOL_SOURCE="tests.pool_source.proxies", PROXY_POOL_RELOAD_INTERVAL=60,
+                    PROXY_MAX_FAILURES=1, PROXY_RECOVERY_INTERVAL=60, PROXY_DOMAIN_COOLDOWN=0.05,
+                    env={"POOL_SOURCE_PLAN": str(plan)})
+        result = finish(job, 60)
+    assert len(result["pages"]) == 8 and result["errors"] == []
+    assert all(p["proxy"].endswith(str(specs[1].port)) for p in result["pages"])
+    calls = Path(f"{plan}.calls").read_text().splitlines()
+    assert len(calls) == 2  # at the start, and once when the pool (the dead proxy) ran dry: not the 60 s interval
+    assert "MainThread" not in calls[0] and "MainThread" not in calls[1]  # a plain function runs in a thread
+    assert "read PROXY_POOL_SOURCE at once: no proxy could serve a site" in result["log"]
+    assert result["stats"]["elapsed_time_seconds"] < 15
+
+
+def test_what_a_source_may_give_and_how_its_url_is_shown(tmp_path, monkeypatch):
+    from scrapy_proxybalance.sources import PoolSource, SourceError, mask_source, parse_source
+
+    assert mask_source("https://acme:pa55@api.example/v1/list?key=k3y&country=de#x") == \
+        "https://acme:***@api.example/v1/list?key=***&country=***#***"
+    text = "# provider list\nhttp://10.0.0.1:1\n10.0.0.2:2  # no scheme\n{\"url\": \"http://u:p@10.0.0.3:3\", \"name\": \"three\"}\n"
+    assert [p.label for p in parse_source(text)] == ["http://10.0.0.1:1", "http://10.0.0.2:2", "three"]
+    assert [p.key for p in parse_source(b'["http://10.0.0.1:1", {"url": "http://10.0.0.1:1"}]')] == ["http://10.0.0.1:1"]
+    assert [p.key for p in parse_source(iter(["10.0.0.9:9"]))] == ["http://10.0.0.9:9"]
+    for bad, message in [("[]", "listed no proxies"), ("[1, ", "not valid JSON"), ("http://ok:1\nsocks5://u:LEAK@h:1", "line 2"),
+                         ({"proxies": []}, "a list of entries or text"), (b"\xff\xfe", "not UTF-8")]:
+        with pytest.raises(SourceError, match=re.escape(message)) as info:
+            parse_source(bad)
+        assert "LEAK" not in str(info.value)
+
+    # a plain function runs in a thread, an async one on the loop; a failing one says why, masked
+    import asyncio
+
+    from . import pool_source
+
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps([["http://10.0.0.1:1"], ["http://10.0.0.2:2"], "fail"]))
+    monkeypatch.setenv("POOL_SOURCE_PLAN", str(plan))
+    assert [p.key for p in asyncio.run(PoolSource(pool_source.proxies, None, print).read())] == ["http://10.0.0.1:1"]
+    source = PoolSource(pool_source.proxies_async, None, print)
+    assert [p.key for p in asyncio.run(source.read())] == ["http://10.0.0.2:2"]
+    with pytest.raises(SourceError) as info:
+        asyncio.run(source.read())
+    assert source.hide(str(info.value)) == "ConnectionError: provider down: https://acme:***@provider.example/list"
+    assert Path(f"{plan}.calls").read_text().splitlines()[1] == "MainThread"
 
 
 @pytest.mark.skipif(not (CHROMIUM and os.path.exists(CHROMEDRIVER)), reason="needs Debian's chromium and chromium-driver")
