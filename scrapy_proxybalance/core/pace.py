@@ -7,7 +7,10 @@ of one exit closer together, however uneven the transit times.
 
 A rate-limit answer slows the site down when it is the site's pace that is too fast: when a
 second proxy is rate limited there within :data:`WINDOW` (or the pool has one proxy). Then
-the gap doubles (at least to :data:`FIRST_STEP`, capped), once per round of requests. A lone
+the gap doubles (at least to :data:`FIRST_STEP`, capped), once per round of requests. The
+first step is half a second, a common per-address limit, rather than a smaller one: a step
+too small costs another round of rate limits, each pausing its pair for the site's
+``Retry-After`` (often tens of seconds), while a step too large costs only pace until it decays. A lone
 proxy rate limited again and again is that exit's problem, not the site's: it pauses that
 pair only, so one flagged address never slows a site for the whole pool. A slowed gap holds
 for :data:`SETTLE` seconds (a gap that was just too fast is likely the site's limit, and any
@@ -20,7 +23,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-FIRST_STEP = 0.25  # seconds: the least gap a first slow-down asks for
+FIRST_STEP = 0.5  # seconds: the least gap a first slow-down asks for (see the module docstring)
 HALF_LIFE = 120.0  # seconds over which a learned gap's excess over the floor halves
 SETTLE = 120.0  # seconds a slowed gap holds before it decays
 WINDOW = 10.0  # seconds within which rate limits of two proxies say the site's pace is too fast
