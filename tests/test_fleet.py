@@ -1,5 +1,6 @@
 """End-to-end: several crawler processes share one pool through Redis (PROXY_STATE_URL)."""
 
+import time
 import uuid
 from collections import Counter
 
@@ -72,6 +73,9 @@ def test_redis_going_away_and_coming_back_costs_no_page(tmp_path, namespace):
     servers = [redis_server(port)]
 
     def outage():
+        deadline = time.monotonic() + 60
+        while sum(len(spec.seen) for spec in farm.specs) < 10 and time.monotonic() < deadline:
+            threading.Event().wait(0.05)  # the crawl is under way, however slow the machine is to start it
         servers[0].kill()  # by its PID: the one this test started
         servers[0].wait()
         threading.Event().wait(1.5)
@@ -82,7 +86,7 @@ def test_redis_going_away_and_coming_back_costs_no_page(tmp_path, namespace):
         with Farm([ProxySpec(f"p{i}") for i in range(4)]) as farm:
             job = start(tmp_path, farm, urls, "asyncio", "crawl", "list", PROXY_STATE_URL=f"redis://127.0.0.1:{port}/0",
                         PROXY_DOMAIN_COOLDOWN=0.25, PROXY_STATE_TIMEOUT=0.2)  # about 4 s of crawling
-            timer = threading.Timer(1.0, outage)
+            timer = threading.Thread(target=outage)
             timer.start()
             result = finish(job, 120)
             timer.join()
@@ -102,7 +106,8 @@ def test_a_fleet_of_scrapy_redis_workers_shares_its_queue_and_its_pool(tmp_path,
     every_worker = [{"url": u, "dont_filter": False} for u in urls]  # each seeds all; the shared filter keeps one
     settings = {"SCHEDULER": "scrapy_redis.scheduler.Scheduler", "DUPEFILTER_CLASS": "scrapy_redis.dupefilter.RFPDupeFilter",
                 "REDIS_URL": REDIS_URL, "SCHEDULER_QUEUE_KEY": f"{namespace}:queue", "SCHEDULER_DUPEFILTER_KEY": f"{namespace}:seen",
-                "PROXY_STATE_URL": REDIS_URL, "PROXY_STATE_NAMESPACE": namespace, "PROXY_DOMAIN_COOLDOWN": 0.3}
+                "PROXY_STATE_URL": REDIS_URL, "PROXY_STATE_NAMESPACE": namespace, "PROXY_DOMAIN_COOLDOWN": 0.3,
+                "SCHEDULER_PERSIST": True}  # else a worker that ends first flushes the shared filter: a late one re-seeds
     with Farm(specs, site_interval=0.3, site_retry_after=5) as farm:
         results = crawl_together(tmp_path, farm, [every_worker] * 3, timeout=40, **settings)
         hits = Counter((s.host, s.path) for s in farm.site_seen)
