@@ -102,13 +102,13 @@ def test_redis_going_away_and_coming_back_costs_no_page(tmp_path, namespace):
 
 def test_a_fleet_of_scrapy_redis_workers_shares_its_queue_and_its_pool(tmp_path, namespace):
     specs = [ProxySpec(f"p{i}") for i in range(6)]
-    urls = pages("shop-a.test", 40) + pages("shop-b.test", 40)
+    urls = pages("shop-a.test", 50) + pages("shop-b.test", 50)  # long enough for workers that start late to join
     every_worker = [{"url": u, "dont_filter": False} for u in urls]  # each seeds all; the shared filter keeps one
     settings = {"SCHEDULER": "scrapy_redis.scheduler.Scheduler", "DUPEFILTER_CLASS": "scrapy_redis.dupefilter.RFPDupeFilter",
                 "REDIS_URL": REDIS_URL, "SCHEDULER_QUEUE_KEY": f"{namespace}:queue", "SCHEDULER_DUPEFILTER_KEY": f"{namespace}:seen",
-                "PROXY_STATE_URL": REDIS_URL, "PROXY_STATE_NAMESPACE": namespace, "PROXY_DOMAIN_COOLDOWN": 0.3,
+                "PROXY_STATE_URL": REDIS_URL, "PROXY_STATE_NAMESPACE": namespace, "PROXY_DOMAIN_COOLDOWN": 0.4,
                 "SCHEDULER_PERSIST": True}  # else a worker that ends first flushes the shared filter: a late one re-seeds
-    with Farm(specs, site_interval=0.3, site_retry_after=5) as farm:
+    with Farm(specs, site_interval=0.4, site_retry_after=5) as farm:
         results = crawl_together(tmp_path, farm, [every_worker] * 3, timeout=40, **settings)
         hits = Counter((s.host, s.path) for s in farm.site_seen)
     fetched = [p["url"] for result in results for p in result["pages"]]

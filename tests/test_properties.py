@@ -147,7 +147,7 @@ class Model:
         self.ban[key] = until
 
 
-@settings(max_examples=600, deadline=None)
+@settings(max_examples=400, deadline=None)
 @given(
     pool=st.sampled_from(sorted(POOLS)),
     strategy=st.sampled_from(sorted(STRATEGIES)),
