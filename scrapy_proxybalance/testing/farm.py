@@ -186,6 +186,7 @@ class Farm:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="proxy-farm", daemon=True)
         self.hung: set[asyncio.StreamWriter] = set()
+        self.open: set[asyncio.StreamWriter] = set()  # every connection the farm holds, either side
 
     def blackout(self, after: float, seconds: float, names: set[str] | None = None, refuse: bool = False) -> None:
         """Every proxy (or those in ``names``) drops each request from ``after`` seconds past
@@ -235,15 +236,19 @@ class Farm:
         spec.port = spec.server.sockets[0].getsockname()[1]
 
     async def _stop(self) -> None:
-        for writer in self.hung:
-            writer.close()
         for server in [self.site, *(s.server for s in self.specs if s.server)]:
             server.close()
-        # connections still open (idle keep-alives, hung ones) end with the farm
-        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        # connections still open (idle keep-alives, hung ones, some just accepted) end with the
+        # farm: their sessions are cancelled and their sockets closed before the loop stops
+        for _ in range(3):
+            await asyncio.sleep(0)
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        for writer in [*self.open, *self.hung]:
+            writer.transport.abort()
+        await asyncio.sleep(0)  # aborted transports close their sockets on the next turn
 
     def _started(self, now: float) -> None:
         """The first request: outages are timed from now; refusing ones are scheduled."""
@@ -287,14 +292,20 @@ class Farm:
                          for spec in self.specs)
 
     async def _serve_site(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _quietly(self._site_session(reader, writer), writer)
+        self.open.add(writer)
+        try:
+            await _quietly(self._site_session(reader, writer), writer)
+        finally:
+            self.open.discard(writer)
 
     async def _serve_proxy(self, spec: ProxySpec, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         spec.writers.add(writer)
+        self.open.add(writer)
         try:
             await _quietly(self._proxy_session(spec, reader, writer), writer)
         finally:
             spec.writers.discard(writer)
+            self.open.discard(writer)
 
     async def _site_session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         head = await _read_head(reader)
@@ -400,11 +411,14 @@ class Farm:
         hop = {"proxy-authorization", "proxy-connection", "connection", "keep-alive", "host"}
         lines = [f"{method} {path} HTTP/1.1", f"Host: {host}", "Connection: close"]
         lines += [f"{k}: {v}" for k, v in headers.items() if k not in hop]
-        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
-        await writer.drain()
-        answer = await reader.read()
-        writer.close()
-        return answer
+        self.open.add(writer)
+        try:
+            writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+            await writer.drain()
+            return await reader.read()
+        finally:
+            writer.close()
+            self.open.discard(writer)
 
 
 async def _quietly(session, writer: asyncio.StreamWriter) -> None:
