@@ -294,8 +294,9 @@ def read_pool_file(path: Path, setting: str = "PROXY_POOL") -> list[tuple[str, o
     start of a line or after white space, so a ``#`` inside a password is kept."""
     try:
         text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        why = exc.strerror if isinstance(exc, OSError) else "it is not UTF-8 text"
+    except (OSError, UnicodeDecodeError, ValueError) as exc:  # ValueError: a NUL in the path
+        why = exc.strerror if isinstance(exc, OSError) else "it is not UTF-8 text" \
+            if isinstance(exc, UnicodeDecodeError) else "not a file path"
         raise InvalidProxy(f"{setting}: cannot read proxy file {str(path)!r}: {why}") from None
     entries: list[tuple[str, object]] = []
     for lineno, line in enumerate(text.splitlines(), start=1):
