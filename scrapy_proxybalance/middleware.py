@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import secrets
 import sys
 import time
@@ -76,8 +77,8 @@ logger = logging.getLogger(__name__)
 
 
 
-CLAIM_CANDIDATES = 4  # proxies one claim offers a shared store (the pick and three alternates)
-CLAIM_RETRY = 0.05  # seconds a request waits when the fleet holds every candidate it offered
+CLAIM_CANDIDATES = 8  # proxies one claim offers a shared store (the pick and seven alternates)
+CLAIM_RETRY = 0.05  # seconds (times 0.5 to 1.5: processes fall out of step) a request waits when it lost twice
 
 COUNTED = {Outcome.FAILURE: "failures", Outcome.BAN: "bans", Outcome.RATE_LIMITED: "rate_limited",
            Outcome.OVERLOADED: "overloaded"}  # outcomes counted in stats, by key
@@ -313,10 +314,10 @@ class ProxyBalanceMiddleware:
             self.stats.inc_value(f"{PREFIX}/state/claims_lost")
             again = self._acquire(request)
             if not isinstance(again, Lease):
-                return again or Wait(CLAIM_RETRY)
+                return again or Wait(CLAIM_RETRY * (0.5 + random.random()))
             lease = again
         self._release_unused(request)
-        return Wait(CLAIM_RETRY, on_release=True)
+        return Wait(CLAIM_RETRY * (0.5 + random.random()), on_release=True)
 
     def to_wait(self, request: Request, wait: Wait) -> Request:
         """Send ``request`` back to the scheduler to wait (it goes to its waiting room)."""
@@ -716,8 +717,9 @@ class ProxyBalanceMiddleware:
             return
         try:
             write_report(path, View(self).report(reason))
-        except OSError as exc:
-            logger.error("proxybalance: cannot write the report to %s: %s", path, exc.strerror or exc)
+        except (OSError, ValueError) as exc:  # ValueError: a NUL in the path (from a spider attribute)
+            logger.error("proxybalance: cannot write the report to %r: %s", str(path), getattr(exc, "strerror", None)
+                         or exc)
         else:
             logger.info("proxybalance: wrote the report to %s", path)
 
@@ -803,9 +805,12 @@ ASYNCIO_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
 
 
 def _check_asyncio(config: Config, settings: Any) -> None:
-    """The status server runs on asyncio's event loop: Scrapy's default asyncio reactor, or
-    Scrapy without a Twisted reactor. Refuse another reactor in one line."""
-    if config.status is None:
+    """The status server and the shared store (``redis.asyncio``) run on asyncio's event loop:
+    Scrapy's default asyncio reactor, or Scrapy without a Twisted reactor. Refuse another
+    reactor in one line naming the setting."""
+    needs = [name for name, used in (("PROXY_STATUS_ADDRESS", config.status is not None),
+                                     ("PROXY_STATE_URL", not config.state_url.startswith("memory://"))) if used]
+    if not needs:
         return
     from scrapy.utils.asyncio import is_asyncio_available
 
@@ -818,9 +823,9 @@ def _check_asyncio(config: Config, settings: Any) -> None:
         if not settings.getbool("TWISTED_REACTOR_ENABLED", True) or settings.get("TWISTED_REACTOR") == ASYNCIO_REACTOR:
             return
         running = str(settings.get("TWISTED_REACTOR") or "the default Twisted reactor")
-    raise ConfigError(f"PROXY_STATUS_ADDRESS needs asyncio, but this crawl runs {running}: use Scrapy's default"
+    raise ConfigError(f"{needs[0]} needs asyncio, but this crawl runs {running}: use Scrapy's default"
                       f" TWISTED_REACTOR ({ASYNCIO_REACTOR!r}) or TWISTED_REACTOR_ENABLED = False, or unset"
-                      " PROXY_STATUS_ADDRESS")
+                      f" {needs[0]}")
 
 
 def _check_scheduler(settings: Any) -> None:

@@ -183,10 +183,12 @@ def test_a_token_guards_every_endpoint_and_actions_disable_and_enable_a_proxy_wi
     assert TOKEN not in result["log"]
 
 
-def test_the_status_server_with_another_reactor_stops_scrapy_crawl_with_one_line(tmp_path):
+@pytest.mark.parametrize("setting", ["PROXY_STATUS_ADDRESS=127.0.0.1:6025", "PROXY_STATE_URL=redis://127.0.0.1:6379/0"])
+def test_the_status_server_or_a_shared_store_with_another_reactor_stops_scrapy_crawl_with_one_line(tmp_path, setting):
     # (a non-loopback address without PROXY_STATUS_TOKEN is refused like any bad setting: tests/test_config.py)
-    settings = ["PROXY_STATUS_ADDRESS=127.0.0.1:6025", "TWISTED_REACTOR=twisted.internet.epollreactor.EPollReactor"]
-    message = "PROXY_STATUS_ADDRESS needs asyncio, but this crawl runs twisted.internet.epollreactor.EPollReactor"
+    settings = [setting, "TWISTED_REACTOR=twisted.internet.epollreactor.EPollReactor"]
+    name = setting.split("=")[0]
+    message = f"{name} needs asyncio, but this crawl runs twisted.internet.epollreactor.EPollReactor"
     pool = tmp_path / "proxies.txt"
     pool.write_text("http://127.0.0.1:9\n")
     proc = subprocess.run(
