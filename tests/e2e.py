@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from scrapy_proxybalance.testing.farm import Farm, ProxySpec, token
@@ -55,7 +59,7 @@ def crawl_together(tmp_path: Path, farm: Farm, jobs: list[list], timeout: float 
 
 
 def start(tmp_path: Path, farm: Farm, urls_or_requests: list, reactor: str, run: str, spider: str,
-          env: dict | None = None, **settings) -> tuple[subprocess.Popen, Path, Path]:
+          env: dict | None = None, **settings) -> tuple[subprocess.Popen | Forked, Path, Path]:
     requests = [r if isinstance(r, dict) else {"url": r} for r in urls_or_requests]
     log = tmp_path / f"{run}.log"
     sessions = settings.pop("sessions", None)  # the sessions spider's plan
@@ -71,13 +75,60 @@ def start(tmp_path: Path, farm: Farm, urls_or_requests: list, reactor: str, run:
     }
     job_path = tmp_path / f"{run}-job.json"
     job_path.write_text(json.dumps(job))
-    env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
-    proc = subprocess.Popen([sys.executable, str(RUNNER), str(job_path)], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    if env:  # (an environment of its own, say a clock set off before anything is imported)
+        proc: subprocess.Popen | Forked = subprocess.Popen(
+            [sys.executable, str(RUNNER), str(job_path)], env={**os.environ, "PYTHONPATH": str(ROOT), **env},
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    else:
+        proc = Forked(job_path, tmp_path / f"{run}.stderr", tmp_path / f"{run}.rc")
     return proc, tmp_path / f"{run}.json", log
 
 
-def finish(job: tuple[subprocess.Popen, Path, Path], timeout: float) -> dict:
+class Forked:
+    """A crawl forked by this test worker's fork server (``crawl_forks.py``), handled like
+    the ``subprocess.Popen`` of a crawl started from scratch."""
+
+    server: subprocess.Popen | None = None
+
+    def __init__(self, job: Path, stderr: Path, rc: Path) -> None:
+        self.stderr, self.rc = stderr, rc
+        self.returncode: int | None = None
+        rc.unlink(missing_ok=True)  # (a crawl run again under the same name)
+        server = self._server()
+        assert server.stdin is not None and server.stdout is not None
+        server.stdin.write(json.dumps({"job": str(job), "stderr": str(stderr), "rc": str(rc)}) + "\n")
+        server.stdin.flush()
+        self.pid = int(server.stdout.readline())
+
+    @classmethod
+    def _server(cls) -> subprocess.Popen:
+        if cls.server is None or cls.server.poll() is not None:
+            cls.server = subprocess.Popen([sys.executable, str(RUNNER.with_name("crawl_forks.py"))],
+                                          env={**os.environ, "PYTHONPATH": str(ROOT)}, stdin=subprocess.PIPE,
+                                          stdout=subprocess.PIPE, text=True)
+            atexit.register(cls.server.stdin.close)  # type: ignore[union-attr]
+        return cls.server
+
+    def poll(self) -> int | None:
+        if self.returncode is None and self.rc.exists():
+            self.returncode = int(self.rc.read_text())
+        return self.returncode
+
+    def communicate(self, timeout: float) -> tuple[str, str]:
+        deadline = time.monotonic() + timeout
+        while self.poll() is None:
+            if time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(str(RUNNER), timeout)
+            time.sleep(0.02)
+        return "", self.stderr.read_text()
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGKILL)
+        self.returncode = self.returncode if self.returncode is not None else -signal.SIGKILL
+
+
+def finish(job: tuple[subprocess.Popen | Forked, Path, Path], timeout: float) -> dict:
     proc, out, log = job
     try:
         _, stderr = proc.communicate(timeout=timeout)

@@ -11,7 +11,7 @@ from scrapy_proxybalance.testing.farm import HOST
 
 from .e2e import ROOT, Farm, ProxySpec, attempts, crawl, pages, valid
 
-COOLDOWN = 1.0
+COOLDOWN = 0.5
 DELIVERY_JITTER = 0.1  # the cooldown holds at lease time; the way to the proxy adds jitter
 
 
@@ -30,7 +30,7 @@ def hostile_farm():
 
 @pytest.mark.parametrize("reactor", ["asyncio", "plain", "reactorless"])
 def test_pool_with_dead_hung_resetting_and_banning_proxies_fetches_every_page(tmp_path, hostile_farm, reactor):
-    urls = pages("shop-a.test", 40) + pages("shop-b.test", 40)
+    urls = pages("shop-a.test", 30) + pages("shop-b.test", 30)
     result = crawl(tmp_path, hostile_farm, urls, reactor=reactor, PROXY_DOMAIN_COOLDOWN=COOLDOWN,
                    PROXY_RECOVERY_INTERVAL=5.0, PROXY_STRATEGY="round_robin")
     assert result["errors"] == []
@@ -38,7 +38,7 @@ def test_pool_with_dead_hung_resetting_and_banning_proxies_fetches_every_page(tm
     assert all(valid(p) for p in result["pages"])
     stats = result["stats"]
     assert stats["proxybalance/retry/count"] >= 3  # dead, hung and reset each failed at least once
-    assert stats["proxybalance/ejections"] >= 3
+    assert stats["proxybalance/ejections"] >= 2  # dead and reset (the hung: test_hostile.py, trial timeout)
     assert "retry/count" not in stats  # RetryMiddleware did not retry what we retried
 
     # a retry always goes to a proxy the request has not tried
@@ -94,8 +94,8 @@ def test_waiting_for_one_domain_does_not_starve_another(tmp_path):
     for page in result["pages"]:
         done.setdefault(page["url"].split("/")[2], []).append(page["at"])
     assert len(done["busy.test"]) == 24 and len(done["quiet.test"]) == 6
-    # busy.test is held to 3 pages/s by the cooldown (about 8 s); quiet.test must not queue behind it
-    assert max(done["busy.test"]) >= 6.0
+    # busy.test is held to 6 pages/s by the cooldown (about 4 s); quiet.test must not queue behind it
+    assert max(done["busy.test"]) >= 3.0
     assert max(done["quiet.test"]) < 0.5 * max(done["busy.test"]), done
     assert result["stats"]["proxybalance/waits"] > 0
 
@@ -151,7 +151,8 @@ def test_gives_up_after_retries_on_distinct_proxies_with_a_clear_reason(tmp_path
 
 def test_a_cached_response_is_not_credited_to_a_proxy(tmp_path):
     with Farm([ProxySpec("only")]) as farm:
-        settings = {"HTTPCACHE_ENABLED": True, "HTTPCACHE_DIR": str(tmp_path / "cache"), "PROXY_STATS_PER_PROXY": True}
+        settings = {"HTTPCACHE_ENABLED": True, "HTTPCACHE_DIR": str(tmp_path / "cache"), "PROXY_STATS_PER_PROXY": True,
+                    "PROXY_DOMAIN_COOLDOWN": 0.1}
         first = crawl(tmp_path, farm, pages("shop.test", 3), **settings)
         second = crawl(tmp_path, farm, pages("shop.test", 3), **settings)
     assert len(first["pages"]) == len(second["pages"]) == 3
@@ -202,7 +203,7 @@ def test_bad_settings_stop_scrapy_crawl_at_once_with_one_clear_line(tmp_path, se
 def test_a_redirect_is_credited_to_the_proxy_that_delivered_it(tmp_path):
     with Farm([ProxySpec("only")]) as farm:
         result = crawl(tmp_path, farm, [f"http://shop.test/redirect/{i}" for i in (1, 2, 3)], PROXY_STATS_PER_PROXY=True,
-                       PROXY_POOL=farm.named_pool())
+                       PROXY_POOL=farm.named_pool(), PROXY_DOMAIN_COOLDOWN=0.1)
     assert sorted(p["url"] for p in result["pages"]) == pages("shop.test", 3)
     stats = result["stats"]
     assert stats["proxybalance/proxy/only/requests"] == 6 and stats["proxybalance/proxy/only/failures"] == 0
@@ -213,7 +214,8 @@ def test_a_redirect_is_credited_to_the_proxy_that_delivered_it(tmp_path):
 def test_a_site_s_own_500_goes_to_retrymiddleware_and_comes_back_for_a_fresh_proxy(tmp_path):
     specs = [ProxySpec("p1"), ProxySpec("p2")]
     with Farm(specs) as farm:
-        result = crawl(tmp_path, farm, [f"http://shop.test/flaky/{i}" for i in range(1, 5)], PROXY_STATS_PER_PROXY=True)
+        result = crawl(tmp_path, farm, [f"http://shop.test/flaky/{i}" for i in range(1, 5)], PROXY_STATS_PER_PROXY=True,
+                       PROXY_DOMAIN_COOLDOWN=0.1)
     assert len(result["pages"]) == 4 and result["errors"] == []
     stats = result["stats"]
     assert stats["retry/count"] == 4  # Scrapy's RetryMiddleware retried the site's own errors

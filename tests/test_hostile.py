@@ -110,7 +110,7 @@ def test_a_captcha_from_every_proxy_goes_to_the_errback_not_the_callback(tmp_pat
 def test_retry_after_keeps_that_proxy_off_that_site_for_the_time_asked(tmp_path):
     strict = ProxySpec("strict", kind="banning", min_interval=10.0, retry_after=2)
     specs = [strict, ProxySpec("ok-1"), ProxySpec("ok-2")]
-    urls = pages("shop-a.test", 40) + pages("shop-b.test", 10)
+    urls = pages("shop-a.test", 24) + pages("shop-b.test", 10)
     with Farm(specs) as farm:
         result = crawl(tmp_path, farm, urls, PROXY_DOMAIN_COOLDOWN=0.3, PROXY_STRATEGY="round_robin")
     fetched_all(result, urls)
