@@ -53,23 +53,23 @@ def test_sessions_keep_their_exit_and_only_those_whose_proxy_died_log_in_again(t
 
 def test_a_session_gateway_gives_each_session_its_own_identity_with_its_own_health(tmp_path):
     exits = tuple(f"127.0.9.{i}" for i in range(1, 201))
-    dead = frozenset(exits[:20])  # the provider's exits behind some identities are broken
+    dead = frozenset(exits[:10])  # the provider's exits behind some identities are broken
     gateway = ProxySpec("gate", kind="gateway", user="acme", password="pw", exits=exits, dead_exits=dead)
     with Farm([gateway]) as farm:
         entry = {"url": f"http://acme-session-{{session}}:pw@127.0.0.1:{gateway.port}", "sessions": 500,
                  "name": "gate"}
-        result = crawl(tmp_path, farm, [], spider="sessions", sessions={"host": HOST, "sessions": 150,
+        result = crawl(tmp_path, farm, [], spider="sessions", sessions={"host": HOST, "sessions": 400,
                        "pages": 2}, PROXY_POOL=[entry], PROXY_DOMAIN_COOLDOWN=0.0, CONCURRENT_REQUESTS=64,
                        timeout=150)
     assert result["errors"] == [] and result["refused"] == []
-    assert len({p["url"] for p in result["pages"]}) == 300
+    assert len({p["url"] for p in result["pages"]}) == 800
     users = {s.headers["proxy-authorization"] for s in gateway.seen}
     broken = {s.headers["proxy-authorization"] for s in gateway.seen if s.exit_ip in dead}
-    assert len(users) == 150 + len(broken)  # one identity per session, and a fresh one for each that broke
+    assert len(users) == 400 + len(broken)  # one identity per session, and a fresh one for each that broke
     stats = result["stats"]
     assert broken and stats["proxybalance/ejections"] == len(broken)  # each broken identity alone is out
     assert stats["proxybalance/sessions/moved"] == len(broken)  # each broken identity moved its session
     told = Counter(session for session, _, _ in result["moved"])
     assert set(told.values()) == {1}  # told once (a session that broke twice before an answer, once too)
-    assert stats["proxybalance/sessions/bound"] == 150
+    assert stats["proxybalance/sessions/bound"] == 400
     assert "gate[s17]" in result["log"]
