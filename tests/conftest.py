@@ -1,4 +1,5 @@
 import random
+import uuid
 
 import pytest
 
@@ -9,6 +10,20 @@ from scrapy_proxybalance.core.proxy import parse_entry
 from scrapy_proxybalance.core.rules import Rules
 from scrapy_proxybalance.core.sessions import SessionLimits
 from scrapy_proxybalance.core.strategies import STRATEGIES
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+@pytest.fixture
+def namespace():
+    """A fresh key prefix in the local Redis (and a spider name); its keys are deleted after."""
+    redis = pytest.importorskip("redis")
+    name = f"proxybalance-test-{uuid.uuid4().hex[:8]}"
+    yield name
+    server = redis.Redis.from_url(REDIS_URL)
+    keys = list(server.scan_iter(f"{name}:*"))
+    if keys:
+        server.delete(*keys)
 
 
 class FakeClock:

@@ -1,7 +1,6 @@
 """End-to-end: several crawler processes share one pool through Redis (PROXY_STATE_URL)."""
 
 import time
-import uuid
 from collections import Counter
 
 import pytest
@@ -10,16 +9,6 @@ from .e2e import Farm, ProxySpec, crawl_together, pages, valid
 
 redis = pytest.importorskip("redis")
 REDIS_URL = "redis://127.0.0.1:6379/0"
-
-
-@pytest.fixture
-def namespace():
-    name = f"proxybalance-test-{uuid.uuid4().hex[:8]}"
-    yield name
-    server = redis.Redis.from_url(REDIS_URL)
-    keys = list(server.scan_iter(f"{name}:*"))
-    if keys:
-        server.delete(*keys)
 
 
 def test_three_processes_keep_each_proxy_s_pace_on_a_site_fleet_wide(tmp_path, namespace):

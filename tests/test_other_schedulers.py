@@ -1,7 +1,6 @@
 """End-to-end: the waiting room wraps another scheduler (scrapy-redis's, against the local
 Redis): a paused crawl resumes every request that was waiting, each page fetched once."""
 
-import uuid
 from collections import Counter
 
 import pytest
@@ -12,17 +11,7 @@ redis = pytest.importorskip("redis")
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
-@pytest.fixture
-def spider_name():
-    name = f"proxybalance-test-{uuid.uuid4().hex[:8]}"
-    yield name
-    server = redis.Redis.from_url(REDIS_URL)
-    keys = list(server.scan_iter(f"{name}:*"))
-    if keys:
-        server.delete(*keys)
-
-
-def test_scrapy_redis_scheduler_pause_and_resume_loses_no_waiting_request(tmp_path, spider_name):
+def test_scrapy_redis_scheduler_pause_and_resume_loses_no_waiting_request(tmp_path, namespace):
     urls = pages("shop.test", 160)
     requests = [{"url": u, "dont_filter": False} for u in urls]
     settings = {
@@ -34,9 +23,9 @@ def test_scrapy_redis_scheduler_pause_and_resume_loses_no_waiting_request(tmp_pa
         "CONCURRENT_REQUESTS": 8,
     }
     with Farm([ProxySpec("p1"), ProxySpec("p2")]) as farm:
-        first = crawl(tmp_path, farm, requests, run="first", spider=spider_name, CLOSESPIDER_TIMEOUT=1.5, **settings)
-        assert redis.Redis.from_url(REDIS_URL).zcard(f"{spider_name}:requests") > 0  # the rest waits in Redis
-        second = crawl(tmp_path, farm, requests, run="second", spider=spider_name, **settings)
+        first = crawl(tmp_path, farm, requests, run="first", spider=namespace, CLOSESPIDER_TIMEOUT=1.5, **settings)
+        assert redis.Redis.from_url(REDIS_URL).zcard(f"{namespace}:requests") > 0  # the rest waits in Redis
+        second = crawl(tmp_path, farm, requests, run="second", spider=namespace, **settings)
         hits = Counter(s.path for s in farm.site_seen)
     assert first["stats"]["proxybalance/waits"] > 0
     assert sorted(p["url"] for p in first["pages"] + second["pages"]) == sorted(urls)

@@ -2,7 +2,6 @@
 
 import asyncio
 import time
-import uuid
 
 import pytest
 
@@ -15,16 +14,6 @@ from scrapy_proxybalance.stores.redis import RedisStore  # noqa: E402
 
 URL = "redis://127.0.0.1:6379/0"
 A, B, C = "http://10.0.0.1:1", "http://10.0.0.2:1", "http://10.0.0.3:1"
-
-
-@pytest.fixture
-def namespace():
-    name = f"proxybalance-unit-{uuid.uuid4().hex[:8]}"
-    yield name
-    server = redis.Redis.from_url(URL)
-    keys = list(server.scan_iter(f"{name}:*"))
-    if keys:
-        server.delete(*keys)
 
 
 def run(coroutine):
