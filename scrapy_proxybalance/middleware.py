@@ -199,8 +199,7 @@ class ProxyBalanceMiddleware:
             request.meta[FAIL] = str(exc)
             return None
         if isinstance(result, Lease):
-            request.meta[LEASE] = (self.token, result.number)
-            self.leases[result.number] = result
+            self._hold(request, result)
             if not result.unproven and not result.probe:
                 self.unavailability.served((ask.site, ask.region))
             return None
