@@ -242,14 +242,20 @@ def _fresh_notes(results: dict[str, list[dict]]) -> list[str]:
             f"{walls[0] / walls[1]:.1f}x in wall time (target >= 8x)"]
 
 
+# plain, paced by DOWNLOAD_DELAY to the pool's pace (4 sites / 0.05 s = 20 proxies x 4 sites / 1 s)
+PLAIN_PACED = Stack("plain", "plain paced", {"DOWNLOAD_DELAY": 0.05})
+
+
 def _paced_notes(results: dict[str, list[dict]]) -> list[str]:
-    """CPU per page of each stack against plain's."""
+    """CPU per page of each stack against plain's, and against plain's at the same pace."""
     per_page = {name: statistics.median(r["cpu"] / r["ok"] for r in runs if r.get("ok"))
                 for name, runs in results.items() if any(r.get("ok") for r in runs)}
-    if "plain" not in per_page:
-        return []
-    return [f"CPU per page, {name} / plain: {value / per_page['plain']:.2f}x"
-            for name, value in per_page.items() if name != "plain"]
+    notes = []
+    for base in ("plain", PLAIN_PACED.name):
+        if base in per_page:
+            notes += [f"CPU per page, {name} / {base}: {value / per_page[base]:.2f}x"
+                      for name, value in per_page.items() if name not in ("plain", PLAIN_PACED.name)]
+    return notes
 
 
 SCENARIOS = [
@@ -281,7 +287,7 @@ SCENARIOS = [
              {**CAPTCHA, "PROXY_RECOVERY_INTERVAL": 10}, outages=[blackout(3.0, 4.0)], columns=["captcha"],
              target="100% of pages, no captcha accepted"),
     Scenario("paced", "20 healthy proxies, default settings (PROXY_DOMAIN_COOLDOWN 1 s): the cost of pacing",
-             healthy("p", 20), 2000, ["plain", "weighted_random", cooldown_stack(0)], sites=4,
+             healthy("p", 20), 2000, ["plain", PLAIN_PACED, "weighted_random", cooldown_stack(0)], sites=4,
              columns=["cpu_per_page", "waits"], notes=_paced_notes,
              target="CPU per page of weighted_random (cooldown 1 s) <= 1.10x plain's"),
     Scenario("overload", "20 proxies, latency 10-400 ms, 4 requests at once each (a 503 above); no cooldown",
