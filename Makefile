@@ -61,6 +61,9 @@ $(BENCH_VENV)/.installed: pyproject.toml benchmarks/requirements.txt
 bench: $(BENCH_VENV)/.installed
 	$(BENCH_VENV)/bin/python benchmarks/selection.py
 	$(BENCH_VENV)/bin/python benchmarks/crawl.py
+	$(BENCH_VENV)/bin/python benchmarks/waiting.py
+	$(BENCH_VENV)/bin/python benchmarks/sessions.py
+	$(BENCH_VENV)/bin/python benchmarks/fleet.py
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) $(COMPAT_VENV) .pytest_cache .hypothesis example_project/output*.json
