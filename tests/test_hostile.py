@@ -54,9 +54,10 @@ def test_a_full_blackout_loses_no_request_and_the_crawl_resumes_within_seconds_o
 @pytest.mark.parametrize("cooldown", [0.0, 0.3])  # with a cooldown, requests wait while it dies
 def test_a_dying_proxy_costs_a_few_failed_attempts_and_gets_nothing_after_its_ejection(tmp_path, cooldown):
     specs = [ProxySpec(f"p{i}") for i in range(6)]
-    urls = pages("shop-a.test", 60) + pages("shop-b.test", 60) + pages("shop-c.test", 60)
+    n = 60 if cooldown else 200  # without a cooldown, enough pages that the crawl outlasts p0 (about 1 s)
+    urls = pages("shop-a.test", n) + pages("shop-b.test", n) + pages("shop-c.test", n)
     with Farm(specs) as farm:
-        farm.blackout(0.5, 60.0, names={"p0"})
+        farm.blackout(0.3, 60.0, names={"p0"})
         result = crawl(tmp_path, farm, urls, PROXY_DOMAIN_COOLDOWN=cooldown, CONCURRENT_REQUESTS=16)
     fetched_all(result, urls)
     died = farm.down("p0")[0][0]
