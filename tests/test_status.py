@@ -354,6 +354,7 @@ def test_the_status_page_fills_its_tables_and_draws_its_chart_in_headless_chromi
             wait = WebDriverWait(driver, 60 if picture else 15, poll_frequency=0.1)
             wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#proxies tbody tr")) == len(specs))
             wait.until(lambda d: int(d.find_element(By.ID, "chart").get_attribute("data-points") or 0) >= points)
+            wait.until(lambda d: "ejected" in d.find_element(By.ID, "proxies").text)  # once the dead one was tried
             line = driver.find_element(By.ID, "line-pages").get_attribute("points")
             names = {e.text for e in driver.find_elements(By.CSS_SELECTOR, "#proxies tbody td:first-child")}
             shown_sites = {e.text for e in driver.find_elements(By.CSS_SELECTOR, "#sites tbody td:first-child")}
