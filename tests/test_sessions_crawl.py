@@ -44,7 +44,11 @@ def test_sessions_keep_their_exit_and_only_those_whose_proxy_died_log_in_again(t
     assert relogins  # (one that moved at its first login needs none)
     stats = result["stats"]
     assert stats["proxybalance/sessions/bound"] == SESSIONS
-    assert stats["proxybalance/sessions/moved"] == len(told) == stats["proxybalance/sessions/moved/ejected"]
+    moves = stats["proxybalance/sessions/moved"]
+    assert moves == stats["proxybalance/sessions/moved/ejected"]  # every move was for an ejection
+    # each moved session was told once; one bound anew to a proxy that was dying too (all three
+    # die at once, each ejected after its own failures) moved again before it was told
+    assert len(told) <= moves <= 3 * len(told)
     assert stats["proxybalance/sessions/renewed"] == len(told)
     assert "proxybalance/bans" not in stats  # the site's 403 to a moved session is not counted as a ban
     first = Counter(seen_from[0] for seen_from in exits.values())
