@@ -81,6 +81,16 @@ def test_a_session_moves_when_the_site_bans_its_proxy_or_it_leaves_the_pool(cloc
     assert moved.moved == {"ban": "proxy banned by a", "remove": "proxy removed", "disable": "proxy disabled"}[how]
 
 
+def test_a_session_is_bound_to_a_proxy_that_is_not_failing_while_there_is_one(clock):
+    b = make_balancer(clock, POOL[:3])
+    for pid in (0, 1):
+        outcome(b, pid, Outcome.FAILURE)  # failing, not yet ejected (3 failures eject)
+    assert [send(b, f"s{i}").state.id for i in range(2)] == [2, 2]  # on the sound one...
+    assert send(b, "s2").state.id in (0, 1)  # ...while the spread allows
+    outcome(b, 2, Outcome.FAILURE)
+    assert send(b, "s9").state.id in (0, 1, 2)  # none is sound: bound anyway, no wait
+
+
 def test_a_failure_does_not_move_a_session(clock):
     b = make_balancer(clock, POOL)
     bound = send(b, "s1", result=Outcome.FAILURE).state

@@ -326,20 +326,23 @@ class Balancer:
         return self._acquire(ask, now, alternates)
 
     def _acquire(self, ask: Ask, now: float, alternates: int = 0, only: ProxyState | None = None,
-                 spread: tuple[Counter[int], float] | None = None) -> Lease | Wait:
+                 spread: tuple[Counter[int], float] | None = None, sound: bool = False) -> Lease | Wait:
         """The rules of the module's docstring. ``only``: that proxy or none (a session's);
         ``spread``: (sessions per proxy, most allowed): binding a session (never to a probe),
-        pass over proxies holding more."""
+        pass over proxies holding more; ``sound``: pass over proxies whose last answer was a
+        failure (they may be dying)."""
         site, exclude, region = ask.site, ask.tried, ask.region
         gap = self.gap(site, now)
         limit = 1 if gap > 0 else self.rules.pair_limit or 1 << 30
-        pair_free_at = self.store.pair_free_at
+        pair_free_at, facts = self.store.pair_free_at, self.store.facts
         blocked = _Blocked()
 
         def accept(p: ProxyState) -> bool:
             if (exclude and p.key in exclude) or (only is not None and p is not only):
                 return False
             if spread is not None and spread[0][p.id] > spread[1]:
+                return False
+            if sound and facts(p.key).failures:
                 return False
             free_at = pair_free_at(p.key, site, now, limit, gap)
             if free_at > now:

@@ -1,7 +1,8 @@
 """Sticky sessions: every request with the same ``proxy_session`` goes through one proxy.
 
 A session is bound to a proxy by its first request (the strategy chooses among the proxies
-holding the fewest sessions; a session gateway makes it an identity of its own) and stays
+holding the fewest sessions, passing over any whose last answer was a failure while another
+can serve; a session gateway makes it an identity of its own) and stays
 there while that proxy stays usable for the site: its requests wait for that proxy's
 cooldown rather than move, and a request that fails through it is tried there again. The
 session moves, as a whole and once, when the proxy is ejected, removed, disabled or banned
@@ -24,6 +25,7 @@ from collections import Counter
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
+from .errors import NoProxyAvailable
 from .leases import Ask, Lease, Wait
 from .outcomes import Outcome
 
@@ -130,7 +132,12 @@ class Sessions:
         if identity is not None:
             result = b._acquire(ask, now, only=identity)
         else:
-            result = b._acquire(ask, now, spread=(self.on, self.bound / max(1, len(b.by_key)) + 1))
+            spread = (self.on, self.bound / max(1, len(b.by_key)) + 1)
+            try:
+                sound: Lease | Wait | None = b._acquire(ask, now, spread=spread, sound=True)  # not a dying one
+            except NoProxyAvailable:  # every one that could serve failed last: take one anyway
+                sound = None
+            result = sound if isinstance(sound, Lease) else b._acquire(ask, now, spread=spread)
             if not isinstance(result, Lease) and self.bound >= len(b.by_key):
                 result = b._acquire(ask, now, spread=(self.on, math.inf))  # more sessions than proxies: they share
         if not isinstance(result, Lease):
