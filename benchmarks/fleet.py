@@ -437,8 +437,7 @@ async def requests_loop(balancer, rules, store, shared: bool, sites: list[str], 
                 continue
             lease = result
             if shared:
-                gap = balancer.gap(lease.site, lease.at)
-                limit = 1 if gap > 0 else rules.pair_limit or 1 << 30
+                gap, limit = balancer.pair_rule(lease.site, lease.at)
                 keys = [lease.state.key, *lease.alternates]
                 counts["claims"] += 1
                 taken = await store.claim(lease.site, keys, lease.number, limit, gap)
@@ -472,7 +471,7 @@ def redis_store(namespace: str):
 
 
 async def claims_run(shared: bool, pool_size: int, workers: int) -> dict:
-    from scrapy_proxybalance.core.store import MemoryStore
+    from scrapy_proxybalance.stores.memory import MemoryStore
 
     namespace = f"fleet-bench-{secrets.token_hex(6)}"
     store = redis_store(namespace) if shared else MemoryStore()

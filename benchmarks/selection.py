@@ -41,6 +41,7 @@ from scrapy_proxybalance.core.proxy import Proxy
 from scrapy_proxybalance.core.rules import Rules
 from scrapy_proxybalance.core.sessions import SessionLimits
 from scrapy_proxybalance.core.strategies import STRATEGIES
+from scrapy_proxybalance.stores.memory import MemoryStore
 
 DOMAINS = [f"site-{i}.test" for i in range(10)]
 ASKS = [Ask(d) for d in DOMAINS]
@@ -88,7 +89,7 @@ def make_pool(n: int) -> list[Proxy]:
 def make_balancer(strategy: str, pool: list[Proxy], cooldown: float, seed: int = 0,
                   clock: FakeClock | None = None) -> Balancer:
     return Balancer(pool, STRATEGIES[strategy], make_rules(cooldown), clock=clock or FakeClock(),
-                    rng=random.Random(seed))
+                    rng=random.Random(seed), store=MemoryStore())
 
 
 def crawl(b: Balancer, clock: FakeClock, ops: int, rate: float, latencies: list[float],
@@ -134,7 +135,7 @@ def warm_up(b: Balancer, clock: FakeClock, rng: random.Random) -> int:
     low, high = STEADY_LATENCY
     warmed = 0
     for i, p in enumerate(list(b.by_key.values())):
-        lease = b._lease(p, ASKS[i % 10], clock.now)  # this proxy, whatever the strategy would pick
+        lease = b.lease(p, ASKS[i % 10], clock.now)  # this proxy, whatever the strategy would pick
         clock.now += 0.0001
         b.release(lease, Outcome.SUCCESS, rng.uniform(low, high))
         warmed += 1

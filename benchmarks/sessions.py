@@ -38,8 +38,8 @@ from scrapy_proxybalance.config import DEFAULTS
 from scrapy_proxybalance.core.balancer import Ask, Balancer, Lease
 from scrapy_proxybalance.core.outcomes import Outcome
 from scrapy_proxybalance.core.proxy import parse_entry
-from scrapy_proxybalance.core.store import MemoryStore
 from scrapy_proxybalance.core.strategies import STRATEGIES
+from scrapy_proxybalance.stores.memory import MemoryStore
 
 SITE = "site.test"
 POOL = 100  # proxies of the memory and cost balancers
@@ -54,7 +54,7 @@ GATEWAY = {"url": "http://user-session-{session}:pw@gate.test:7000"}
 
 def balancer(entries: Sequence, strategy: str, clock: FakeClock) -> Balancer:
     pool = [parse_entry(e) if isinstance(e, dict) else e for e in entries]
-    return Balancer(pool, STRATEGIES[strategy], make_rules(0.0), clock=clock, rng=random.Random(0))
+    return Balancer(pool, STRATEGIES[strategy], make_rules(0.0), clock=clock, rng=random.Random(0), store=MemoryStore())
 
 
 def bind(b: Balancer, clock: FakeClock, n: int, prefix: str = "s") -> tuple[int, int, float]:

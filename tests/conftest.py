@@ -10,6 +10,7 @@ from scrapy_proxybalance.core.proxy import parse_entry
 from scrapy_proxybalance.core.rules import Rules
 from scrapy_proxybalance.core.sessions import SessionLimits
 from scrapy_proxybalance.core.strategies import STRATEGIES
+from scrapy_proxybalance.stores.memory import MemoryStore
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -61,8 +62,8 @@ def make_balancer(clock, entries=None, strategy="round_robin", seed=0, store=Non
     """A balancer over ``entries`` (URLs or dicts; default three plain proxies)."""
     entries = entries if entries is not None else [f"http://10.0.0.{i}:8000" for i in (1, 2, 3)]
     cls = STRATEGIES[strategy] if isinstance(strategy, str) else strategy
-    if store is None and STORES:
-        store = STORES[-1]()
+    if store is None:
+        store = STORES[-1]() if STORES else MemoryStore()
     return Balancer([parse_entry(e) for e in entries], cls, make_rules(**changes), clock=clock, rng=random.Random(seed),
                     store=store, listener=listener)
 
@@ -81,7 +82,7 @@ def use(balancer, site, exclude=(), region=None):
 
 def lease_of(balancer, index, site="a"):
     """A lease on the proxy at ``index``, whatever the strategy would choose."""
-    return balancer._lease(balancer.states[index], Ask(site), balancer.clock())
+    return balancer.lease(balancer.states[index], Ask(site), balancer.clock())
 
 
 def outcome(balancer, index, result, times=1, site="a", **kwargs):

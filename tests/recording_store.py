@@ -1,9 +1,10 @@
 """A state store that records every call and has nothing but the protocol's methods: a
 balancer that reached into a store's internals would fail against it."""
 
-from scrapy_proxybalance.core.store import MemoryStore, StateStore
+from scrapy_proxybalance.core.store import StateStore
+from scrapy_proxybalance.stores.memory import MemoryStore
 
-PROTOCOL = sorted(name for name in vars(StateStore) if not name.startswith("_"))
+PROTOCOL = sorted({name for cls in StateStore.__mro__[:-1] for name in vars(cls) if not name.startswith("_")})
 
 
 class RecordingStore:

@@ -5,9 +5,11 @@ import random
 
 import pytest
 
-from scrapy_proxybalance.core.balancer import Ask, PoolListener, Wait
+from scrapy_proxybalance.core.balancer import Ask, Wait
 from scrapy_proxybalance.core.ejection import Backoff, CheckVerdict, State
 from scrapy_proxybalance.core.errors import NoProxyAvailable
+from scrapy_proxybalance.core.explain import why_out
+from scrapy_proxybalance.core.listener import PoolListener
 from scrapy_proxybalance.core.outcomes import Outcome
 
 from . import conftest
@@ -28,7 +30,7 @@ def store_kind(request):
 
 
 def test_the_memory_store_has_every_method_of_the_protocol():
-    from scrapy_proxybalance.core.store import MemoryStore
+    from scrapy_proxybalance.stores.memory import MemoryStore
 
     assert all(callable(getattr(MemoryStore, name, None)) for name in PROTOCOL)
 
@@ -143,7 +145,7 @@ def test_a_rate_limit_pauses_the_pair_and_is_no_ban(clock):
     one, two = (p.key for p in b.states)
     assert b.release(lease_of(b, 0, "a"), Outcome.RATE_LIMITED, retry_after=20).outcome is Outcome.RATE_LIMITED
     assert b.store.ban_of(one, "a")[1] == 0 and state(b, 0) is State.HEALTHY  # no ban, no ejection
-    assert b.gap("a", clock()) == 0  # one exit limited: that exit's problem, not the site's pace
+    assert b.pair_rule("a", clock())[0] == 0  # one exit limited: that exit's problem, not the site's pace
     assert use(b, "a") == 2  # proxy 1 pauses on a for the 20 s asked
     assert use(b, "b", {two}) == 1  # and serves other sites meanwhile
     clock.advance(20)
@@ -154,9 +156,9 @@ def test_a_second_proxy_rate_limited_slows_the_site_for_the_whole_pool(clock):
     b = make_balancer(clock, [f"http://10.0.0.{i}:1" for i in range(1, 4)], cooldown=0.0)
     b.release(lease_of(b, 0, "a"), Outcome.RATE_LIMITED)
     b.release(lease_of(b, 0, "a"), Outcome.RATE_LIMITED)  # the same exit again: still not the site
-    assert b.gap("a", clock()) == 0
+    assert b.pair_rule("a", clock())[0] == 0
     b.release(lease_of(b, 1, "a"), Outcome.RATE_LIMITED)
-    assert b.gap("a", clock()) > 0 and b.gap("b", clock()) == 0
+    assert b.pair_rule("a", clock())[0] > 0 and b.pair_rule("b", clock())[0] == 0
     lease = b.acquire(Ask("a", {b.states[0].key, b.states[1].key}))
     b.release(lease, Outcome.SUCCESS)
     assert isinstance(b.acquire(Ask("a", {b.states[0].key, b.states[1].key})), Wait)  # proxy 3 keeps the gap
@@ -167,13 +169,13 @@ def test_rate_limits_slow_a_site_once_per_round_then_the_pace_decays(clock):
     leases = [lease_of(b, i, "a") for i in range(5)]  # sent together: one round, five exits
     for lease in leases:
         b.release(lease, Outcome.RATE_LIMITED)
-    slowed = b.gap("a", clock())
+    slowed = b.pair_rule("a", clock())[0]
     assert 0 < slowed < 1  # five answers of one round slowed it once
     clock.advance(0.01)
     b.release(lease_of(b, 1, "a"), Outcome.RATE_LIMITED)  # sent after the slow-down: a new round
-    assert b.gap("a", clock()) == pytest.approx(2 * slowed, rel=0.01)
+    assert b.pair_rule("a", clock())[0] == pytest.approx(2 * slowed, rel=0.01)
     clock.advance(3600)
-    assert b.gap("a", clock()) == 0.0  # back to the floor while the site answers fine
+    assert b.pair_rule("a", clock())[0] == 0.0  # back to the floor while the site answers fine
 
 
 def test_overload_cuts_the_proxy_s_limit_once_per_round_and_never_ejects(clock):
@@ -407,7 +409,7 @@ def test_a_slow_down_holds_pairs_that_answered_before_it_while_the_gap_was_zero(
     b.release(lease_of(b, 2, "a"), Outcome.SUCCESS)  # answered with no gap to keep
     b.release(lease_of(b, 0, "a"), Outcome.RATE_LIMITED)
     b.release(lease_of(b, 1, "a"), Outcome.RATE_LIMITED)  # two exits: the site slows down
-    gap = b.gap("a", clock())
+    gap = b.pair_rule("a", clock())[0]
     assert gap > 0
     assert isinstance(b.acquire(Ask("a")), Wait)  # the third pair answered within the new gap too
     clock.advance(gap)
@@ -426,7 +428,7 @@ def test_why_out_says_why_each_proxy_cannot_serve(clock):
     b.release(lease_of(b, 0), Outcome.FAILURE, reason="DownloadConnectionRefusedError")
     b.release(lease_of(b, 1), Outcome.BAN, retry_after=30, reason="403 Forbidden")
     b.disable(b.states[2].key)
-    lines = b.why_out("a")
+    lines = why_out(b, "a")
     assert lines[0] == ("http://u:***@10.0.0.1:1: ejected for 60 s more after 1 ejection(s)"
                         " (last: DownloadConnectionRefusedError)")
     assert lines[1] == "http://10.0.0.2:1: banned by a for 30 s more (last: 403 Forbidden from a)"

@@ -80,7 +80,7 @@ class Model:
 
     def pair_open(self, p, domain) -> bool:
         now, key = self.clock(), (p.id, domain)
-        gap = self.b.gap(domain, now)  # the site's pace now (its arithmetic has unit tests)
+        gap = self.b.pair_rule(domain, now)[0]  # the site's pace now (its arithmetic has unit tests)
         limit = 1 if gap > 0 else 1 << 30
         return (self.busy.get(key, 0) < limit and not self.banned(p, domain) and self.hold.get(key, 0.0) <= now
                 and self.answered.get(key, float("-inf")) + gap <= now)
@@ -103,7 +103,7 @@ class Model:
 
     def valid_probe(self, lease, exclude, region) -> bool:
         p, f = lease.state, self.facts(lease.state)
-        return ((self.b.degraded(region) or p.id in self.b.panicked) and f.ejected_until > self.clock() and not f.for_bans and not f.disabled
+        return ((self.b.degraded(region) or p.id in self.b.recovery.panicked) and f.ejected_until > self.clock() and not f.for_bans and not f.disabled
                 and p.id not in exclude and p.in_flight == 1 and region in (None, p.proxy.region)
                 and self.pair_open(p, lease.site))
 
@@ -119,7 +119,7 @@ class Model:
         key, now = (lease.state.id, lease.site), self.clock()
         self.busy[key] -= 1
         self.answered[key] = now
-        gap = self.b.gap(lease.site, now)  # read after the release: a rate limit may have slowed the site
+        gap = self.b.pair_rule(lease.site, now)[0]  # read after the release: a rate limit may have slowed the site
         hold = 0.0
         if outcome is Outcome.RATE_LIMITED and retry_after is not None:
             hold = now + min(retry_after, MAX_HOLD)

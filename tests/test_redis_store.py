@@ -54,7 +54,7 @@ def test_what_a_claim_taught_of_a_pair_in_flight_is_shortened_once_its_answer_is
         guessed = two.pair_free_at(A, "s", now, 1, 0.5)
         assert guessed > now + 0.5
         one.give_back(A, "s", now, 0.5, 1)  # answered now: the pair is free half a second from now
-        await one._flush()
+        await one.flush()
         assert await two.claim("s", [B], 2, limit=1, gap=0.5) == B  # any claim brings the news
         assert abs(two.pair_free_at(A, "s", time.monotonic(), 1, 0.5) - (now + 0.5)) < 0.1 < guessed - now - 0.5
         await close(one, two)
@@ -67,7 +67,7 @@ def test_the_gap_counts_from_the_answer_by_redis_s_clock(namespace):
         one, two = await stores(namespace)
         assert await one.claim("s", [A], 1, limit=1, gap=0.3) == A
         one.give_back(A, "s", time.monotonic(), 0.3, 1)
-        await one._flush()
+        await one.flush()
         assert await two.claim("s", [A], 1, limit=1, gap=0.3) is None  # within 0.3 s of the answer
         await asyncio.sleep(0.35)
         assert await two.claim("s", [A], 2, limit=1, gap=0.3) == A
@@ -84,7 +84,7 @@ def test_a_pause_a_ban_and_an_ejection_hold_the_pair_for_every_process(namespace
         one.give_back(A, "s", now, 0, 1, hold_until=now + 0.3)  # Retry-After 0.3 s
         one.ban(B, "s", now, now + 30, 1)
         one.set_facts(C, ProxyFacts(ejected_until=now + 30, trial=True, level=1, ejections=1, reason="refused"))
-        await one._flush()
+        await one.flush()
         assert await two.claim("s", [A, B, C], 1, limit=1, gap=0) is None
         await asyncio.sleep(0.35)
         assert await two.claim("s", [B, C, A], 2, limit=1, gap=0) == A
@@ -101,8 +101,8 @@ def test_what_one_process_changes_the_others_see_and_are_told_of(namespace):
         now = time.monotonic()
         one.set_facts(A, ProxyFacts(ejected_until=now + 60, trial=True, level=1, ejections=1, reason="refused"))
         one.set_pace("s", SitePace(gap=0.5, since=now, limited_by=B, limited_at=now))
-        await one._flush()
-        await two._sync()
+        await one.flush()
+        await two.sync()
         facts = two.facts(A)
         assert told == [A] and facts.ejections == 1 and facts.trial and facts.reason == "refused"
         assert abs(facts.ejected_until - (now + 60)) < 0.5  # Redis's clock, back in this process's
@@ -132,7 +132,7 @@ def test_keys_expire_when_unused(namespace):
         assert await one.claim("s", [A], 1, limit=1, gap=0.1) == A
         one.give_back(A, "s", time.monotonic(), 0.1, 1)
         one.set_facts(A, ProxyFacts(failures=1, reason="refused"))
-        await one._flush()
+        await one.flush()
         await one.close()
         server = redis.Redis.from_url(URL)
         keys = list(server.scan_iter(f"{namespace}:*"))
@@ -149,9 +149,9 @@ def test_with_redis_away_a_store_goes_on_alone_and_says_so_once():
         assert await store.claim("s", [A, B], 1, limit=1, gap=0) == A  # its own pick stands
         assert await store.claim("s", [B], 2, limit=1, gap=0) == B
         store.give_back(A, "s", time.monotonic(), 0, 1)
-        await store._flush()
+        await store.flush()
         assert len(said) == 1 and "cannot reach the shared state at redis://127.0.0.1:1/0" in said[0]
-        assert store.outbox  # kept for when it answers again
+        assert store.link.outbox  # kept for when it answers again
         await store.close()
 
     run(scenario())
@@ -164,8 +164,8 @@ def test_a_proxy_added_or_removed_by_one_process_is_added_or_removed_by_the_othe
         two.subscribe_pool(lambda action, value: changes.append((action, value)))
         one.share_pool_change("add", '{"url": "http://u:pw@10.0.0.9:1", "name": "new"}')
         one.share_pool_change("remove", A)
-        await one._flush()
-        await two._sync()
+        await one.flush()
+        await two.sync()
         assert changes == [("add", '{"url": "http://u:pw@10.0.0.9:1", "name": "new"}'), ("remove", A)]
         await close(one, two)
 
@@ -178,13 +178,13 @@ def test_a_session_binding_is_shared_and_the_first_process_to_bind_it_wins(names
         now = time.monotonic()
         assert one.bind_session("s1", Binding(A, 0, now, used=now)).proxy == A
         assert two.bind_session("s1", Binding(B, 0, now, used=now)).proxy == B  # its own mirror, for now
-        await one._flush()
-        await two._flush()  # refused in Redis: one bound it first
-        await two._sync()
+        await one.flush()
+        await two.flush()  # refused in Redis: one bound it first
+        await two.sync()
         assert two.session("s1", now).proxy == A  # the session follows the fleet's binding
         one.set_session("s1", Binding("", 1, now, renewed=False, used=now, why="proxy removed"))
-        await one._flush()
-        await two._sync()
+        await one.flush()
+        await two.sync()
         moved = two.session("s1", now)
         assert (moved.proxy, moved.generation, moved.renewed, moved.why) == ("", 1, False, "proxy removed")
         assert abs(moved.since - now) < 0.5

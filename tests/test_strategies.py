@@ -81,7 +81,7 @@ def test_least_latency_spills_over_in_order_of_the_queue_a_request_would_join(cl
     for _ in range(40):  # measured, and proven (each may take several requests at once)
         picks(b, 4, latency=lambda lease: latency[host(lease)])
         for p in b.states:
-            b.release(b._lease(p, Ask("site.test"), clock()), Outcome.SUCCESS, latency[host_of(p)])
+            b.release(b.lease(p, Ask("site.test"), clock()), Outcome.SUCCESS, latency[host_of(p)])
     held = [b.acquire(Ask("site.test")) for _ in range(12)]
     order = [host(lease) for lease in held]
     # 0.05 x (n + 1): seven at the fast one cost what one at 0.4 s costs; then both share the load

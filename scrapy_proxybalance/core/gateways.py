@@ -128,6 +128,6 @@ class Gateways:
         return f"pb{gateway.plain}"
 
     def _make(self, gateway: Gateway, tok: str) -> ProxyState:
-        p = self.b._add_proxy(identity(gateway.template, tok))
+        p = self.b.add_identity(identity(gateway.template, tok))
         gateway.made[tok] = p
         return p

@@ -31,6 +31,9 @@ class Outcome(Enum):
 
 
 PROXY_AUTH_REQUIRED = 407  # the proxy itself refused us: its failure, never a site's answer
+BAN_STATUSES = frozenset({403})  # the defaults of PROXY_BAN_STATUS_CODES,
+RATE_LIMIT_STATUSES = frozenset({429})  # PROXY_RATE_LIMIT_STATUS_CODES
+OVERLOAD_STATUSES = frozenset({503})  # and PROXY_OVERLOAD_STATUS_CODES
 BODY_SCAN_BYTES = 16384  # body patterns are searched in this much of the body only
 
 
@@ -56,11 +59,11 @@ class BanPolicy:
 
     def __init__(
         self,
-        ban_statuses: Iterable[int] = (403,),
+        ban_statuses: Iterable[int] = BAN_STATUSES,
         body_patterns: Iterable[str | re.Pattern[str]] = (),
         failures: tuple[type[BaseException], ...] = (),
-        rate_limit_statuses: Iterable[int] = (429,),
-        overload_statuses: Iterable[int] = (503,),
+        rate_limit_statuses: Iterable[int] = RATE_LIMIT_STATUSES,
+        overload_statuses: Iterable[int] = OVERLOAD_STATUSES,
     ) -> None:
         self.ban_statuses = frozenset(ban_statuses)
         self.rate_limit_statuses = frozenset(rate_limit_statuses)

@@ -29,7 +29,6 @@ ENTRY_KEYS = ("url", "weight", "region", "backup", "name", "sessions")
 MAX_WEIGHT = 1e6
 MAX_SESSIONS = 1_000_000  # identities one gateway template may stand for
 _HOST = re.compile(r"^[A-Za-z0-9._-]+$")
-_BOOLS = {"1": True, "0": False, "true": True, "false": False}  # as Scrapy's getbool reads them
 
 
 def _split(text: str) -> tuple[str, str, str, str]:
@@ -39,6 +38,14 @@ def _split(text: str) -> tuple[str, str, str, str]:
         scheme, rest = "", text
     userinfo, at, hostpart = rest.rpartition("@")
     return scheme, sep, userinfo if at else "", hostpart if at else rest
+
+
+def bare_url(url: str | None) -> str | None:
+    """A proxy URL without its credentials (as ``HttpProxyMiddleware`` leaves ``meta['proxy']``)."""
+    if not url:
+        return url
+    scheme, sep, _, hostpart = _split(url)
+    return f"{scheme}{sep}{hostpart}"
 
 
 def mask_url(text: str) -> str:
@@ -245,15 +252,26 @@ def _sessions(entry: dict, url: str, shown: str) -> int:
     return sessions
 
 
+def as_bool(value: object) -> bool:
+    """A boolean as Scrapy's ``Settings.getbool`` reads one (the same rule, so an entry's flags
+    and the settings agree): ``True``/``False``, a number (``int()`` of it), or one of the
+    strings ``'True'``, ``'true'``, ``'False'``, ``'false'``. Raises ``ValueError``."""
+    try:
+        return bool(int(value))  # type: ignore[call-overload]
+    except (ValueError, TypeError):
+        if value in ("True", "true"):
+            return True
+        if value in ("False", "false"):
+            return False
+        raise ValueError(value) from None
+
+
 def _bool(value: object, shown: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str) and value.strip().lower() in _BOOLS:
-        return _BOOLS[value.strip().lower()]
-    raise InvalidProxy(f"backup must be true or false (or 1/0, 'true'/'false'), got {describe(value)}"
-                       f" for {shown!r}")
+    try:
+        return as_bool(value)
+    except ValueError:
+        raise InvalidProxy(f"backup must be true or false (or 1/0, 'true'/'false'), got {describe(value)}"
+                           f" for {shown!r}") from None
 
 
 # A pool value that is one proxy or a list of them rather than a file: URLs, host:port.
@@ -290,27 +308,34 @@ def pool_entries(value: object, setting: str = "PROXY_POOL") -> tuple[list[tuple
 
 
 def read_pool_file(path: Path, setting: str = "PROXY_POOL") -> list[tuple[str, object]]:
-    """Entries of a pool file: one URL (or JSON dict) per line; ``#`` starts a comment at the
-    start of a line or after white space, so a ``#`` inside a password is kept."""
+    """Entries of a pool file (see :func:`pool_lines`), each with where it came from."""
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError, ValueError) as exc:  # ValueError: a NUL in the path
         why = exc.strerror if isinstance(exc, OSError) else "it is not UTF-8 text" \
             if isinstance(exc, UnicodeDecodeError) else "not a file path"
         raise InvalidProxy(f"{setting}: cannot read proxy file {str(path)!r}: {why}") from None
+    return pool_lines(text, f"{setting} ({path}, line {{}})")
+
+
+def pool_lines(text: str, where: str = "line {}") -> list[tuple[str, object]]:
+    """The entries of a pool's text (a pool file, a provider's answer): one URL or JSON dict
+    per line; ``#`` starts a comment at the start of a line or after white space, so a ``#``
+    inside a password is kept. Each entry comes with ``where`` (its line number filled in).
+    Raises :class:`InvalidProxy` for a line that is not valid JSON."""
     entries: list[tuple[str, object]] = []
     for lineno, line in enumerate(text.splitlines(), start=1):
         line = re.split(r"(?:^|\s)#", line, maxsplit=1)[0].strip()
         if not line:
             continue
-        where = f"{setting} ({path}, line {lineno})"
+        here = where.format(lineno)
         if line.startswith("{"):
             try:
-                entries.append((where, json.loads(line)))
+                entries.append((here, json.loads(line)))
             except ValueError:
-                raise InvalidProxy(f"{where}: not a valid JSON entry") from None
+                raise InvalidProxy(f"{here}: not a valid JSON entry") from None
         else:
-            entries.append((where, line))
+            entries.append((here, line))
     return entries
 
 

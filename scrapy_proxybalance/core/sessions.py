@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -31,6 +32,7 @@ from .outcomes import Outcome
 
 if TYPE_CHECKING:
     from .balancer import Balancer
+    from .state import ProxyState
 
 RENEW_TIMEOUT = 30.0  # seconds older requests of a moved session wait for it to be renewed
 RENEW_POLL = 0.5  # how often they look
@@ -114,7 +116,7 @@ class Sessions:
                 p = b.gateways.made(binding.proxy)
                 if p is None:
                     return Wait(RENEW_POLL)  # bound by another process to an identity this one cannot make
-                return self._tag(b._acquire(replace(ask, tried=()) if ask.tried else ask, now, only=p), binding, key)
+                return self._tag(b.pick(replace(ask, tried=()) if ask.tried else ask, now, only=p), binding, key)
             self._unbind(binding.proxy)
             binding = moved(binding, now, why)
             b.store.set_session(key, binding)
@@ -130,16 +132,16 @@ class Sessions:
         result: Lease | Wait
         identity = b.gateways.for_session(key, generation, ask.region)
         if identity is not None:
-            result = b._acquire(ask, now, only=identity)
+            result = b.pick(ask, now, only=identity)
         else:
-            spread = (self.on, self.bound / max(1, len(b.by_key)) + 1)
-            try:
-                sound: Lease | Wait | None = b._acquire(ask, now, spread=spread, sound=True)  # not a dying one
+            most = self.bound / max(1, len(b.by_key)) + 1
+            try:  # not a dying one
+                sound: Lease | Wait | None = b.pick(ask, now, accept=self._spread(most, sound=True), binding=True)
             except NoProxyAvailable:  # every one that could serve failed last: take one anyway
                 sound = None
-            result = sound if isinstance(sound, Lease) else b._acquire(ask, now, spread=spread)
-            if not isinstance(result, Lease) and self.bound >= len(b.by_key):
-                result = b._acquire(ask, now, spread=(self.on, math.inf))  # more sessions than proxies: they share
+            result = sound if isinstance(sound, Lease) else b.pick(ask, now, accept=self._spread(most), binding=True)
+            if not isinstance(result, Lease) and self.bound >= len(b.by_key):  # more sessions than proxies: share
+                result = b.pick(ask, now, accept=self._spread(math.inf), binding=True)
         if not isinstance(result, Lease):
             return result
         new = Binding(result.state.key, generation, now, renewed=old is None, used=now)
@@ -147,14 +149,21 @@ class Sessions:
         if held.proxy != result.state.key:  # another process bound it first: go there
             b.cancel(result)
             p = b.gateways.made(held.proxy)
-            return Wait(RENEW_POLL) if p is None else self._tag(b._acquire(replace(ask, tried=()), now, only=p),
-                                                                  held, key)
+            return Wait(RENEW_POLL) if p is None else self._tag(b.pick(replace(ask, tried=()), now, only=p), held, key)
         self.on[result.state.id] += 1
         self.bound += 1
         b.listener.session_bound(key, result.state, generation)
         if old is not None and old.why:
             result.moved = old.why
         return self._tag(result, new, key)
+
+    def _spread(self, most: float, sound: bool = False) -> Callable[[ProxyState], bool]:
+        """A candidate filter for binding: proxies holding at most ``most`` sessions (and,
+        ``sound``, whose last answer was not a failure: they may be dying)."""
+        on, facts = self.on, self.b.store.facts
+        if sound:
+            return lambda p: on[p.id] <= most and not facts(p.key).failures
+        return lambda p: on[p.id] <= most
 
     @staticmethod
     def _tag(result: Lease | Wait, binding: Binding, key: str) -> Lease | Wait:

@@ -28,12 +28,7 @@ class ProxyState:
     removed: bool = False  # no longer in the pool; its last requests may still be in flight
     streak: int = 0  # successes in a row, for forgiving old ejections
     probing: bool = False  # a panic probe is in flight through it
-    last_probe: float = float("-inf")  # when the last panic probe left
 
     @property
     def weight(self) -> float:
         return self.proxy.weight
-
-    def can_take_request(self) -> bool:
-        """Below its concurrency limit."""
-        return self.in_flight < self.limit.allowed

@@ -1,0 +1,24 @@
+"""What the balancer tells the world: the pool's health events, from one place."""
+
+from __future__ import annotations
+
+from .ejection import ProxyFacts
+from .state import ProxyState
+
+
+class PoolListener:
+    """Told of changes in the pool's health (stats, logs, status pages subscribe); does nothing."""
+
+    def ejected(self, state: ProxyState, facts: ProxyFacts, seconds: float) -> None: ...
+
+    def revived(self, state: ProxyState, how: str) -> None: ...
+
+    def session_bound(self, session: str, state: ProxyState, generation: int) -> None: ...
+
+    def session_moved(self, session: str, reason: str) -> None: ...
+
+    def session_renewed(self, session: str) -> None:
+        """A moved session's new binding answered: its older requests may go."""
+
+    def slowed(self, site: str, gap: float) -> None:
+        """Rate limits from ``site``: each proxy now keeps ``gap`` seconds between requests there."""

@@ -1,0 +1,122 @@
+"""Which proxies are in the pool, and which of them each group's strategy may hand out.
+
+A group is a region (or ``None``: the whole pool) and a tier of backups; each group has one
+strategy holding the members in rotation. A proxy in rotation is in the pool, not ejected and
+not disabled; the strategies see it join and leave as its facts change.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Callable
+
+from .ejection import State
+from .errors import UnknownProxy
+from .proxy import Proxy
+from .state import ProxyState
+from .store import ProxyFactsStore
+from .strategies import Strategy
+
+Group = tuple[str | None, bool]  # (region or None for all, backup tier)
+
+
+class Membership:
+    def __init__(self, strategy: Callable[[random.Random], Strategy], rng: random.Random,
+                 store: ProxyFactsStore) -> None:
+        self.strategy = strategy
+        self.rng = rng
+        self.store = store
+        self.groups: dict[Group, Strategy] = {}
+        self.states: list[ProxyState] = []  # by id; removed proxies keep their slot
+        self.by_key: dict[str, ProxyState] = {}  # the proxies of the pool now
+        self.region_size: Counter[str | None] = Counter()
+        self.memberships: list[list[Strategy]] = []  # proxy id -> the strategies holding it
+        self.disabled = 0
+
+    def new(self, proxy: Proxy) -> ProxyState:
+        """A proxy joins the pool (out of rotation until :meth:`sync`)."""
+        p = ProxyState(len(self.states), proxy, proxy.key)
+        self.states.append(p)
+        self.memberships.append([])
+        self.join(p)
+        return p
+
+    def join(self, p: ProxyState) -> None:
+        proxy = p.proxy
+        self.by_key[p.key] = p
+        groups: list[Group] = [(None, proxy.backup)]
+        self.region_size[None] += 1
+        if proxy.region is not None:
+            groups.append((proxy.region, proxy.backup))
+            self.region_size[proxy.region] += 1
+        for g in groups:
+            if g not in self.groups:
+                self.groups[g] = self.strategy(self.rng)
+        self.memberships[p.id] = [self.groups[g] for g in groups]
+        if self.store.facts(p.key).disabled:
+            self.disabled += 1
+
+    def part(self, p: ProxyState) -> None:
+        """``p`` leaves the pool (for good, or to join again changed)."""
+        self.leave(p)
+        del self.by_key[p.key]
+        self.region_size[None] -= 1
+        if p.proxy.region is not None:
+            self.region_size[p.proxy.region] -= 1
+        self.memberships[p.id] = []
+        if self.store.facts(p.key).disabled:
+            self.disabled -= 1
+
+    def sync(self, p: ProxyState, now: float) -> None:
+        """Put ``p`` in rotation or take it out, as its facts say."""
+        facts = self.store.facts(p.key)
+        out = p.removed or facts.disabled or facts.state(now) is State.EJECTED
+        if out:
+            self.leave(p)
+        elif not p.in_rotation and p.key in self.by_key:
+            p.in_rotation = True
+            for s in self.memberships[p.id]:
+                s.add(p)
+
+    def leave(self, p: ProxyState) -> None:
+        if p.in_rotation:
+            p.in_rotation = False
+            for s in self.memberships[p.id]:
+                s.remove(p)
+
+    def acquired(self, p: ProxyState) -> None:
+        for s in self.memberships[p.id]:
+            s.on_acquire(p)
+
+    def released(self, p: ProxyState) -> None:
+        for s in self.memberships[p.id]:
+            s.on_release(p)
+
+    def get(self, key: str) -> ProxyState:
+        p = self.by_key.get(key)
+        if p is None:
+            raise UnknownProxy(f"no proxy {key!r} in the pool")
+        return p
+
+    def in_rotation(self, key: str) -> bool:
+        """Whether the proxy is in the pool and can be handed out (not ejected or disabled)."""
+        p = self.by_key.get(key)
+        return p is not None and p.in_rotation
+
+    def group(self, region: str | None, backup: bool) -> Strategy | None:
+        return self.groups.get((region, backup))
+
+    def live(self, region: str | None) -> int:
+        """Proxies of the region in rotation."""
+        return sum(len(s) for backup in (False, True) if (s := self.groups.get((region, backup))))
+
+    def degraded(self, region: str | None = None) -> bool:
+        """Fewer than half the proxies of the region are in rotation (Envoy's panic
+        threshold): failures now say more about the pool than about a request."""
+        return 2 * self.live(region) < self.region_size[region]
+
+    def panicking(self, p: ProxyState) -> bool:
+        """Whether the pool, or ``p``'s region, is degraded."""
+        region = p.proxy.region
+        return self.degraded(None) or (region is not None and self.degraded(region))

@@ -1,0 +1,148 @@
+"""What each outcome of a request does to its proxy, its pair and its site: one rule each.
+
+- **success**: the proxy's latency and success rate, its concurrency limit grows; a trial or a
+  run of failures ends (a probe's success brings an ejected proxy back); every
+  :data:`~.ejection.FORGIVE_AFTER` successes in a row forgive one old ejection; the pair's ban
+  level is forgotten.
+- **failure**: the proxy's limit falls to one; the ``max_failures``-th in a row (or one on
+  trial) ejects it.
+- **ban**: the pair is held off the site (``Retry-After``, else a backoff doubling with each ban
+  in a row there); a proxy banned by ``max_banned_sites`` sites at once is ejected.
+- **rate limited**: the site's pace may slow (see :mod:`.pace`); that pair pauses for the
+  ``Retry-After`` asked, or, when the site's pace did not change, twice the pace.
+- **overloaded**: the proxy's concurrency limit is cut (once per round).
+
+Before that, an outcome is counted as what it says about the proxy: an overload answer from a
+proxy with nothing else in flight is the site's own answer (a success), and a ban of the first
+request of a session that just moved is the session's doing (neutral).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from .ejection import FORGIVE_AFTER, ProxyFacts, after_failure, after_success, eject, forgive, revive
+from .leases import Lease, Released
+from .outcomes import Outcome
+from .pace import FIRST_STEP
+
+if TYPE_CHECKING:
+    from .balancer import Balancer
+
+
+class OutcomeRules:
+    def __init__(self, balancer: Balancer) -> None:
+        self.b = balancer
+        self.rules = balancer.rules
+        self.store = balancer.store
+
+    def apply(self, lease: Lease, outcome: Outcome, now: float, latency: float | None, retry_after: float | None,
+              reason: str) -> Released:
+        """Release ``lease`` (not released before) with ``outcome``."""
+        b, p, site = self.b, lease.state, lease.site
+        others_in_flight = p.in_flight > 1
+        p.in_flight -= 1
+        if lease.probe:
+            b.recovery.probe_ended(p, now, failed=outcome is Outcome.FAILURE)
+        outcome = _counted_as(lease, outcome, others_in_flight)
+        old = self.store.facts(p.key)
+        facts, hold = old, 0.0  # hold: a rate-limit answer's pause, beyond the site's gap
+        if outcome is Outcome.SUCCESS:
+            old, facts = self._succeeded(lease, old, now, latency)
+        elif outcome is Outcome.FAILURE:
+            facts = self._failed(lease, old, now, reason)
+        elif outcome is Outcome.BAN:
+            facts = self._banned(lease, old, now, retry_after, reason)
+        elif outcome is Outcome.RATE_LIMITED:
+            hold = self._rate_limited(lease, now, retry_after)
+        elif outcome is Outcome.OVERLOADED:
+            p.metrics.overloads += 1
+            p.limit.on_overload(lease.number, next(b.lease_numbers))
+        if not lease.probe:
+            b.members.released(p)
+        if lease.session is not None:
+            b.sessions.released(lease, outcome, now)
+        gap = b.pair_rule(site, now)[0]
+        self.store.give_back(p.key, site, now, gap, lease.number, now + hold if hold else -math.inf)
+        ejected_before = old.ejected_until > now
+        b.set_facts(p, old, facts, now)
+        ejected = facts.ejected_until - now if facts.ejected_until > now and not ejected_before else None
+        return Released(outcome, ejected)
+
+    def _succeeded(self, lease: Lease, facts: ProxyFacts, now: float,
+                   latency: float | None) -> tuple[ProxyFacts, ProxyFacts]:
+        """The facts before and after a success (a probe's success is written at once: the
+        proxy is back)."""
+        p, m = lease.state, lease.state.metrics
+        m.successes += 1
+        m.observe_outcome(True)
+        if latency is not None:
+            m.observe_latency(latency, now)
+        p.limit.on_success()
+        if lease.probe and facts.ejected_until > now:
+            revived = revive(facts, now)
+            self.b.set_facts(p, facts, revived, now, "probe")
+            facts = revived
+        before = facts
+        facts = after_success(facts, now)
+        p.streak += 1
+        if p.streak % FORGIVE_AFTER == 0:
+            facts = forgive(facts)
+        if self.store.ban_of(p.key, lease.site)[1]:
+            self.store.unban(p.key, lease.site)  # the site takes it again: forget its ban level
+        return before, facts
+
+    def _failed(self, lease: Lease, facts: ProxyFacts, now: float, reason: str) -> ProxyFacts:
+        p, rules = lease.state, self.rules
+        p.metrics.failures += 1
+        p.metrics.observe_outcome(False)
+        p.streak = 0
+        p.limit.on_failure()
+        return after_failure(facts, now, rules.max_failures, rules.backoff, self.b.rng, reason or "failure")
+
+    def _banned(self, lease: Lease, facts: ProxyFacts, now: float, retry_after: float | None,
+                reason: str) -> ProxyFacts:
+        """Keep the proxy off the site: as long as the site asked, else for a ban cooldown that
+        doubles with each ban in a row there (jittered); eject it when too many sites ban it."""
+        p, site, rules = lease.state, lease.site, self.rules
+        p.metrics.bans += 1
+        p.metrics.observe_outcome(False)
+        p.streak = 0
+        level = self.store.ban_of(p.key, site)[1] + 1
+        if retry_after is not None:
+            hold = min(retry_after, rules.retry_after_max)
+        else:
+            hold = rules.ban_backoff.delay(level, self.b.rng)
+        self.store.ban(p.key, site, now, now + hold, level)
+        if facts.ejected_until > now:
+            return facts
+        banning = self.store.banned_sites(p.key, now)
+        if rules.max_banned_sites and len(banning) >= rules.max_banned_sites:
+            return eject(facts, now, rules.backoff, self.b.rng, f"banned by {len(banning)} sites", for_bans=True)
+        return replace(facts, reason=f"{reason} from {site}" if reason else f"banned by {site}")
+
+    def _rate_limited(self, lease: Lease, now: float, retry_after: float | None) -> float:
+        """Slow the site's pace if it is the site's pace that is too fast; the pair's pause."""
+        p, site, rules, b = lease.state, lease.site, self.rules, self.b
+        p.metrics.rate_limits += 1
+        before = self.store.pace(site)
+        pace = before.rate_limited(now, rules.cooldown, rules.cooldown_max, lease.at, p.key, len(b.by_key))
+        self.store.set_pace(site, pace)
+        if pace.gap != before.gap:
+            b.listener.slowed(site, pace.gap)
+        if retry_after is not None:
+            return min(retry_after, rules.retry_after_max)
+        if pace.gap == before.gap:  # not the site's pace: this exit pauses there
+            return max(FIRST_STEP, 2 * pace.at(now, rules.cooldown))
+        return 0.0
+
+
+def _counted_as(lease: Lease, outcome: Outcome, others_in_flight: bool) -> Outcome:
+    """What the outcome says about the proxy (see the module's docstring)."""
+    if outcome is Outcome.OVERLOADED and not others_in_flight:
+        return Outcome.SUCCESS  # nothing else in flight: not the proxy's load, the site's answer
+    if outcome is Outcome.BAN and lease.moved:
+        return Outcome.NEUTRAL  # a moved session's first request refused: the session's doing
+    return outcome
