@@ -1,4 +1,4 @@
-"""scrapy-proxybalance: balance a Scrapy crawl over a pool of HTTP(S) proxies."""
+"""scrapy-proxybalance: balance a Scrapy crawl over a pool of proxies."""
 
 from .addon import Addon
 from .core.balancer import Balancer, Lease, Wait
@@ -15,6 +15,7 @@ from .core.proxy import Proxy
 from .core.strategies import Strategy
 from .middleware import ProxyBalanceMiddleware
 from .policy import BanDetected
+from .pool_control import PoolControl
 from .scheduler import ProxyScheduler
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "Lease",
     "NoProxyAvailable",
     "Outcome",
+    "PoolControl",
     "Proxy",
     "ProxyBalanceError",
     "ProxyBalanceMiddleware",
@@ -37,4 +39,4 @@ __all__ = [
     "Wait",
 ]
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 from typing import TYPE_CHECKING
 
 from scrapy.utils.misc import load_object
 
+from .config import DEFAULTS
 from .middleware import ProxyBalanceMiddleware
 from .scheduler import ProxyScheduler, is_proxy_scheduler
 
@@ -17,10 +19,14 @@ MIDDLEWARE_PRIORITY = 610  # after RetryMiddleware (550), before HttpProxyMiddle
 
 class Addon:
     """Adds :class:`ProxyBalanceMiddleware` to ``DOWNLOADER_MIDDLEWARES`` unless the project
-    already placed it, and makes :class:`ProxyScheduler` the ``SCHEDULER``, wrapping the one
-    the project had (kept in ``PROXY_SCHEDULER``). Changes no other setting."""
+    already placed it, makes :class:`ProxyScheduler` the ``SCHEDULER``, wrapping the one the
+    project had (kept in ``PROXY_SCHEDULER``), and publishes every ``PROXY_*`` default at the
+    add-on's priority, so other components (and ``scrapy settings --get``) see the real values.
+    Changes no other setting."""
 
     def update_settings(self, settings: BaseSettings) -> None:
+        for name, value in DEFAULTS.items():
+            settings.set(name, copy.deepcopy(value), priority="addon")
         settings.setdefault_in_component_priority_dict(
             "DOWNLOADER_MIDDLEWARES", ProxyBalanceMiddleware, MIDDLEWARE_PRIORITY
         )

@@ -21,12 +21,13 @@ from scrapy.utils.misc import load_object
 
 from .core.ejection import Backoff
 from .core.errors import ConfigError, InvalidProxy
-from .core.outcomes import PROXY_AUTH_REQUIRED
+from .core.outcomes import BAN_STATUSES, OVERLOAD_STATUSES, PROXY_AUTH_REQUIRED, RATE_LIMIT_STATUSES
 from .core.proxy import Proxy, describe, load_pool, mask
 from .core.rules import Rules
 from .core.sessions import SessionLimits
 from .core.strategies import STRATEGIES, Strategy
 from .sources import mask_source
+from .stores import MissingDependency, UnknownScheme, schemes, store_class
 
 if TYPE_CHECKING:
     from scrapy.settings import BaseSettings
@@ -41,9 +42,9 @@ DEFAULTS: dict[str, Any] = {
     "PROXY_RECOVERY_INTERVAL": 60.0,
     "PROXY_RECOVERY_MAX_INTERVAL": 1800.0,
     "PROXY_RETRY_TIMES": 3,
-    "PROXY_BAN_STATUS_CODES": [403],
-    "PROXY_RATE_LIMIT_STATUS_CODES": [429],
-    "PROXY_OVERLOAD_STATUS_CODES": [503],
+    "PROXY_BAN_STATUS_CODES": sorted(BAN_STATUSES),
+    "PROXY_RATE_LIMIT_STATUS_CODES": sorted(RATE_LIMIT_STATUSES),
+    "PROXY_OVERLOAD_STATUS_CODES": sorted(OVERLOAD_STATUSES),
     "PROXY_BAN_COOLDOWN": 60.0,
     "PROXY_BAN_MAX_COOLDOWN": 1800.0,
     "PROXY_RETRY_AFTER_MAX": 1800.0,
@@ -83,6 +84,7 @@ DEFAULTS: dict[str, Any] = {
     "PROXY_REPORT_FILE": None,
 }
 UNAVAILABLE_ACTIONS = ("close", "fail")
+HTTP_URL = re.compile(r"(?i)https?://[^/\s?#]+(?:[/?#]\S*)?$")  # a source's or a check's URL
 MAX_SECONDS = 365 * 86400.0  # no duration setting may exceed a year
 MAX_COUNT = 1_000_000  # nor a count a million
 
@@ -123,14 +125,13 @@ def _number(settings: BaseSettings, name: str, *, integer: bool = False, positiv
 
 
 def _bool(settings: BaseSettings, name: str) -> bool:
+    """A boolean as Scrapy's ``getbool`` reads it (``True``/``False``, ``1``/``0``, their strings,
+    ``'true'``/``'false'``)."""
     value = _get(settings, name)
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str) and value.strip() in ("0", "1", "True", "true", "False", "false"):
-        return value.strip() in ("1", "True", "true")
-    raise ConfigError(f"{name} must be True or False (or 1/0, 'true'/'false'), got {_shown(value)}")
+    try:
+        return settings.getbool(name, value) if settings.get(name) is not None else bool(value)
+    except (ValueError, TypeError):
+        raise ConfigError(f"{name} must be True or False (or 1/0, 'true'/'false'), got {_shown(value)}") from None
 
 
 def _class(settings: BaseSettings, name: str, check: Callable[[object], bool], what: str) -> Any:
@@ -213,13 +214,11 @@ def _ban_policy(settings: BaseSettings) -> type:
 
 
 def _scheduler(settings: BaseSettings) -> type:
-    from .scheduler import is_proxy_scheduler
-
     return _class(
         settings, "PROXY_SCHEDULER",
-        lambda c: isinstance(c, type) and not is_proxy_scheduler(c)
+        lambda c: isinstance(c, type)
         and all(callable(getattr(c, m, None)) for m in ("enqueue_request", "next_request", "has_pending_requests")),
-        "a scheduler class (enqueue_request, next_request, has_pending_requests) other than ProxyScheduler",
+        "a scheduler class (enqueue_request, next_request, has_pending_requests)",
     )
 
 
@@ -257,22 +256,21 @@ def _pool(settings: BaseSettings, source: object = None) -> tuple[list[Proxy], P
     return pool, path
 
 
-STATE_SCHEMES = ("memory", "redis", "rediss", "unix")
-
-
 def _state_url(settings: BaseSettings) -> str:
     value = _get(settings, "PROXY_STATE_URL")
-    scheme = value.partition("://")[0] if isinstance(value, str) and "://" in value else None
-    if scheme not in STATE_SCHEMES:
-        raise ConfigError(
-            f"PROXY_STATE_URL must be a URL of memory://, redis://, rediss:// or unix://, got {_shown(value)}")
-    if scheme != "memory":
-        try:
-            import redis.asyncio  # noqa: F401
-        except ImportError:
-            raise ConfigError(f"PROXY_STATE_URL is {_shown(value)}, but the redis package is missing:"
-                              " pip install 'scrapy-proxybalance[redis]'") from None
+    if not isinstance(value, str) or "://" not in value:
+        raise ConfigError(f"PROXY_STATE_URL must be a URL of {_schemes()}, got {_shown(value)}")
+    try:
+        store_class(value)
+    except UnknownScheme:
+        raise ConfigError(f"PROXY_STATE_URL must be a URL of {_schemes()}, got {_shown(value)}") from None
+    except MissingDependency as exc:
+        raise ConfigError(f"PROXY_STATE_URL is {_shown(value)}, but {exc}") from None
     return value
+
+
+def _schemes() -> str:
+    return ", ".join(f"{scheme}://" for scheme in schemes())
 
 
 def _namespace(settings: BaseSettings) -> str:
@@ -312,7 +310,7 @@ def _pool_source(settings: BaseSettings) -> str | Callable[[], Any] | None:
                           f" got {_shown(value)}")
     value = value.strip()
     if re.match(r"(?i)https?://", value):
-        if not re.match(r"(?i)https?://[^/\s?#]+(?:[/?#]\S*)?$", value):
+        if not HTTP_URL.match(value):
             raise ConfigError(f"PROXY_POOL_SOURCE: {_shown(mask_source(value))} is not a valid http(s) URL")
         return value
     if "://" in value or not re.fullmatch(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)+", value):
@@ -410,7 +408,7 @@ class HealthCheck:
         """The ``PROXY_HEALTH_CHECK_*`` settings (all checked, also when checks are off),
         or ``None`` when no URL is set."""
         url = url or _get(settings, "PROXY_HEALTH_CHECK_URL")
-        if url is not None and (not isinstance(url, str) or not re.match(r"https?://[^/\s?#]+(?:[/?#]\S*)?$", url)):
+        if url is not None and (not isinstance(url, str) or not HTTP_URL.match(url)):
             raise ConfigError(f"PROXY_HEALTH_CHECK_URL must be an http(s) URL, got {_shown(url)}")
         body = _get(settings, "PROXY_HEALTH_CHECK_BODY")
         try:

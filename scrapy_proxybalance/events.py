@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from .core.balancer import PoolListener
+from .core.listener import PoolListener
 from .stats import PREFIX
 
 if TYPE_CHECKING:
@@ -25,14 +25,15 @@ class PoolEvents(PoolListener):
     entry in the proxy's ejection history when a ``recorder`` keeps one (for the status page
     and the closing report); a return also wakes the requests waiting for a proxy."""
 
-    def __init__(self, stats: StatsCollector, wake: Callable[[], None], recorder: Recorder | None = None) -> None:
+    def __init__(self, stats: StatsCollector, recorder: Recorder | None = None,
+                 wake: Callable[[], None] = lambda: None) -> None:
         self.stats = stats
-        self.wake = wake
         self.recorder = recorder
+        self.wake = wake  # waiting requests may ask again (a proxy came back)
 
     def ejected(self, state: ProxyState, facts: ProxyFacts, seconds: float) -> None:
         self.stats.inc_value(f"{PREFIX}/ejections")
-        logger.warning("proxybalance: ejected %s for %.0f s (%s; ejection #%d)",
+        logger.warning("ejected %s for %.0f s (%s; ejection #%d)",
                        state.proxy.label, seconds, facts.reason, facts.ejections)
         if self.recorder is not None:
             self.recorder.ejected(state.key, time.time(), seconds, facts.reason)
@@ -42,10 +43,10 @@ class PoolEvents(PoolListener):
         if self.recorder is not None:
             self.recorder.revived(state.key, time.time(), how)
         if how == "check":
-            logger.info("proxybalance: %s passed its health check: back on trial before its backoff ended",
+            logger.info("%s passed its health check: back on trial before its backoff ended",
                         state.proxy.label)
         elif how == "probe":
-            logger.info("proxybalance: %s answered a probe while most of the pool was out: back in rotation",
+            logger.info("%s answered a probe while most of the pool was out: back in rotation",
                         state.proxy.label)
         self.wake()
 
@@ -57,7 +58,7 @@ class PoolEvents(PoolListener):
         cause = reason.split(" (")[0].replace("proxy ", "").split(" by ")[0].replace(" ", "_")
         self.stats.inc_value(f"{PREFIX}/sessions/moved")
         self.stats.inc_value(f"{PREFIX}/sessions/moved/{cause}")
-        logger.info("proxybalance: session %r moves to another proxy: %s", session, reason)
+        logger.info("session %r moves to another proxy: %s", session, reason)
 
     def session_renewed(self, session: str) -> None:
         self.stats.inc_value(f"{PREFIX}/sessions/renewed")
@@ -65,5 +66,5 @@ class PoolEvents(PoolListener):
 
     def slowed(self, site: str, gap: float) -> None:
         self.stats.inc_value(f"{PREFIX}/slowdowns")
-        logger.info("proxybalance: %s is rate limiting: each proxy now waits %.2f s between requests there"
+        logger.info("%s is rate limiting: each proxy now waits %.2f s between requests there"
                     " (it speeds up again while the site answers fine)", site, gap)

@@ -22,3 +22,4 @@ MOVED_AT = "_proxybalance_moved_at"  # the binding whose move it told (a copy of
 SESSION = "proxy_session"  # public: the request's sticky session
 MOVED = "proxy_session_moved"  # public: its session moved to another proxy with it, and why
 RETRIES = "proxy_retry_times"  # public: moves to another proxy, apart from RetryMiddleware's retry_times
+MAX_RETRIES = "proxy_max_retry_times"  # public: this request's budget of charged moves (PROXY_RETRY_TIMES)

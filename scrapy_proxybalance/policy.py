@@ -1,23 +1,16 @@
-"""The ban policy as the middleware uses it: the core :class:`BanPolicy` with Scrapy's
-exceptions, the ``PROXY_BAN_POLICY`` class, and a spider's own overrides."""
+"""The ban policy as the middleware uses it: the core :class:`BanPolicy`, the
+``PROXY_BAN_POLICY`` class, the download path's own reading of its exceptions, and a spider's
+own overrides."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from scrapy.core.downloader.handlers.http11 import TunnelError
-from scrapy.exceptions import (
-    CannotResolveHostError,
-    DownloadConnectionRefusedError,
-    DownloadFailedError,
-    DownloadTimeoutError,
-    IgnoreRequest,
-    ResponseDataLossError,
-)
-from twisted.internet.error import ConnectError, ConnectionDone, ConnectionLost, TimeoutError
+from scrapy.exceptions import IgnoreRequest
 
+from .carriers import Fault
 from .core.errors import ProxyBalanceError
-from .core.outcomes import Outcome
+from .core.outcomes import BanPolicy, Outcome
 
 if TYPE_CHECKING:
     from scrapy import Request, Spider
@@ -25,20 +18,6 @@ if TYPE_CHECKING:
     from scrapy.http import Response
 
     from .config import Config
-
-# Exceptions that mean the proxy failed us: it refused, hung, dropped or garbled the exchange.
-PROXY_FAILURES: tuple[type[BaseException], ...] = (
-    DownloadConnectionRefusedError,
-    DownloadTimeoutError,
-    DownloadFailedError,
-    ResponseDataLossError,
-    CannotResolveHostError,
-    TunnelError,
-    ConnectError,
-    ConnectionDone,
-    ConnectionLost,
-    TimeoutError,
-)
 
 
 class BanDetected(IgnoreRequest, ProxyBalanceError):
@@ -50,12 +29,13 @@ class BanDetected(IgnoreRequest, ProxyBalanceError):
         super().__init__(*args)
 
 
-def build_policy(cls: type, crawler: Crawler, config: Config) -> Any:
+def build_policy(cls: type, crawler: Crawler, config: Config, failures: tuple[type[BaseException], ...]) -> Any:
     """An instance of ``PROXY_BAN_POLICY``: through its ``from_crawler`` if it has one,
-    else built like :class:`BanPolicy` from the settings."""
+    else built like :class:`BanPolicy` from the settings (``failures``: the exception types
+    the download paths count against a proxy)."""
     if hasattr(cls, "from_crawler"):
         return cls.from_crawler(crawler)
-    return cls(ban_statuses=config.ban_status_codes, body_patterns=config.ban_body_patterns, failures=PROXY_FAILURES,
+    return cls(ban_statuses=config.ban_status_codes, body_patterns=config.ban_body_patterns, failures=failures,
                rate_limit_statuses=config.rate_limit_status_codes, overload_statuses=config.overload_status_codes)
 
 
@@ -66,13 +46,18 @@ class SpiderPolicy:
     project's, or define ``response_is_ban(request, response)`` and
     ``exception_is_ban(request, exception)`` as scrapy-rotating-proxies allows: ``True``
     means a ban, ``False`` not a ban, ``None`` leaves the decision to the policy.
+
+    An exception is first read by the download path that raised it (its carrier's fault
+    table); a policy class with its own ``exception_outcome`` decides instead.
     """
 
-    def __init__(self, policy: Any, spider: Spider | None, crawler: Crawler, config: Config) -> None:
+    def __init__(self, policy: Any, spider: Spider | None, crawler: Crawler, config: Config,
+                 failures: tuple[type[BaseException], ...] = ()) -> None:
         own = getattr(spider, "proxy_ban_policy", None)
         if isinstance(own, type):
-            own = build_policy(own, crawler, config)
+            own = build_policy(own, crawler, config, failures)
         self.policy = own or policy
+        self.own_exceptions = getattr(type(self.policy), "exception_outcome", None) is not BanPolicy.exception_outcome
         self.response_is_ban = getattr(spider, "response_is_ban", None)
         self.exception_is_ban = getattr(spider, "exception_is_ban", None)
 
@@ -80,8 +65,12 @@ class SpiderPolicy:
         outcome = self.policy.response_outcome(request, response)
         return _overridden(outcome, self.response_is_ban, request, response, not_a_ban=Outcome.SUCCESS)
 
-    def exception_outcome(self, request: Request, exception: BaseException) -> Outcome:
-        outcome = self.policy.exception_outcome(request, exception)
+    def exception_outcome(self, request: Request, exception: BaseException, fault: Fault | None) -> Outcome:
+        """``fault``: what the download path's fault table says of the exception."""
+        if self.own_exceptions:
+            outcome = self.policy.exception_outcome(request, exception)
+        else:
+            outcome = Outcome.FAILURE if fault is not None and fault.proxy else Outcome.NEUTRAL
         return _overridden(outcome, self.exception_is_ban, request, exception, not_a_ban=Outcome.NEUTRAL)
 
 
@@ -94,3 +83,4 @@ def _overridden(outcome: Outcome, is_ban: Any, *args: Any, not_a_ban: Outcome) -
     if verdict is False and outcome is Outcome.BAN:
         return not_a_ban
     return outcome
+

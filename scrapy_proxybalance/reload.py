@@ -35,15 +35,15 @@ class PoolFile:
             return None
         self.signature = signature
         if signature is None:
-            logger.error("proxybalance: PROXY_POOL file %r is gone; keeping the current pool", str(self.path))
+            logger.error("PROXY_POOL file %r is gone; keeping the current pool", str(self.path))
             return None
         try:
             proxies, _ = load_pool(self.path)
         except InvalidProxy as exc:
-            logger.error("proxybalance: not reloading the pool, keeping the current one: %s", exc)
+            logger.error("not reloading the pool, keeping the current one: %s", exc)
             return None
         if not proxies:
-            logger.error("proxybalance: PROXY_POOL file %r lists no proxies; keeping the current pool",
+            logger.error("PROXY_POOL file %r lists no proxies; keeping the current pool",
                          str(self.path))
             return None
         return proxies

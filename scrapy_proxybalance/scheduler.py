@@ -27,6 +27,7 @@ from scrapy.core.scheduler import BaseScheduler, Scheduler
 from scrapy.utils.asyncio import CallLaterResult, call_later
 from scrapy.utils.httpobj import urlparse_cached
 from scrapy.utils.misc import build_from_crawler
+from scrapy.utils.python import global_object_name
 
 from .config import enabled, scheduler_settings
 from .core.errors import ConfigError
@@ -37,8 +38,10 @@ from .stats import PREFIX
 if TYPE_CHECKING:
     from scrapy import Request, Spider
     from scrapy.crawler import Crawler
+    from scrapy.settings import BaseSettings
 
-    from .middleware import ProxyBalanceMiddleware
+    from .admission import Admission
+    from .refusal import RefusedAdmission
 
 
 logger = logging.getLogger(__name__)
@@ -50,13 +53,13 @@ class ProxyScheduler(BaseScheduler):
         self.inner = inner
         self.room: WaitingRoom[Request] = WaitingRoom(max_waiting)
         self.woken: deque[Request] = deque()
-        self.mw: ProxyBalanceMiddleware | None = None
+        self.admission: Admission | RefusedAdmission | None = None  # the middleware's
         self.timer: tuple[float, CallLaterResult] | None = None
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> ProxyScheduler:
         try:
-            inner_cls, max_waiting = scheduler_settings(crawler.settings)
+            inner_cls, max_waiting = wrapped_scheduler(crawler.settings)
         except ConfigError as exc:  # the middleware refuses to crawl with it, and says why
             if not enabled(crawler.settings):
                 logger.error("scrapy-proxybalance: %s; using Scrapy's own scheduler", exc)
@@ -64,14 +67,13 @@ class ProxyScheduler(BaseScheduler):
         return cls(crawler, build_from_crawler(inner_cls, crawler), max_waiting)
 
     def open(self, spider: Spider) -> Any:
-        from .middleware import ProxyBalanceMiddleware
-
-        try:
-            self.mw = self.crawler.get_downloader_middleware(ProxyBalanceMiddleware)
-        except RuntimeError:
-            self.mw = None
-        if self.mw is not None:
-            self.mw.scheduler = self
+        """Find the middleware's admission (the downloader middleware that has one) and
+        attach to it, then open the scheduler it wraps."""
+        engine = self.crawler.engine
+        middlewares = engine.downloader.middleware.middlewares if engine is not None else ()
+        self.admission = next((m.admission for m in middlewares if hasattr(m, "admission")), None)
+        if self.admission is not None:
+            self.admission.attach(self)
         return self.inner.open(spider) if hasattr(self.inner, "open") else None
 
     def close(self, reason: str) -> Any:
@@ -98,41 +100,41 @@ class ProxyScheduler(BaseScheduler):
     def waiting_by_site(self) -> Counter[str]:
         """Requests waiting for a proxy, by site (O(what waits): for the status page)."""
         counts: Counter[str] = Counter()
-        for key, queue in self.room.queues.items():  # a wait key starts with the site (see mw.wait_key)
+        for key, queue in self.room.queues.items():  # a wait key starts with the site (see Admission.wait_key)
             counts[key[0] if isinstance(key, tuple) else str(key)] += len(queue.items)
         for request in self.woken:
             counts[urlparse_cached(request).hostname or ""] += 1
         return counts
 
     def enqueue_request(self, request: Request) -> bool:
-        mw = self.mw
-        if mw is None:
+        admission = self.admission
+        if admission is None:
             return self.inner.enqueue_request(request)
         meta = request.meta
         if meta.pop(WOKEN, False):
             self.woken.append(request)
             return True
-        mw.queued(request)
+        admission.queued(request)
         wait = meta.pop(WAIT, None)
-        mw.forget(request)
-        key = mw.wait_key(request) if wait is not None else None
+        admission.forget(request)
+        key = admission.wait_key(request) if wait is not None else None
         if key is None:
             return self.inner.enqueue_request(request)
         self._park(request, key, time.monotonic() + wait[0], wait[1])
         return True
 
     def next_request(self) -> Request | None:
-        mw = self.mw
-        if mw is None:
+        admission = self.admission
+        if admission is None:
             return self.inner.next_request()
-        if mw.refused:
-            mw.refuse()  # misconfigured: nothing leaves; the spider closes
+        if admission.refused:
+            admission.refuse()  # misconfigured: nothing leaves; the spider closes
             return None
         now = time.monotonic()
         try:
             while self.woken:
                 request = self.woken.popleft()
-                if self._admitted(request, mw.wait_key(request), now):
+                if self._admitted(request, admission.wait_key(request), now):
                     return _leaving(request)
             while (due := self.room.pop_due(now)) is not None:
                 if self._admitted(due[1], due[0], now):
@@ -141,14 +143,14 @@ class ProxyScheduler(BaseScheduler):
                 request = self.inner.next_request()
                 if request is None:
                     return None
-                key = mw.wait_key(request)
+                key = admission.wait_key(request)
                 if key is None:
                     return _leaving(request)
                 if self.room.waiting(key):  # queue behind the requests that wait for the same
                     if not self._park(request, key, math.inf, False):
                         return None
                     continue
-                wait = mw.admit(request)
+                wait = admission.admit(request)
                 if wait is None:
                     return _leaving(request)
                 if not self._park(request, key, now + wait.seconds, wait.on_release) or wait.capacity:
@@ -159,10 +161,10 @@ class ProxyScheduler(BaseScheduler):
 
     def _admitted(self, request: Request, key: Hashable | None, now: float) -> bool:
         """Ask for a proxy for a waiting request; if it must wait on, it goes back in place."""
-        assert self.mw is not None
+        assert self.admission is not None
         if key is None:
             return True
-        wait = self.mw.admit(request)
+        wait = self.admission.admit(request)
         if wait is None:
             return True
         self.room.defer(key, request, request.priority, now + wait.seconds, wait.on_release)
@@ -181,8 +183,8 @@ class ProxyScheduler(BaseScheduler):
 
     def _requeue(self, request: Request) -> None:
         """Back into the scheduler's own queue, past its duplicate filter (it was seen)."""
-        assert self.mw is not None
-        self.mw.forget(request)
+        assert self.admission is not None
+        self.admission.forget(request)
         _pass_filter(request)
         self.inner.enqueue_request(request)
 
@@ -221,6 +223,18 @@ class ProxyScheduler(BaseScheduler):
         request = due[1]
         request.meta[WOKEN] = True
         self.crawler.engine.crawl(request)
+
+
+def wrapped_scheduler(settings: BaseSettings) -> tuple[type, int]:
+    """``PROXY_SCHEDULER`` (the scheduler a :class:`ProxyScheduler` wraps: not one itself) and
+    ``PROXY_MAX_WAITING``; read also when the middleware is off. Raises :class:`ConfigError`."""
+    cls, max_waiting = scheduler_settings(settings)
+    if is_proxy_scheduler(cls):
+        value = settings.get("PROXY_SCHEDULER")
+        name = value if isinstance(value, str) else global_object_name(cls)
+        raise ConfigError(f"PROXY_SCHEDULER: {name!r} is a ProxyScheduler itself; name the scheduler it wraps"
+                          " (Scrapy's, scrapy-redis's, ...)")
+    return cls, max_waiting
 
 
 def is_proxy_scheduler(cls: object) -> bool:

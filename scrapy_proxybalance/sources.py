@@ -24,7 +24,6 @@ import inspect
 import json
 import logging
 import math
-import re
 import time
 import urllib.error
 import urllib.request
@@ -33,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from .core.errors import InvalidProxy
-from .core.proxy import Proxy, describe, mask, parse_entry
+from .core.proxy import Proxy, describe, mask, parse_entry, pool_lines
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -106,7 +105,10 @@ def parse_source(data: object) -> list[Proxy]:
                 raise SourceError("the answer is JSON but not a list")
             entries = [(f"entry {i}", e) for i, e in enumerate(data, start=1)]
         else:
-            entries = _lines(text)
+            try:
+                entries = pool_lines(text)
+            except InvalidProxy as exc:
+                raise SourceError(str(exc)) from None
     elif isinstance(data, dict) or not isinstance(data, Iterable):
         raise SourceError(f"a source must give a list of entries or text, got {describe(data)}")
     else:
@@ -121,24 +123,6 @@ def parse_source(data: object) -> list[Proxy]:
     if not proxies:
         raise SourceError("it listed no proxies")
     return list(proxies.values())
-
-
-def _lines(text: str) -> list[tuple[str, object]]:
-    """Entries of a text answer: one URL or JSON dict per line; ``#`` starts a comment at the
-    start of a line or after white space (as in a pool file)."""
-    entries: list[tuple[str, object]] = []
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        line = re.split(r"(?:^|\s)#", line, maxsplit=1)[0].strip()
-        if not line:
-            continue
-        if line.startswith("{"):
-            try:
-                entries.append((f"line {lineno}", json.loads(line)))
-            except ValueError:
-                raise SourceError(f"line {lineno}: not a valid JSON entry") from None
-        else:
-            entries.append((f"line {lineno}", line))
-    return entries
 
 
 def _get(url: str, timeout: float, agent: str) -> bytes:
@@ -258,17 +242,17 @@ class PoolSource:
             if self.closed:
                 return False
             if self.failing:
-                logger.info("proxybalance: %s %s answers again (%d proxies)", SETTING, self.shown, len(proxies))
+                logger.info("%s %s answers again (%d proxies)", SETTING, self.shown, len(proxies))
             elif not self.last_ok:
-                logger.info("proxybalance: %s %s lists %d proxies", SETTING, self.shown, len(proxies))
+                logger.info("%s %s lists %d proxies", SETTING, self.shown, len(proxies))
             self.failing, self.last_error = False, ""
             self.size, self.last_ok = len(proxies), time.time()
             if why == "dry":
-                logger.info("proxybalance: read %s at once: no proxy could serve a site", SETTING)
+                logger.info("read %s at once: no proxy could serve a site", SETTING)
             self.apply(proxies)
             return True
         except Exception:  # a bug must not stop later reads
-            logger.exception("proxybalance: applying %s %s failed", SETTING, self.shown)
+            logger.exception("applying %s %s failed", SETTING, self.shown)
             return False
         finally:
             self.busy = False
@@ -285,10 +269,10 @@ class PoolSource:
             return  # said once already
         self.failing = True
         if self.last_ok:
-            logger.warning("proxybalance: %s %s failed (%s); keeping the last good pool (%d proxies) until it"
+            logger.warning("%s %s failed (%s); keeping the last good pool (%d proxies) until it"
                            " answers again", SETTING, self.shown, why, self.size)
         else:
-            logger.error("proxybalance: %s %s failed (%s)", SETTING, self.shown, why)
+            logger.error("%s %s failed (%s)", SETTING, self.shown, why)
 
     def status(self) -> dict[str, Any]:
         """For the status page and the report."""

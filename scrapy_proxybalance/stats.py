@@ -32,7 +32,7 @@ def summary(balancer: Balancer, stats: StatsCollector, waiting: int) -> str:
         stats.set_value(f"{PREFIX}/pool/{state}", counts[state])
     disabled = f", {counts['disabled']} disabled" if counts["disabled"] else ""
     return (
-        f"proxybalance: {len(balancer.by_key)} proxies ({counts['healthy']} healthy,"
+        f"{len(balancer.by_key)} proxies ({counts['healthy']} healthy,"
         f" {counts['trial']} on trial, {counts['ejected']} ejected{disabled});"
         f" {stats.get_value(f'{PREFIX}/requests', 0)} requests,"
         f" {stats.get_value(f'{PREFIX}/retry/count', 0)} retries,"

@@ -15,11 +15,13 @@ from scrapy.settings import Settings
 from scrapy_proxybalance.config import DEFAULTS, Config
 from scrapy_proxybalance.core.balancer import Ask, Balancer
 from scrapy_proxybalance.core.errors import ConfigError, InvalidProxy
+from scrapy_proxybalance.core.explain import why_out
 from scrapy_proxybalance.core.outcomes import Outcome
 from scrapy_proxybalance.core.proxy import describe, mask, parse_entry
 from scrapy_proxybalance.core.strategies import RoundRobin
 from scrapy_proxybalance.events import PoolEvents
 from scrapy_proxybalance.stats import summary, table
+from scrapy_proxybalance.stores.memory import MemoryStore
 
 from .conftest import FakeClock, make_rules
 
@@ -88,10 +90,10 @@ def shown_everywhere(url: str) -> str:
     handler.emit = lambda record: records.append(record.getMessage())  # type: ignore[method-assign]
     logging.getLogger("scrapy_proxybalance").addHandler(handler)
     try:
-        b = Balancer([proxy], RoundRobin, make_rules(max_failures=1), clock=FakeClock(),
-                     listener=PoolEvents(stats, lambda: None), rng=random.Random(0))
+        b = Balancer([proxy], RoundRobin, make_rules(max_failures=1), clock=FakeClock(), store=MemoryStore(),
+                     listener=PoolEvents(stats), rng=random.Random(0))
         b.release(b.acquire(Ask("shop.test")), Outcome.FAILURE, reason=f"refused by {url}")
-        out += [summary(b, stats, 0), table(b), *b.why_out("shop.test"), *records, repr(stats.values)]
+        out += [summary(b, stats, 0), table(b), *why_out(b, "shop.test"), *records, repr(stats.values)]
     finally:
         logging.getLogger("scrapy_proxybalance").removeHandler(handler)
     return "\n".join(out)

@@ -119,7 +119,6 @@ def test_strategy_by_name_class_or_dotted_path():
         ({"PROXY_MAX_BANNED_SITES": -1}, "PROXY_MAX_BANNED_SITES must be >= 0, got -1"),
         ({"PROXY_POOL_RELOAD_INTERVAL": -1}, "PROXY_POOL_RELOAD_INTERVAL must be >= 0, got -1"),
         ({"PROXY_STATS_PER_PROXY": "yes"}, "PROXY_STATS_PER_PROXY must be True or False"),
-        ({"PROXY_SCHEDULER": "scrapy_proxybalance.ProxyScheduler"}, "PROXY_SCHEDULER: 'scrapy_proxybalance.Proxy"),
         ({"PROXY_HEALTH_CHECK_URL": "http://exa mple/ip"}, "PROXY_HEALTH_CHECK_URL must be an http(s) URL"),
         ({"PROXY_STATUS_ADDRESS": "0.0.0.0:6025"},
          "PROXY_STATUS_ADDRESS '0.0.0.0:6025' is not a loopback address: set PROXY_STATUS_TOKEN"),
@@ -148,6 +147,18 @@ def test_bad_values_are_reported_with_the_setting_and_the_value(values, message)
         config(**values)
     assert message in str(info.value)
     assert "secret" not in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_proxy_scheduler_cannot_wrap_itself():
+    from scrapy.settings import Settings
+
+    from scrapy_proxybalance.environment import check_scheduler
+
+    settings = Settings({"SCHEDULER": "scrapy_proxybalance.ProxyScheduler",
+                         "PROXY_SCHEDULER": "scrapy_proxybalance.ProxyScheduler"})
+    with pytest.raises(ConfigError) as info:
+        check_scheduler(settings)
+    assert "PROXY_SCHEDULER: 'scrapy_proxybalance.ProxyScheduler' is a ProxyScheduler itself" in str(info.value)
 
 
 def test_status_page_report_and_pool_source_settings():

@@ -57,7 +57,7 @@ def test_pool_with_dead_hung_resetting_and_banning_proxies_fetches_every_page(tm
 
     # the closing table and the periodic summary are in the log
     assert "proxy" in result["log"] and "mean latency" in result["log"]
-    assert "proxybalance: 8 proxies" in result["log"]
+    assert "] INFO: 8 proxies (" in result["log"]
 
 
 @pytest.mark.parametrize("reactor", ["asyncio", "reactorless"])
@@ -146,7 +146,7 @@ def test_gives_up_after_retries_on_distinct_proxies_with_a_clear_reason(tmp_path
             assert len(names) == 4 == len(set(names))
     assert result["stats"]["proxybalance/retry/max_reached"] == 3
     assert "retry/count" not in result["stats"]
-    assert "gave up on <GET http://shop.test/broken/" in result["log"]
+    assert "Gave up retrying <GET http://shop.test/broken/" in result["log"]
 
 
 def test_a_cached_response_is_not_credited_to_a_proxy(tmp_path):

@@ -29,8 +29,8 @@ def middleware(spider_cls=QuietSpider, **settings):
     crawler = get_crawler(spider_cls, {"ADDONS": {Addon: 0}, "PROXY_POOL": [A, B], "PROXY_DOMAIN_COOLDOWN": 0,
                                        "PROXY_STATS_INTERVAL": 0, **settings})
     mw = ProxyBalanceMiddleware.from_crawler(crawler)
-    crawler.spider = spider_cls()
-    run(mw.spider_opened())
+    crawler.spider = spider_cls.from_crawler(crawler)
+    run(mw.crawl.lifecycle.opened())
     return mw
 
 
@@ -48,20 +48,20 @@ def proxy_of(request):
 
 def test_the_pool_can_be_changed_while_the_crawl_runs():
     mw = middleware()
-    mw.disable_proxy(A)
+    mw.pool.disable_proxy(A)
     assert {proxy_of(fetch(mw, f"http://s{i}.test/")[0]) for i in range(10)} == {"http://10.0.0.2:8000"}
-    mw.enable_proxy(A)
-    mw.add_proxy({"url": C, "weight": 2})
-    mw.remove_proxy("http://u@10.0.0.2:8000")  # the password is not needed to name it
+    mw.pool.enable_proxy(A)
+    mw.pool.add_proxy({"url": C, "weight": 2})
+    mw.pool.remove_proxy("http://u@10.0.0.2:8000")  # the password is not needed to name it
     used = {proxy_of(fetch(mw, f"http://t{i}.test/")[0]) for i in range(40)}
     assert used == {A, C}
-    listed = mw.proxies()
+    listed = mw.pool.proxies()
     assert [p["proxy"] for p in listed] == [A, C] and listed[0]["requests"] >= 1
     assert "secret" not in repr(listed)
     with pytest.raises(UnknownProxy):
-        mw.disable_proxy("http://10.9.9.9:1")
-    mw.remove_proxy(A)
-    mw.remove_proxy(C)
+        mw.pool.disable_proxy("http://10.9.9.9:1")
+    mw.pool.remove_proxy(A)
+    mw.pool.remove_proxy(C)
     with pytest.raises(NoProxyAvailable):
         fetch(mw)
 
@@ -88,13 +88,13 @@ def test_a_spider_can_say_what_a_ban_is():
     assert proxy_of(result) != proxy_of(request)  # retried on the other proxy
     fine = HtmlResponse(result.url, body=b"<p>ok</p>", request=result)
     assert run(mw.process_response(result, fine)) is fine
-    assert mw.stats.get_value("proxybalance/bans") == 1
+    assert mw.crawl.stats.get_value("proxybalance/bans") == 1
 
 
 def test_a_project_ban_policy_by_dotted_path():
     mw = middleware(PROXY_BAN_POLICY="tests.strategy_plugin.StrictPolicy", PROXY_RETRY_TIMES=0)
     fetch(mw, status=502)
-    assert mw.stats.get_value("proxybalance/failures") == 1
+    assert mw.crawl.stats.get_value("proxybalance/failures") == 1
 
 
 class OwnPolicySpider(QuietSpider):
@@ -107,19 +107,19 @@ class OwnPolicySpider(QuietSpider):
 def test_a_spider_can_bring_its_own_policy_and_call_exceptions_bans():
     mw = middleware(OwnPolicySpider, PROXY_RETRY_TIMES=0)
     fetch(mw, status=502)  # StrictPolicy, from the spider: a 502 is the proxy's failure
-    assert mw.stats.get_value("proxybalance/failures") == 1
+    assert mw.crawl.stats.get_value("proxybalance/failures") == 1
     request = Request("http://shop.test/x")
     run(mw.process_request(request))
     run(mw.process_exception(request, ValueError("odd")))
-    assert mw.stats.get_value("proxybalance/bans") == 1
+    assert mw.crawl.stats.get_value("proxybalance/bans") == 1
 
 
 def test_a_lease_is_checked_when_the_request_is_sent_and_taken_anew_if_the_proxy_left():
     mw = middleware()
     request = Request("http://shop.test/page/1")
-    assert mw.admit(request) is None  # leased as it left the scheduler
-    leased = mw._held(request)
-    mw.balancer.disable(leased.state.key)  # the proxy is taken out before the request is sent
+    assert mw.admission.admit(request) is None  # leased as it left the scheduler
+    leased = mw.crawl.ledger.held(request)
+    mw.crawl.balancer.disable(leased.state.key)  # the proxy is taken out before the request is sent
     assert run(mw.process_request(request)) is None
     assert proxy_of(request) != leased.proxy.url.replace("u:secret@", "")
     assert leased.released and leased.state.in_flight == 0

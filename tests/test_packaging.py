@@ -4,10 +4,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from scrapy.settings import Settings
+from scrapy.settings import SETTINGS_PRIORITIES, Settings
 from scrapy.utils.test import get_crawler
 
 from scrapy_proxybalance import Addon, ProxyBalanceMiddleware, ProxyScheduler
+from scrapy_proxybalance.config import DEFAULTS
 
 CORE = Path(__file__).parent.parent / "scrapy_proxybalance" / "core"
 
@@ -17,7 +18,9 @@ def test_addon_adds_the_middleware_at_610_and_wraps_the_scheduler():
     before = {k: settings[k] for k in settings}
     Addon().update_settings(settings)
     changed = {k for k in settings if settings[k] != before.get(k)}
-    assert changed == {"DOWNLOADER_MIDDLEWARES", "SCHEDULER", "PROXY_SCHEDULER"}
+    assert changed == {"DOWNLOADER_MIDDLEWARES", "SCHEDULER", *(k for k, v in DEFAULTS.items() if v is not None)}
+    assert all(settings[k] == DEFAULTS[k] for k in DEFAULTS if k != "PROXY_SCHEDULER")
+    assert all(settings.getpriority(k) == SETTINGS_PRIORITIES["addon"] for k in DEFAULTS)
     assert settings["DOWNLOADER_MIDDLEWARES"] == {ProxyBalanceMiddleware: 610}
     assert settings["SCHEDULER"] is ProxyScheduler
     assert settings["PROXY_SCHEDULER"] == "scrapy.core.scheduler.Scheduler"

@@ -73,7 +73,7 @@ class HealthChecker:
         for _ in range(min(self.check.concurrency, len(self.queue))):
             self.running += 1
             deferred_from_coro(self._worker()).addErrback(
-                lambda f: logger.error("proxybalance: health check failed: %s", f.getErrorMessage())
+                lambda f: logger.error("health check failed: %s", f.getErrorMessage())
             )
 
     async def _worker(self) -> None:
@@ -116,7 +116,7 @@ class HealthChecker:
         group.add(p.key)
         if len(group) > 1:
             names = ", ".join(self.balancer.by_key[k].proxy.label for k in sorted(group) if k in self.balancer.by_key)
-            logger.warning("proxybalance: %d proxies share the exit IP %s: %s", len(group), ip, names)
+            logger.warning("%d proxies share the exit IP %s: %s", len(group), ip, names)
         shared = sum(len(g) for g in self.sharing.values() if len(g) > 1)
         key = f"{PREFIX}/exit_ip/shared"
         if shared or self.crawler.stats.get_value(key) is not None:

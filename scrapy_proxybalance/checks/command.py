@@ -10,7 +10,6 @@ import dataclasses
 import json
 import math
 import os
-import re
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -20,7 +19,7 @@ from scrapy import Spider
 from scrapy.commands import ScrapyCommand
 from scrapy.exceptions import UsageError
 
-from ..config import HealthCheck
+from ..config import HTTP_URL, HealthCheck
 from ..core.errors import ConfigError, InvalidProxy
 from ..core.proxy import Proxy, load_pool
 from ..tables import text_table
@@ -97,7 +96,7 @@ class Command(ScrapyCommand):
             raise UsageError("proxycheck takes no arguments; see --help")
         settings = self.settings
         assert settings is not None and self.crawler_process is not None
-        if opts.url is not None and not re.match(r"https?://[^/\s?#]+(?:[/?#]\S*)?$", opts.url):
+        if opts.url is not None and not HTTP_URL.match(opts.url):
             raise UsageError(f"--url must be an http(s) URL without spaces, got {opts.url!r}", print_help=False)
         if opts.timeout is not None and not (math.isfinite(opts.timeout) and 0 < opts.timeout <= 3600):
             raise UsageError(f"--timeout must be a number of seconds > 0 and <= 3600, got {opts.timeout}",

@@ -68,7 +68,7 @@ class PoolCollector(Collector):
                                               " that came through a proxy of the pool", unit="")
             histogram.add_metric([], [(bound, float(n)) for bound, n in latency.cumulative()], latency.total)
             yield histogram
-        source = v.mw.source
+        source = v.crawl.pool.source
         if source is not None:
             yield GaugeMetricFamily("proxybalance_source_up", "1 if the last read of PROXY_POOL_SOURCE worked",
                                     value=0 if source.failing or not source.last_ok else 1)

@@ -32,8 +32,8 @@ from urllib.parse import parse_qs, unquote
 from .view import View
 
 if TYPE_CHECKING:
+    from ..assembly import Crawl
     from ..config import StatusSettings
-    from ..middleware import ProxyBalanceMiddleware
 
 logger = logging.getLogger(__name__)
 
@@ -60,9 +60,9 @@ def _json(status: int, data: object) -> Answer:
 
 
 class StatusServer:
-    def __init__(self, settings: StatusSettings, mw: ProxyBalanceMiddleware) -> None:
+    def __init__(self, settings: StatusSettings, crawl: Crawl) -> None:
         self.settings = settings
-        self.mw = mw
+        self.crawl = crawl
         self.server: asyncio.Server | None = None
         self.clients: set[asyncio.StreamWriter] = set()
         self.url = ""
@@ -74,7 +74,7 @@ class StatusServer:
         except ImportError:
             self.collector = None
         else:
-            config = mw.config
+            config = crawl.config
             self.collector = PoolCollector(self.view, config.metrics_per_proxy, config.metrics_per_site)
 
     async def start(self) -> None:
@@ -84,10 +84,10 @@ class StatusServer:
         port = self.server.sockets[0].getsockname()[1]
         host = f"[{s.host}]" if ":" in s.host else s.host
         self.url = f"http://{host}:{port}/"
-        logger.info("proxybalance: status page at %s (also /status.json and /metrics%s%s)", self.url,
+        logger.info("status page at %s (also /status.json and /metrics%s%s)", self.url,
                     "; token required" if s.token else "", "; actions on" if s.actions else "")
         if self.collector is None:
-            logger.warning("proxybalance: /metrics needs prometheus_client: pip install 'scrapy-proxybalance[metrics]'")
+            logger.warning("/metrics needs prometheus_client: pip install 'scrapy-proxybalance[metrics]'")
 
     async def close(self) -> None:
         """Stop listening and cut open connections, within :data:`CLOSE_TIMEOUT`."""
@@ -100,7 +100,7 @@ class StatusServer:
         try:
             await asyncio.wait_for(server.wait_closed(), CLOSE_TIMEOUT)
         except TimeoutError:
-            logger.warning("proxybalance: the status server took more than %.0f s to close", CLOSE_TIMEOUT)
+            logger.warning("the status server took more than %.0f s to close", CLOSE_TIMEOUT)
 
     # -- views -----------------------------------------------------------------------
 
@@ -114,7 +114,7 @@ class StatusServer:
         now = time.monotonic()
         if self.cached is not None and now - self.cached[0] < self.refresh_s() / 2:
             return self.cached[1]
-        view = View(self.mw)
+        view = View(self.crawl)
         self.cost = time.monotonic() - now
         self.cached = (now, view, None)
         return view
@@ -157,7 +157,7 @@ class StatusServer:
                 try:
                     answer = self.respond(method, target, headers)
                 except Exception:
-                    logger.exception("proxybalance: the status server failed to answer %s %s", method,
+                    logger.exception("the status server failed to answer %s %s", method,
                                      target.partition("?")[0])
                     answer = _json(500, {"error": "internal error (see the crawl's log)"})
             writer.write(self._encode(answer, head_only=method == "HEAD"))
@@ -232,7 +232,7 @@ class StatusServer:
         if (origin is not None and origin not in (f"http://{host}", f"https://{host}")) or \
                 headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
             return _json(403, {"error": "actions come from the status page itself only"})
-        row: dict[str, Any] | None = self.mw.status_action(proxy_id, action)
+        row: dict[str, Any] | None = self.crawl.pool.status_action(proxy_id, action)
         if row is None:
             return _json(404, {"error": f"no proxy {proxy_id} in the pool"})
         self.cached = None  # the next look shows the change

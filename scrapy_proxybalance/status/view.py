@@ -1,5 +1,5 @@
 """The pool as a person (or Prometheus) reads it: what ``/status.json``, ``/metrics`` and the
-closing report show, built from the middleware's balancer, recorder, scheduler and stats.
+closing report show, read from the crawl's parts (:class:`~..assembly.Crawl`).
 
 No password appears: proxies are shown by ``Proxy.label`` (the entry's name, else the masked
 URL) and by their masked URL. Building a view walks the pool once (O(pool)); the status
@@ -17,8 +17,8 @@ from ..stats import PREFIX
 from .record import OUTCOMES
 
 if TYPE_CHECKING:
+    from ..assembly import Crawl
     from ..core.state import ProxyState
-    from ..middleware import ProxyBalanceMiddleware
 
 MAX_PROXY_ROWS = 500  # proxies /status.json lists (those out or banned first, then the busiest)
 MAX_SITE_ROWS = 200  # sites /status.json lists (the busiest)
@@ -38,10 +38,10 @@ def _rate(part: int, whole: int) -> float | None:
 class View:
     """One look at the pool, now. ``proxies`` and ``pool`` come from one pass over it."""
 
-    def __init__(self, mw: ProxyBalanceMiddleware) -> None:
-        self.mw = mw
-        self.balancer = b = mw.balancer
-        self.recorder = mw.recorder
+    def __init__(self, crawl: Crawl) -> None:
+        self.crawl = crawl
+        self.balancer = b = crawl.balancer
+        self.recorder = crawl.recorder
         self.now = b.clock()  # the balancer's clock (monotonic), for deadlines
         self.wall = time.time()
         store = b.store
@@ -58,14 +58,14 @@ class View:
             if p.proxy.backup:
                 backups += 1
                 backups_busy += p.in_flight > 0
-        waiting = mw.waiting()
+        waiting = crawl.admission.waiting()
         self.pool = {"total": len(self.states), **{s: counts[s] for s in STATES}, "banned": banned,
                      "backups": backups, "backups_in_use": backups_busy, "in_flight": in_flight, "waiting": waiting}
 
     # -- totals ------------------------------------------------------------------------
 
     def totals(self) -> dict[str, Any]:
-        stats = self.mw.stats
+        stats = self.crawl.stats
         outcomes = self.recorder.outcomes if self.recorder else Counter()
 
         def stat(key: str) -> int:
@@ -98,7 +98,7 @@ class View:
     def proxy(self, p: ProxyState, state: str, banning: list[str], history: bool = False) -> dict[str, Any]:
         m, facts = p.metrics, self.balancer.facts(p)
         record = self.recorder.proxies.get(p.key) if self.recorder else None
-        checker = self.mw.checker
+        checker = self.crawl.checker
         ejected_for = facts.ejected_until - self.now if state == "ejected" else None
         row: dict[str, Any] = {
             "id": p.id, "label": p.proxy.label, "name": p.proxy.name, "proxy": str(p.proxy),
@@ -142,8 +142,7 @@ class View:
         recorder = self.recorder
         if recorder is None:
             return []
-        scheduler = self.mw.scheduler
-        waiting = scheduler.waiting_by_site() if scheduler is not None else Counter()
+        waiting = self.crawl.admission.waiting_by_site()
         names = sorted(recorder.sites, key=lambda s: -recorder.sites[s].requests)
         names += [s for s in waiting if s not in recorder.sites]
         if limit is not None:
@@ -158,7 +157,7 @@ class View:
                 "failures": outcomes["failure"], "bans": outcomes["ban"], "rate_limited": outcomes["rate_limited"],
                 "bans_by_status": dict(record.bans) if record else {},
                 "pages_per_s": round(record.pages.per_second(self.wall, recorder.started), 2) if record else 0.0,
-                "waiting": waiting.get(site, 0), "gap_s": round(b.gap(site, self.now), 3),
+                "waiting": waiting.get(site, 0), "gap_s": round(b.pair_rule(site, self.now)[0], 3),
                 "banned_proxies": len(store.banned(site, self.now)),
             })
         return rows
@@ -166,14 +165,14 @@ class View:
     # -- whole documents ---------------------------------------------------------------
 
     def header(self) -> dict[str, Any]:
-        spider = self.mw.crawler.spider
+        spider = self.crawl.crawler.spider
         started = self.recorder.started if self.recorder else self.wall
         return {"version": VERSION, "spider": getattr(spider, "name", None), "now": _iso(self.wall),
                 "started": _iso(started), "uptime_s": round(self.wall - started, 1)}
 
     def status(self, max_proxies: int = MAX_PROXY_ROWS, max_sites: int = MAX_SITE_ROWS) -> dict[str, Any]:
         """``/status.json``."""
-        recorder, source = self.recorder, self.mw.source
+        recorder, source = self.recorder, self.crawl.pool.source
         return {
             **self.header(),
             "pool": self.pool,
@@ -185,12 +184,12 @@ class View:
             "proxies": self.proxies(max_proxies),
             "proxies_shown": min(len(self.states), max_proxies),
             "source": source.status() if source is not None else None,
-            "actions": bool(self.mw.config.status and self.mw.config.status.actions),
+            "actions": bool(self.crawl.config.status and self.crawl.config.status.actions),
         }
 
     def report(self, reason: str | None) -> dict[str, Any]:
         """The closing report: every proxy and site, with their histories."""
-        source = self.mw.source
+        source = self.crawl.pool.source
         return {**self.header(), "finish_reason": reason, "pool": self.pool, "totals": self.totals(),
                 "latency": self.latency(), "sites": self.sites(), "proxies": self.proxies(history=True),
                 "source": source.status() if source is not None else None}

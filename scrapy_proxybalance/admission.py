@@ -1,0 +1,250 @@
+"""The scheduler's side of the balancer: what a request waits for, and its lease when it leaves.
+
+When :class:`~.scheduler.ProxyScheduler` is about to hand a request to the engine it asks
+:meth:`Admission.admit`: the request leaves with a lease (so the lease is fresh when the
+request is sent), or waits in the scheduler's custody for as long as the :class:`Wait` says.
+Requests that wait for the same thing share a :meth:`~Admission.wait_key`. With a shared store
+(a fleet), the lease's pair is also claimed for the whole fleet just before the request is
+sent (:meth:`Admission.claimed`). Admission holds the link to the scheduler: releases and pool
+changes wake waiting requests through it.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections import Counter
+from collections.abc import Callable, Hashable
+from dataclasses import replace
+from typing import TYPE_CHECKING, NoReturn, Protocol
+
+from scrapy.utils.httpobj import urlparse_cached
+
+from .core.availability import Act, Unavailability
+from .core.errors import NoProxyAvailable
+from .core.explain import why_out
+from .core.leases import Ask, Lease, Wait
+from .meta import FAIL, SESSION, SESSION_GENERATION, TRIED
+from .stats import PREFIX
+
+if TYPE_CHECKING:
+    from scrapy import Request
+    from scrapy.statscollectors import StatsCollector
+
+    from .carriers import Carriers
+    from .config import Config
+    from .core.balancer import Balancer
+    from .core.store import StateStore
+    from .ledger import Ledger
+
+logger = logging.getLogger(__name__)
+
+CLAIM_CANDIDATES = 8  # proxies one claim offers a shared store (the pick and seven alternates)
+CLAIM_RETRY = 0.05  # seconds (times 0.5 to 1.5: processes fall out of step) a request waits when it lost twice
+
+
+class WaitingRoom(Protocol):
+    """What admission needs of the scheduler that keeps waiting requests."""
+
+    def released(self) -> None: ...
+
+    def wake(self) -> None: ...
+
+    def waiting(self) -> int: ...
+
+    def waiting_by_site(self) -> Counter[str]: ...
+
+
+class Admission:
+    def __init__(self, config: Config, balancer: Balancer, ledger: Ledger, carriers: Carriers,
+                 stats: StatsCollector, store: StateStore, close_spider: Callable[[str], None],
+                 on_dry: Callable[[], None] = lambda: None) -> None:
+        self.config = config
+        self.balancer = balancer
+        self.ledger = ledger
+        self.carriers = carriers
+        self.stats = stats
+        self.store = store
+        self.close_spider = close_spider
+        self.on_dry = on_dry  # no proxy could serve a site: a pool source may know better
+        self.alternates = CLAIM_CANDIDATES - 1 if store.shared else 0
+        self.unavailability = Unavailability(config.rules.unavailable_timeout)
+        self.scheduler: WaitingRoom | None = None
+        self.refused = ""  # why nothing can be crawled (no proxy at all)
+        self.closing = False
+        ledger.on_success.append(lambda lease: self.unavailability.served((lease.site, lease.region)))
+        ledger.on_release.append(self.released)
+
+    # -- the link with the scheduler ---------------------------------------------------
+
+    def attach(self, scheduler: WaitingRoom) -> None:
+        self.scheduler = scheduler
+
+    def released(self) -> None:
+        """A request through a proxy ended: a request waiting for capacity may go."""
+        if self.scheduler is not None:
+            self.scheduler.released()
+
+    def wake(self) -> None:
+        """Proxies came back or joined: every waiting request may ask again, now."""
+        if self.scheduler is not None:
+            self.scheduler.wake()
+
+    def waiting(self) -> int:
+        """Requests waiting for a proxy now."""
+        return self.scheduler.waiting() if self.scheduler is not None else 0
+
+    def waiting_by_site(self) -> Counter[str]:
+        return self.scheduler.waiting_by_site() if self.scheduler is not None else Counter()
+
+    def refuse(self) -> None:
+        """Close the spider (once): there is no proxy to crawl through. The scheduler calls it
+        and lets nothing leave meanwhile."""
+        self._close("proxies_unavailable")
+
+    def _close(self, reason: str) -> None:
+        if not self.closing:
+            self.closing = True
+            self.close_spider(reason)
+
+    # -- requests leaving the scheduler ------------------------------------------------
+
+    def wait_key(self, request: Request) -> Hashable | None:
+        """What the request waits for (requests with the same key queue together), or
+        ``None`` if it needs no proxy from the pool."""
+        ask = self._ask(request)
+        return None if ask is None else (ask.site, ask.region, tuple(ask.tried), ask.session, ask.generation)
+
+    def admit(self, request: Request) -> Wait | None:
+        """Lease a proxy for a request leaving the scheduler. ``None``: it goes now (with a
+        proxy, or needing none, or to fail with a reason); a :class:`Wait`: it stays."""
+        ask = self._ask(request)
+        if ask is None:
+            return None
+        try:
+            result = self._take(request, ask)
+        except NoProxyAvailable as exc:
+            request.meta[FAIL] = str(exc)
+            return None
+        return result if isinstance(result, Wait) else None
+
+    def still_held(self, request: Request) -> Lease | None:
+        """The lease the request left the scheduler with, if it still holds; one whose proxy
+        was ejected or taken out since is released (the request is leased anew)."""
+        lease = self.ledger.held(request)
+        if lease is not None and not lease.probe and not self.balancer.in_rotation(lease.state.key):
+            self.ledger.release_unused(request)
+            return None
+        return lease
+
+    def fail(self, request: Request, why: str) -> NoReturn:
+        """The request left the scheduler to fail: no proxy can serve it (``why``)."""
+        self.ledger.release_unused(request)
+        self.stats.inc_value(f"{PREFIX}/no_proxy")
+        raise NoProxyAvailable(f"{why} (for {request})")
+
+    def lease_now(self, request: Request) -> Lease | Wait | None:
+        """A lease for a request that came without the scheduler's admission (or whose lease
+        went stale), or its wait; ``None`` if it needs no proxy from the pool. Raises
+        :class:`NoProxyAvailable`."""
+        ask = self._ask(request)
+        if ask is None:
+            return None
+        try:
+            return self._take(request, ask)
+        except NoProxyAvailable as exc:
+            self.stats.inc_value(f"{PREFIX}/no_proxy")
+            raise NoProxyAvailable(f"{exc} (for {request})") from None
+
+    def _take(self, request: Request, ask: Ask) -> Lease | Wait:
+        result = self.balancer.acquire(ask, self.alternates)
+        if isinstance(result, Lease):
+            self.ledger.hold(request, result)
+            if not result.unproven and not result.probe:
+                self.unavailability.served((ask.site, ask.region))
+            return result
+        return self._waiting(ask, result)
+
+    def _waiting(self, ask: Ask, wait: Wait) -> Wait:
+        """Count a wait, and apply ``PROXY_UNAVAILABLE_TIMEOUT`` to it (raises
+        :class:`NoProxyAvailable` when it is over and its action is ``fail``)."""
+        self.stats.inc_value(f"{PREFIX}/waits")
+        if wait.unavailable:
+            self.on_dry()
+        what = ask.site + (f" in region {ask.region!r}" if ask.region else "")
+        verdict = self.unavailability.waiting((ask.site, ask.region), wait.seconds, wait.unavailable,
+                                              self.balancer.clock(), what)
+        if not isinstance(verdict, Act):
+            return replace(wait, seconds=verdict)
+        if self.config.unavailable_action == "fail":
+            self.stats.inc_value(f"{PREFIX}/unavailable/failed")
+            raise NoProxyAvailable(verdict.message)
+        if not self.closing:
+            logger.error("%s; closing the spider. The proxies:\n  %s", verdict.message,
+                         "\n  ".join(why_out(self.balancer, ask.site, ask.region)))
+            self.stats.set_value(f"{PREFIX}/unavailable", ask.site)
+            self._close("proxies_unavailable")
+        return wait
+
+    def queued(self, request: Request) -> None:
+        """A request enters the scheduler: one of a sticky session notes the session's
+        binding now (if it moves meanwhile, the request waits for the spider to renew it)."""
+        meta = request.meta
+        session = meta.get(SESSION)
+        if session is not None and SESSION_GENERATION not in meta:
+            meta[SESSION_GENERATION] = self.balancer.sessions.generation(str(session), self.balancer.clock())
+
+    def forget(self, request: Request) -> None:
+        """The request goes (back) into the scheduler: release a lease it never used, and take
+        off our proxy, its credentials and our slot, so that what is queued (and persisted to
+        a JOBDIR) holds nothing of this process and no password."""
+        self.ledger.release_unused(request)
+        self.carriers.of(request).detach(request)
+        request.meta.pop(FAIL, None)
+
+    def _ask(self, request: Request) -> Ask | None:
+        """What the request needs from the pool, or ``None`` if it needs no proxy from it.
+
+        A request that comes back (a retry, a redirect) still carries the proxy we chose last
+        time: that choice is undone here, credentials included, so they cannot travel to the
+        next proxy. A proxy (or none) the request chose itself is kept.
+        """
+        carrier = self.carriers.of(request)
+        carrier.detach(request)
+        if carrier.own_choice(request):
+            return None
+        meta = request.meta
+        site = urlparse_cached(request).hostname or ""
+        region = meta.get("proxy_region") or self.config.region_for(site)
+        session = meta.get(SESSION)
+        if session is None:
+            return Ask(site, meta.get(TRIED, ()), region)
+        self.queued(request)
+        return Ask(site, meta.get(TRIED, ()), region, str(session), meta[SESSION_GENERATION])
+
+    # -- the fleet: a claim before the request is sent ---------------------------------
+
+    async def claimed(self, request: Request, lease: Lease) -> Lease | Wait:
+        """The lease's pair (or an alternate's) taken for the whole fleet: the one round trip
+        a request costs a shared store. If the fleet held every candidate, once more with what
+        the claim taught this process; then a short wait."""
+        for _ in range(2):
+            self.stats.inc_value(f"{PREFIX}/state/claims")
+            gap, limit = self.balancer.pair_rule(lease.site, lease.at)
+            keys = [lease.state.key, *lease.alternates]
+            taken = await self.store.claim(lease.site, keys, lease.number, limit, gap)
+            if lease.released:  # the crawl closed meanwhile
+                return Wait(CLAIM_RETRY)
+            self.ledger.drop(request, lease)
+            if taken is not None:
+                claimed = lease if taken == keys[0] else self.balancer.switch(lease, taken)
+                self.ledger.hold(request, claimed)
+                return claimed
+            self.balancer.cancel(lease)
+            self.stats.inc_value(f"{PREFIX}/state/claims_lost")
+            again = self.lease_now(request)
+            if not isinstance(again, Lease):
+                return again if again is not None else Wait(CLAIM_RETRY * (0.5 + random.random()))
+            lease = again
+        self.ledger.release_unused(request)
+        return Wait(CLAIM_RETRY * (0.5 + random.random()), on_release=True)

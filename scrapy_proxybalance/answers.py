@@ -1,0 +1,162 @@
+"""How a request through a proxy ended: the response or exception read as an outcome (by the
+ban policy and the download path's fault table), the lease released, and, when the proxy was
+at fault or the site refused it, a retry on another proxy (see :mod:`.core.retry`), built by
+Scrapy's own ``get_retry_request``.
+
+A request's retries on other proxies are counted in ``meta['proxy_retry_times']``, apart from
+``RetryMiddleware``'s ``retry_times``; their budget is ``PROXY_RETRY_TIMES``, or the request's
+``meta['proxy_max_retry_times']``. When this module gives up it sets ``dont_retry``, so that
+``RetryMiddleware`` does not retry the same failure again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any
+
+from scrapy.downloadermiddlewares.retry import get_retry_request
+from scrapy.utils.python import global_object_name
+
+from .core.outcomes import Outcome, parse_retry_after
+from .core.retry import GiveUp, decide_retry
+from .meta import LAST_TRY, MAX_RETRIES, RETRIES, TRIED, WAIT
+from .policy import BanDetected
+from .stats import PREFIX
+
+if TYPE_CHECKING:
+    from scrapy import Request, Spider
+    from scrapy.http import Response
+    from scrapy.statscollectors import StatsCollector
+
+    from .carriers import Carriers
+    from .config import Config
+    from .core.balancer import Balancer
+    from .core.leases import Lease
+    from .core.retry import Retry
+    from .ledger import Ledger
+    from .policy import SpiderPolicy
+
+logger = logging.getLogger(__name__)
+_ABSENT = object()
+
+
+class Answers:
+    def __init__(self, config: Config, balancer: Balancer, ledger: Ledger, carriers: Carriers,
+                 stats: StatsCollector, policy: SpiderPolicy) -> None:
+        self.config = config
+        self.balancer = balancer
+        self.ledger = ledger
+        self.carriers = carriers
+        self.stats = stats
+        self.policy = policy  # the spider's, once it opens
+        self.spider: Spider | None = None  # for get_retry_request, once it opens
+
+    def on_response(self, request: Request, response: Response) -> Request | Response:
+        lease = self.ledger.pop(request)
+        if lease is None:
+            return response
+        if "cached" in response.flags:  # HttpCacheMiddleware answered: the proxy never saw it
+            self.ledger.release(lease, Outcome.NEUTRAL)
+            return response
+        outcome = self.policy.response_outcome(request, response)
+        looks_fine = 200 <= response.status < 300
+        ban_page = outcome is Outcome.BAN and looks_fine
+        reason = "ban page" if ban_page else _status_text(response.status)
+        retry_after = None
+        if outcome in (Outcome.BAN, Outcome.RATE_LIMITED):
+            retry_after = parse_retry_after(response.headers.get(b"Retry-After"), time.time())
+        status = f"{response.status} ban page" if ban_page else str(response.status)
+        outcome = self.ledger.release(lease, outcome, reason, request.meta.get("download_latency"), retry_after,
+                                      status)
+        if outcome.retryable:
+            retry = self._retry(request, lease, outcome, reason)
+            if retry is not None:
+                return retry
+            if ban_page:  # never hand a ban page to the callback
+                raise BanDetected(response, f"{reason} from {lease.proxy.label} for {request}")
+        return response
+
+    def on_exception(self, request: Request, exception: Exception) -> Request | None:
+        lease = self.ledger.pop(request)
+        if lease is None:
+            return None
+        reason = global_object_name(type(exception))
+        fault = self.carriers.of(request).faults.fault(exception)
+        if fault is None:  # a download path's exception we do not know: counted, so a user can report it
+            self.stats.inc_value(f"{PREFIX}/exceptions/unknown/{reason}")
+        outcome = self.policy.exception_outcome(request, exception, fault)
+        outcome = self.ledger.release(lease, outcome, reason)
+        if outcome.retryable:
+            return self._retry(request, lease, outcome, reason)
+        return None
+
+    def _retry(self, request: Request, lease: Lease, outcome: Outcome, reason: str) -> Request | None:
+        """A copy of ``request`` for another proxy, or ``None`` with ``dont_retry`` set when it
+        gives up."""
+        meta = request.meta
+        if meta.get("dont_retry"):
+            return None
+        region = meta.get("proxy_region") or self.config.region_for(lease.site)
+        budget = meta.get(MAX_RETRIES)
+        decision = decide_retry(
+            proxy=lease.proxy.key, outcome=outcome, tried=meta.get(TRIED, ()), moves=meta.get(RETRIES, 0),
+            had_last_try=bool(meta.get(LAST_TRY)), in_rotation=self.balancer.in_rotation,
+            degraded=self.balancer.degraded(region), region_size=self.balancer.region_size[region],
+            retry_times=self.config.rules.retry_times if budget is None else int(budget),
+            sticky=lease.session is not None,
+        )
+        if isinstance(decision, GiveUp):
+            meta["dont_retry"] = True  # RetryMiddleware must not retry it yet again
+            short = reason.rsplit(".", 1)[-1]
+            self._scrapy_retry(request, f"{short} through {lease.proxy.label}; {decision.reason}", give_up=True)
+            return None
+        retry = self._scrapy_retry(request, reason)
+        assert retry is not None
+        _carry(retry.meta, decision)
+        if not decision.charged:
+            self.stats.inc_value(f"{PREFIX}/retry/uncharged")
+        return retry
+
+    def _scrapy_retry(self, request: Request, reason: str, give_up: bool = False) -> Request | None:
+        """Scrapy's ``get_retry_request`` (its copy, priority, stats under
+        ``proxybalance/retry/`` and log lines), counting this module's retries instead of
+        ``RetryMiddleware``'s."""
+        meta = request.meta
+        own: Any = meta.get("retry_times", _ABSENT)
+        meta["retry_times"] = moves = meta.get(RETRIES, 0)
+        try:
+            retry = get_retry_request(request, spider=self.spider, reason=reason,  # type: ignore[arg-type]
+                                      max_retry_times=moves if give_up else moves + 1, logger=logger,
+                                      stats_base_key=f"{PREFIX}/retry")
+        finally:
+            _restore(meta, own)
+        if retry is not None:
+            retry.meta[RETRIES] = retry.meta["retry_times"]
+            _restore(retry.meta, own)
+        return retry
+
+
+def _carry(meta: dict[str, Any], decision: Retry) -> None:
+    meta[TRIED] = list(decision.tried)
+    meta[RETRIES] = decision.moves
+    if decision.last_try:
+        meta[LAST_TRY] = True
+    if decision.delay:
+        meta[WAIT] = (decision.delay, False)
+
+
+def _restore(meta: dict[str, Any], own: Any) -> None:
+    if own is _ABSENT:
+        meta.pop("retry_times", None)
+    else:
+        meta["retry_times"] = own
+
+
+def _status_text(status: int) -> str:
+    """``429 Too Many Requests``: a status as Scrapy's retry stats name it."""
+    try:
+        return f"{status} {HTTPStatus(status).phrase}"
+    except ValueError:
+        return str(status)

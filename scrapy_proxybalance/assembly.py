@@ -1,0 +1,111 @@
+"""The plugin's parts for one crawl, built from the settings and wired together.
+
+Who calls whom (each arrow a call; the core below the line knows nothing of Scrapy)::
+
+    ProxyScheduler ──> Admission ──> Balancer ─────────> StateStore (memory / Redis)
+          ▲               │   └──> Ledger ──> Balancer
+          │ wake/released └──> Carriers (detach, own choice)
+    ProxyBalanceMiddleware ──> Admission (lease now, claim)
+                           ──> Sending ──> Carriers (attach)
+                           ──> Answers ──> SpiderPolicy, Carriers (faults), Ledger, core.retry
+    Lifecycle ──> store start/close, PoolControl (source, reloads), HealthChecker, StatusServer
+    StatusServer ──> View ──> Crawl (read only), PoolControl (actions)
+    ───────────────────────────────────────────────────────────────────────────────────────
+    core: Balancer ──> Membership, Recovery, OutcomeRules, Candidates, Sessions, Gateways,
+          strategies; every rule reads the injected clock
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .admission import Admission
+from .answers import Answers
+from .carriers import Carriers
+from .checks.active import HealthChecker
+from .core.balancer import Balancer
+from .events import PoolEvents
+from .ledger import Ledger
+from .lifecycle import Lifecycle, close_spider_soon
+from .policy import SpiderPolicy, build_policy
+from .pool_control import PoolControl
+from .sending import Sending
+from .sources import PoolSource
+from .stats import PREFIX
+from .status.record import Recorder
+from .stores import StoreOptions, store_from_url
+
+if TYPE_CHECKING:
+    from scrapy.crawler import Crawler
+    from scrapy.statscollectors import StatsCollector
+
+    from .config import Config
+    from .core.store import StateStore
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Crawl:
+    """Every part of the plugin in one crawl (see the module's picture)."""
+
+    crawler: Crawler
+    config: Config
+    stats: StatsCollector
+    store: StateStore
+    balancer: Balancer
+    recorder: Recorder | None
+    ledger: Ledger
+    carriers: Carriers
+    admission: Admission
+    sending: Sending
+    answers: Answers
+    pool: PoolControl
+    checker: HealthChecker | None
+    project_policy: Any
+    lifecycle: Lifecycle | None = None
+
+
+def assemble(crawler: Crawler, config: Config) -> Crawl:
+    stats = crawler.stats
+    assert stats is not None
+    # what the status page and the closing report show beyond the core's counts, kept only
+    # while one of them is on
+    observed = config.status is not None or config.report_file is not None
+    recorder = Recorder(time.time()) if observed else None
+    carriers = Carriers.from_settings(crawler.settings, config)
+    store = state_store(config, crawler)
+    events = PoolEvents(stats, recorder)
+    balancer = Balancer(config.pool, config.strategy, config.rules, store=store, listener=events)
+    ledger = Ledger(balancer, stats, recorder, config.stats_per_proxy)
+    admission = Admission(config, balancer, ledger, carriers, stats, store,
+                          lambda reason: close_spider_soon(crawler, reason))
+    events.wake = admission.wake
+    pool = PoolControl(config, balancer, store, stats, admission.wake)
+    admission.on_dry = pool.ran_dry
+    if config.pool_source is not None:
+        pool.source = PoolSource(config.pool_source, crawler, pool.use_source_pool)
+    if config.health_check is not None:
+        pool.checker = HealthChecker(crawler, balancer, config.health_check, admission.waiting)
+    failures = carriers.proxy_fault_types()
+    project_policy = build_policy(config.ban_policy, crawler, config, failures)
+    answers = Answers(config, balancer, ledger, carriers, stats, SpiderPolicy(project_policy, None, crawler, config))
+    crawl = Crawl(crawler, config, stats, store, balancer, recorder, ledger, carriers, admission,
+                  Sending(carriers, stats, recorder, config.session_cookiejar, config.stats_per_proxy), answers,
+                  pool, pool.checker, project_policy)
+    crawl.lifecycle = Lifecycle(crawl)
+    return crawl
+
+
+def state_store(config: Config, crawler: Crawler) -> StateStore:
+    """The store ``PROXY_STATE_URL`` names (see :mod:`.stores`)."""
+    def trouble(message: str) -> None:
+        crawler.stats.inc_value(f"{PREFIX}/state/errors")
+        logger.warning("%s", message)
+
+    lease_ttl = 2 * max(crawler.settings.getfloat("DOWNLOAD_TIMEOUT"), 1.0) + 10
+    return store_from_url(config.state_url, StoreOptions(config.state_namespace, lease_ttl, config.state_timeout,
+                                                         trouble))

@@ -1,0 +1,107 @@
+"""Scrapy's own HTTP download handlers: HTTP/1.1 (Twisted, the default with a reactor), and
+the aiohttp and httpx ones (without a reactor).
+
+The proxy rides in ``meta['proxy']``; Scrapy's ``HttpProxyMiddleware`` (750, after ours) turns
+its credentials into a ``Proxy-Authorization`` header, and takes the header off when the proxy
+changes between attempts. Each (site, proxy) pair gets a download slot of its own, so Scrapy's
+per-site limits (``CONCURRENT_REQUESTS_PER_DOMAIN``, ``DOWNLOAD_DELAY``, AutoThrottle) apply
+to each exit a site sees. A request through a proxy not yet proven gets a shorter download
+timeout (``PROXY_TRIAL_TIMEOUT``), so a hung proxy is found out quickly.
+
+The handlers raise Scrapy's unified download exceptions (and Twisted's, from HTTP/1.1).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+from scrapy.core.downloader.handlers.http11 import TunnelError
+from scrapy.exceptions import (
+    CannotResolveHostError,
+    DownloadCancelledError,
+    DownloadConnectionRefusedError,
+    DownloadFailedError,
+    DownloadTimeoutError,
+    ResponseDataLossError,
+    UnsupportedURLSchemeError,
+)
+from twisted.internet.defer import CancelledError
+from twisted.internet.error import ConnectError, ConnectionDone, ConnectionLost, ConnectionRefusedError, TimeoutError
+
+from ..core.proxy import bare_url
+from ..meta import OUR_PROXY, OUR_SLOT, TIMEOUT
+from .base import Fault, FaultTable
+
+if TYPE_CHECKING:
+    from scrapy import Request
+
+    from ..core.leases import Lease
+
+SCRAPY_FAULTS = FaultTable([
+    (DownloadConnectionRefusedError, Fault.REFUSED),
+    (DownloadTimeoutError, Fault.TIMEOUT),
+    ((DownloadFailedError, ResponseDataLossError, CannotResolveHostError), Fault.FAILURE),
+    ((DownloadCancelledError, UnsupportedURLSchemeError), Fault.NOT_PROXY),
+])
+TWISTED_FAULTS = FaultTable([
+    (ConnectionRefusedError, Fault.REFUSED),
+    (TimeoutError, Fault.TIMEOUT),
+    ((TunnelError, ConnectError, ConnectionDone, ConnectionLost), Fault.FAILURE),
+    (CancelledError, Fault.NOT_PROXY),
+])
+
+
+class HttpCarrier:
+    """The proxy in ``meta['proxy']`` (see the module's docstring)."""
+
+    name: ClassVar[str] = "http"
+    schemes: ClassVar[frozenset[str]] = frozenset({"http", "https"})
+    faults = SCRAPY_FAULTS + TWISTED_FAULTS
+
+    def __init__(self, trial_timeout: float = 0.0, download_timeout: float = 180.0,
+                 own_slots: frozenset[str] = frozenset()) -> None:
+        self.trial_timeout = trial_timeout
+        self.download_timeout = download_timeout
+        self.own_slots = own_slots  # sites DOWNLOAD_SLOTS configures: they keep Scrapy's slot
+
+    def carries(self, request: Request) -> bool:
+        return True
+
+    def own_choice(self, request: Request) -> bool:
+        meta = request.meta
+        if meta.get("dont_proxy"):
+            meta["proxy"] = None  # HttpProxyMiddleware would otherwise apply the environment's proxy
+            return True
+        return "proxy" in meta  # the user chose a proxy (or none) for this request
+
+    def attach(self, request: Request, lease: Lease) -> None:
+        meta = request.meta
+        proxy = lease.proxy
+        meta["proxy"] = proxy.url
+        meta[OUR_PROXY] = bare_url(proxy.url)
+        if "download_slot" not in meta and lease.site not in self.own_slots:
+            meta["download_slot"] = f"{lease.site}|{lease.state.id}"
+            meta[OUR_SLOT] = True
+        if lease.unproven and self.trial_timeout:
+            current = meta.get("download_timeout") or self.download_timeout
+            if not current or current > self.trial_timeout:
+                meta[TIMEOUT] = (meta.get("download_timeout"),)
+                meta["download_timeout"] = self.trial_timeout
+
+    def detach(self, request: Request) -> None:
+        meta = request.meta
+        ours = meta.pop(OUR_PROXY, None)
+        if ours is not None and bare_url(meta.get("proxy")) == ours:
+            # HttpProxyMiddleware has since moved the credentials into a header: drop both
+            del meta["proxy"]
+            meta.pop("_auth_proxy", None)
+            request.headers.pop(b"Proxy-Authorization", None)
+        if meta.pop(OUR_SLOT, None):
+            meta.pop("download_slot", None)
+        own = meta.pop(TIMEOUT, None)
+        if own is not None:
+            if own[0] is None:
+                meta.pop("download_timeout", None)
+            else:
+                meta["download_timeout"] = own[0]
+
