@@ -12,7 +12,7 @@ BENCH_VENV := .venv-bench
 STATUS ?=
 ARGS ?=
 
-.PHONY: demo proxycheck test lint compat bench screenshot clean
+.PHONY: demo proxycheck test lint compat bench screenshot docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,16 @@ test: $(STAMP)
 # The README's picture of the status page, taken by its headless-Chromium test.
 screenshot: $(STAMP)
 	UPDATE_SCREENSHOT=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_status.py -k chromium
+
+# The documentation (docs/, Sphinx): warnings are errors, every cross-reference must resolve.
+DOCS_STAMP := $(VENV)/.installed-docs
+
+$(DOCS_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/python -m pip install -q -e '.[docs]'
+	touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	$(BIN)/sphinx-build -W --keep-going -n -b html docs docs/_build/html
 
 lint: $(STAMP)
 	$(BIN)/ruff check scrapy_proxybalance tests benchmarks example_project
@@ -66,4 +76,4 @@ bench: $(BENCH_VENV)/.installed
 	$(BENCH_VENV)/bin/python benchmarks/fleet.py
 
 clean:
-	rm -rf $(VENV) $(BENCH_VENV) $(COMPAT_VENV) .pytest_cache .hypothesis example_project/output*.json
+	rm -rf $(VENV) $(BENCH_VENV) $(COMPAT_VENV) .pytest_cache .hypothesis example_project/output*.json docs/_build
