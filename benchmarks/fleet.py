@@ -168,7 +168,7 @@ def reset_farm(farm: Farm, site_interval: float) -> None:
         farm.site_seen.clear()
         farm.site_limited.clear()
         farm.site_last.clear()
-        farm.site_interval = site_interval
+        farm.site.interval = site_interval
         farm.anchor = None
 
     on_farm_loop(farm, reset)

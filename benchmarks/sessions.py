@@ -36,8 +36,8 @@ from selection import SECONDS_PER_RUN, FakeClock, make_pool, make_rules, spread,
 
 from scrapy_proxybalance.config import DEFAULTS
 from scrapy_proxybalance.core.balancer import Ask, Balancer, Lease
+from scrapy_proxybalance.core.entries import parse_entry
 from scrapy_proxybalance.core.outcomes import Outcome
-from scrapy_proxybalance.core.proxy import parse_entry
 from scrapy_proxybalance.core.strategies import STRATEGIES
 from scrapy_proxybalance.stores.memory import MemoryStore
 

@@ -14,8 +14,9 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from .core.entries import parse_entry
 from .core.errors import ProxyBalanceError
-from .core.proxy import Proxy, mask, parse_entry
+from .core.proxy import Proxy, mask
 from .reload import PoolFile
 from .stats import PREFIX
 

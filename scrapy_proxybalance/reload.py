@@ -6,8 +6,9 @@ import logging
 import os
 from pathlib import Path
 
+from .core.entries import load_pool
 from .core.errors import InvalidProxy
-from .core.proxy import Proxy, load_pool
+from .core.proxy import Proxy
 
 logger = logging.getLogger(__name__)
 

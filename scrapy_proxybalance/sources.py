@@ -31,8 +31,9 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+from .core.entries import parse_entry, pool_lines
 from .core.errors import InvalidProxy
-from .core.proxy import Proxy, describe, mask, parse_entry, pool_lines
+from .core.proxy import Proxy, describe, mask
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler

@@ -5,8 +5,8 @@ import pytest
 
 from scrapy_proxybalance.core.balancer import Ask, Balancer
 from scrapy_proxybalance.core.ejection import Backoff
+from scrapy_proxybalance.core.entries import parse_entry
 from scrapy_proxybalance.core.outcomes import Outcome
-from scrapy_proxybalance.core.proxy import parse_entry
 from scrapy_proxybalance.core.rules import Rules
 from scrapy_proxybalance.core.sessions import SessionLimits
 from scrapy_proxybalance.core.strategies import STRATEGIES

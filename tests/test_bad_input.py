@@ -14,10 +14,11 @@ from scrapy.settings import Settings
 
 from scrapy_proxybalance.config import DEFAULTS, Config
 from scrapy_proxybalance.core.balancer import Ask, Balancer
+from scrapy_proxybalance.core.entries import parse_entry
 from scrapy_proxybalance.core.errors import ConfigError, InvalidProxy
 from scrapy_proxybalance.core.explain import why_out
 from scrapy_proxybalance.core.outcomes import Outcome
-from scrapy_proxybalance.core.proxy import describe, mask, parse_entry
+from scrapy_proxybalance.core.proxy import describe, mask
 from scrapy_proxybalance.core.strategies import RoundRobin
 from scrapy_proxybalance.events import PoolEvents
 from scrapy_proxybalance.stats import summary, table

@@ -7,8 +7,8 @@ from scrapy.settings import Settings
 
 from scrapy_proxybalance.checks.probe import check_request, find_ip, judge
 from scrapy_proxybalance.config import HealthCheck
+from scrapy_proxybalance.core.entries import parse_entry
 from scrapy_proxybalance.core.errors import ConfigError
-from scrapy_proxybalance.core.proxy import parse_entry
 
 PROXY = parse_entry("http://u:secret@10.0.0.1:8000")
 

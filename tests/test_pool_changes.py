@@ -4,9 +4,9 @@ import pytest
 
 from scrapy_proxybalance.core.balancer import Ask
 from scrapy_proxybalance.core.ejection import State
+from scrapy_proxybalance.core.entries import parse_entry
 from scrapy_proxybalance.core.errors import DuplicateProxy, NoProxyAvailable, UnknownProxy
 from scrapy_proxybalance.core.outcomes import Outcome
-from scrapy_proxybalance.core.proxy import parse_entry
 
 from .conftest import host, make_balancer, outcome, use
 

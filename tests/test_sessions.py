@@ -7,11 +7,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from scrapy_proxybalance.core.balancer import Ask, Wait
+from scrapy_proxybalance.core.entries import parse_entry
 from scrapy_proxybalance.core.errors import InvalidProxy
 from scrapy_proxybalance.core.gateways import token
 from scrapy_proxybalance.core.listener import PoolListener
 from scrapy_proxybalance.core.outcomes import Outcome
-from scrapy_proxybalance.core.proxy import parse_entry
 from scrapy_proxybalance.core.sessions import IDLE_EXPIRY, RENEW_POLL, RENEW_TIMEOUT, SessionLimits
 
 from .conftest import FakeClock, make_balancer, outcome

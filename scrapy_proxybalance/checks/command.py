@@ -20,8 +20,9 @@ from scrapy.commands import ScrapyCommand
 from scrapy.exceptions import UsageError
 
 from ..config import HTTP_URL, HealthCheck
+from ..core.entries import load_pool
 from ..core.errors import ConfigError, InvalidProxy
-from ..core.proxy import Proxy, load_pool
+from ..core.proxy import Proxy
 from ..tables import text_table
 from .probe import CheckResult, check_request, judge
 
@@ -96,26 +97,8 @@ class Command(ScrapyCommand):
             raise UsageError("proxycheck takes no arguments; see --help")
         settings = self.settings
         assert settings is not None and self.crawler_process is not None
-        if opts.url is not None and not HTTP_URL.match(opts.url):
-            raise UsageError(f"--url must be an http(s) URL without spaces, got {opts.url!r}", print_help=False)
-        if opts.timeout is not None and not (math.isfinite(opts.timeout) and 0 < opts.timeout <= 3600):
-            raise UsageError(f"--timeout must be a number of seconds > 0 and <= 3600, got {opts.timeout}",
-                             print_help=False)
-        if opts.concurrency < 1:
-            raise UsageError(f"--concurrency must be >= 1, got {opts.concurrency}", print_help=False)
-        try:
-            if opts.pool:
-                pool, _ = load_pool(Path(opts.pool), "--pool")
-            else:
-                pool, _ = load_pool(settings.get("PROXY_POOL") or [])
-            check = HealthCheck.from_settings(settings, url=opts.url)
-        except (ConfigError, InvalidProxy) as exc:
-            raise UsageError(str(exc), print_help=False) from None
-        if check is None:
-            raise UsageError("give --url URL or set PROXY_HEALTH_CHECK_URL", print_help=False)
-        if not pool:
-            raise UsageError("no proxies: set PROXY_POOL or give --pool FILE", print_help=False)
-        check = dataclasses.replace(check, timeout=opts.timeout or check.timeout)
+        _check_options(opts)
+        pool, check = _pool_and_check(settings, opts)
         results: list[CheckResult] = []
         spider = type("ProxyCheck", (ProxyCheckSpider,), {"custom_settings": {
             "PROXY_ENABLED": False, "ROBOTSTXT_OBEY": False, "RETRY_ENABLED": False, "COOKIES_ENABLED": False,
@@ -133,6 +116,32 @@ class Command(ScrapyCommand):
         if opts.save_healthy:
             save_healthy(opts.save_healthy, healthy)
         self.exitcode = 0 if healthy else 1
+
+
+def _check_options(opts: argparse.Namespace) -> None:
+    """Refuse a bad ``--url``, ``--timeout`` or ``--concurrency``."""
+    if opts.url is not None and not HTTP_URL.match(opts.url):
+        raise UsageError(f"--url must be an http(s) URL without spaces, got {opts.url!r}", print_help=False)
+    if opts.timeout is not None and not (math.isfinite(opts.timeout) and 0 < opts.timeout <= 3600):
+        raise UsageError(f"--timeout must be a number of seconds > 0 and <= 3600, got {opts.timeout}",
+                         print_help=False)
+    if opts.concurrency < 1:
+        raise UsageError(f"--concurrency must be >= 1, got {opts.concurrency}", print_help=False)
+
+
+def _pool_and_check(settings: Any, opts: argparse.Namespace) -> tuple[list[Proxy], HealthCheck]:
+    """The proxies to check (``--pool`` or ``PROXY_POOL``) and how (the options over the
+    ``PROXY_HEALTH_CHECK_*`` settings)."""
+    try:
+        pool, _ = load_pool(Path(opts.pool), "--pool") if opts.pool else load_pool(settings.get("PROXY_POOL") or [])
+        check = HealthCheck.from_settings(settings, url=opts.url)
+    except (ConfigError, InvalidProxy) as exc:
+        raise UsageError(str(exc), print_help=False) from None
+    if check is None:
+        raise UsageError("give --url URL or set PROXY_HEALTH_CHECK_URL", print_help=False)
+    if not pool:
+        raise UsageError("no proxies: set PROXY_POOL or give --pool FILE", print_help=False)
+    return pool, dataclasses.replace(check, timeout=opts.timeout or check.timeout)
 
 
 def save_healthy(path: str, proxies: list[Proxy]) -> None:

@@ -245,6 +245,18 @@ class Balancer:
             probe = self.recovery.probe_for(ask, now, candidates.pair_free)
             if probe is not None:
                 return self.lease(probe, ask, now, probe=True)
+        lease = self._from_groups(ask, now, candidates, alternates)
+        if lease is not None:
+            return lease
+        if self.gateways and not binding:
+            grown = self.gateways.grow(ask.region)
+            if grown is not None and candidates(grown):
+                return self.lease(grown, ask, now)
+        return self._wait(ask, now, candidates)
+
+    def _from_groups(self, ask: Ask, now: float, candidates: Candidates, alternates: int) -> Lease | None:
+        """A lease from the region's primaries, else its backups (only while no primary could
+        ever take the request: members only busy or cooling are waited for)."""
         for backup in (False, True):
             s = self.members.group(ask.region, backup)
             if s is None or not len(s):
@@ -256,12 +268,8 @@ class Balancer:
                     lease.alternates = _alternates(s, candidates, p, alternates)
                 return lease
             if len(s) > self._unusable(s, ask, now):
-                break  # members are only busy or cooling: wait for them, spare the backups
-        if self.gateways and not binding:
-            grown = self.gateways.grow(ask.region)
-            if grown is not None and candidates(grown):
-                return self.lease(grown, ask, now)
-        return self._wait(ask, now, candidates)
+                break
+        return None
 
     def switch(self, lease: Lease, key: str) -> Lease:
         """The shared store took the pair of ``key`` (one of the lease's alternates) for this

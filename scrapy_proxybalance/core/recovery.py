@@ -86,13 +86,11 @@ class Recovery:
         for _ in range(PROBES_LOOKED_AT):
             if not probes or probes[0][0] > now:
                 break
-            pid = heapq.heappop(probes)[2]
-            p = self.members.states[pid]
+            p = self.members.states[heapq.heappop(probes)[2]]
             f = self.store.facts(p.key)
             if p.removed or f.disabled or f.for_bans or f.ejected_until <= now:
                 continue  # back already, or not for probing: drop the entry
-            if (p.probing or p.in_flight or (ask.region is not None and p.proxy.region != ask.region)
-                    or not (panicking or pid in self.panicked)):
+            if not self._probe_wanted(p, ask, panicking):
                 later.append((now + PROBE_INTERVAL, p))
             elif p.key in ask.tried or not free(p):
                 later.append((now + PROBE_INTERVAL / 4, p))
@@ -102,6 +100,13 @@ class Recovery:
         for at, p in later:
             self._probe_at(p, at)
         return chosen
+
+    def _probe_wanted(self, p: ProxyState, ask: Ask, panicking: bool) -> bool:
+        """Whether ``p`` may be probed by a request for ``ask.region`` now: nothing in flight
+        through it, of that region, and the pool panics (or ``p`` went out in a panic)."""
+        if p.probing or p.in_flight or (ask.region is not None and p.proxy.region != ask.region):
+            return False
+        return panicking or p.id in self.panicked
 
     def probe_ended(self, p: ProxyState, now: float, failed: bool) -> None:
         """A probe through ``p`` was answered (or failed): the next one is due later."""

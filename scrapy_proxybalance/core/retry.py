@@ -60,20 +60,24 @@ def decide_retry(
         return GiveUp(f"moved {moves - 1} times")
     if not outcome.charged:
         return Retry(tuple(tried), moves, charged=False)
+    failures = [*tried, proxy]
+    innocent = [] if degraded else [k for k in failures if in_rotation(k)]  # failed it while in rotation
+    charged = not degraded and in_rotation(proxy)
     if sticky:  # counted like any request's, but its session's proxy is never excluded
-        failures = [*tried, proxy]
-        innocent = [] if degraded else [k for k in failures if in_rotation(k)]
         if len(innocent) > retry_times:
             return GiveUp(f"its session's proxies failed it {len(innocent)} times while in rotation")
-        return Retry(tuple(failures), moves, charged=not degraded and in_rotation(proxy))
-    now_tried = [*tried, proxy]
-    innocent = [] if degraded else [k for k in now_tried if in_rotation(k)]
-    if len(now_tried) >= region_size:
-        now_tried = innocent  # tried them all: wait for those that were at fault to come back
+        return Retry(tuple(failures), moves, charged=charged)
+    return _elsewhere(failures, innocent, moves, had_last_try, region_size, retry_times, charged)
+
+
+def _elsewhere(failures: list[str], innocent: list[str], moves: int, had_last_try: bool, region_size: int,
+               retry_times: int, charged: bool) -> Retry | GiveUp:
+    """The next step on another proxy for a request that failed through ``failures``."""
+    exclude = failures if len(failures) < region_size else innocent  # tried them all: wait for the guilty
     if len(innocent) > retry_times:
-        if not had_last_try and len(now_tried) < region_size:
-            return Retry(tuple(now_tried), moves, charged=True, delay=LAST_TRY_DELAY, last_try=True)
+        if not had_last_try and len(exclude) < region_size:
+            return Retry(tuple(exclude), moves, charged=True, delay=LAST_TRY_DELAY, last_try=True)
         return GiveUp(f"{len(innocent)} proxies in rotation failed it")
-    if len(now_tried) >= region_size:
+    if len(exclude) >= region_size:
         return GiveUp(f"all {region_size} proxies failed it")
-    return Retry(tuple(now_tried), moves, charged=not degraded and in_rotation(proxy))
+    return Retry(tuple(exclude), moves, charged=charged)

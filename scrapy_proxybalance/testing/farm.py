@@ -34,131 +34,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import contextlib
 import functools
-import hashlib
 import json
 import os
-import secrets
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
 
-HOST = "127.0.0.1"
-PAGES = 60  # pages per host on the site's index
+from .proxies import Outage, ProxySpec, Seen, authorized, demo_specs
+from .site import CAPTCHA, PAGES, PORTAL, Site, site_page, token
+from .wire import HOST, closed_port, quietly, read_head, response, split_target
 
-CAPTCHA = b'<html><body><form class="captcha">Are you a robot?</form></body></html>'
-PORTAL = b"<html><body><h1>Welcome to Hotel Wi-Fi</h1>Please log in.</body></html>"
-REASONS = {200: "OK", 302: "Found", 403: "Forbidden", 404: "Not Found", 407: "Proxy Authentication Required",
-           429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable"}
-
-
-def token(host: str, path: str) -> str:
-    """The token the site puts in the page at ``host`` + ``path``."""
-    return hashlib.sha256(f"{host}{path}".encode()).hexdigest()[:16]
-
-
-@dataclass
-class Seen:
-    """One request as a proxy (or the site) received it."""
-
-    at: float
-    host: str
-    path: str
-    headers: dict[str, str]
-    exit_ip: str = ""  # the address it reached the site from
-
-
-@dataclass
-class ProxySpec:
-    name: str
-    kind: str = "healthy"
-    delay: float = 0.0
-    min_interval: float = 0.0
-    retry_after: int = 5
-    user: str = ""
-    password: str = ""
-    capacity: int = 0  # requests served at once; 0 = unlimited
-    overflow: str = "queue"  # above capacity: "queue" (wait their turn) or "503"
-    captcha_hosts: frozenset[str] = frozenset()
-    exit_ip: str = ""  # the address it connects to the site from ("": one of its own)
-    exits: tuple[str, ...] = ()  # gateway: the exit addresses its usernames choose among
-    dead_exits: frozenset[str] = frozenset()  # gateway: exits that cut every request (their identities fail)
-    port: int = 0
-    seen: list[Seen] = field(default_factory=list)
-    last: dict[str, float] = field(default_factory=dict)
-    ban_log: list[tuple[float, str]] = field(default_factory=list)  # (when, host) of each 429 it sent
-    overflows: int = 0  # 503s sent above capacity
-    in_flight: int = 0
-    server: asyncio.AbstractServer | None = None
-    slots: asyncio.Semaphore | None = None
-    writers: set[asyncio.StreamWriter] = field(default_factory=set)
-
-    @property
-    def url(self) -> str:
-        creds = f"{self.user}:{self.password}@" if self.user else ""
-        return f"http://{creds}{HOST}:{self.port}"
-
-    def exit_for(self, headers: dict[str, str]) -> str:
-        """The address this request leaves from (a gateway's depends on the username)."""
-        if not self.exits:
-            return self.exit_ip
-        user = _basic_user(headers.get("proxy-authorization", ""))
-        digest = int(hashlib.sha256(user.encode()).hexdigest(), 16)
-        return self.exits[digest % len(self.exits)]
-
-
-@dataclass
-class Outage:
-    after: float
-    seconds: float
-    names: frozenset[str] | None  # None: every proxy
-    refuse: bool  # refuse connections (and cut open ones) rather than drop each request
-
-
-async def _read_head(reader: asyncio.StreamReader) -> tuple[str, dict[str, str]] | None:
-    try:
-        raw = await reader.readuntil(b"\r\n\r\n")
-    except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
-        return None
-    lines = raw.decode("latin-1").split("\r\n")
-    headers = {}
-    for line in lines[1:]:
-        if ":" in line:
-            name, value = line.split(":", 1)
-            headers[name.strip().lower()] = value.strip()
-    return lines[0], headers
-
-
-def _response(status: int, body: bytes, extra: str = "") -> bytes:
-    return (
-        f"HTTP/1.1 {status} {REASONS.get(status, 'Status')}\r\nContent-Type: text/html\r\n"
-        f"Content-Length: {len(body)}\r\nConnection: close\r\n{extra}\r\n"
-    ).encode() + body
-
-
-def site_page(host: str, path: str, peer: str = HOST) -> tuple[int, bytes] | None:
-    """The site's plain pages: ``/`` links to ``/page/1`` .. ``/page/N``; every page shows its
-    token; ``/ip`` shows the address the request came from (``peer``). ``/broken/...`` gets no
-    answer at all (the connection is closed): a request that fails through every proxy.
-    ``/redirect/<n>`` redirects to ``/page/<n>``."""
-    if path.startswith("/broken/"):
-        return None
-    if path.startswith("/redirect/"):
-        return 302, f"/page/{path.rsplit('/', 1)[-1]}".encode()
-    if path == "/ip":
-        return 200, f'{{"origin": "{peer}"}}'.encode()
-    if path in ("/", ""):
-        links = "".join(f'<a href="/page/{i}">page {i}</a>\n' for i in range(1, PAGES + 1))
-        return 200, f"<html><body><h1>{host}</h1>\n{links}</body></html>".encode()
-    if path.startswith("/page/") and path[6:].isdigit():
-        return 200, f'<html><body><p class="token">{token(host, path)}</p></body></html>'.encode()
-    return 404, b"<html><body>not found</body></html>"
+__all__ = ["CAPTCHA", "HOST", "PAGES", "PORTAL", "Farm", "Outage", "ProxySpec", "Seen", "demo_specs", "site_page",
+           "token"]
 
 
 class Farm:
@@ -173,13 +64,8 @@ class Farm:
         for i, spec in enumerate(specs):
             if not spec.exit_ip:
                 spec.exit_ip = f"127.0.{1 + i // 250}.{1 + i % 250}"
-        self.site_interval = site_interval
-        self.site_retry_after = site_retry_after
-        self.site_seen: list[Seen] = []
-        self.site_limited: list[tuple[float, str, str]] = []  # (when, exit, host) of each 429 the site sent
-        self.site_last: dict[tuple[str, str], float] = {}
-        self.sessions: dict[str, str] = {}  # session cookie -> the exit that logged in
-        self.flaky_seen: set[tuple[str, str]] = set()  # /flaky/ pages that failed once already
+        self.site = Site(site_interval, site_retry_after)
+        self.site_seen: list[Seen] = []  # every request the site received
         self.site_port = 0
         self.outages: list[Outage] = []
         self.anchor: float | None = None  # when the first proxy saw its first request
@@ -187,6 +73,15 @@ class Farm:
         self.thread = threading.Thread(target=self.loop.run_forever, name="proxy-farm", daemon=True)
         self.hung: set[asyncio.StreamWriter] = set()
         self.open: set[asyncio.StreamWriter] = set()  # every connection the farm holds, either side
+
+    @property
+    def site_limited(self) -> list[tuple[float, str, str]]:
+        """(when, exit, host) of each 429 the site sent."""
+        return self.site.limited
+
+    @property
+    def site_last(self) -> dict[tuple[str, str], float]:
+        return self.site.last
 
     def blackout(self, after: float, seconds: float, names: set[str] | None = None, refuse: bool = False) -> None:
         """Every proxy (or those in ``names``) drops each request from ``after`` seconds past
@@ -221,10 +116,10 @@ class Farm:
     async def _start(self) -> None:
         site = await asyncio.start_server(self._serve_site, HOST, 0, backlog=4096)
         self.site_port = site.sockets[0].getsockname()[1]
-        self.site = site
+        self.site_server = site
         for spec in self.specs:
             if spec.kind == "dead":
-                spec.port = _closed_port()
+                spec.port = closed_port()
                 continue
             if spec.capacity and spec.overflow == "queue":
                 spec.slots = asyncio.Semaphore(spec.capacity)
@@ -236,7 +131,7 @@ class Farm:
         spec.port = spec.server.sockets[0].getsockname()[1]
 
     async def _stop(self) -> None:
-        for server in [self.site, *(s.server for s in self.specs if s.server)]:
+        for server in [self.site_server, *(s.server for s in self.specs if s.server)]:
             server.close()
         # connections still open (idle keep-alives, hung ones, some just accepted) end with the
         # farm: their sessions are cancelled and their sockets closed before the loop stops
@@ -294,7 +189,7 @@ class Farm:
     async def _serve_site(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.open.add(writer)
         try:
-            await _quietly(self._site_session(reader, writer), writer)
+            await quietly(self._site_session(reader, writer), writer)
         finally:
             self.open.discard(writer)
 
@@ -302,13 +197,13 @@ class Farm:
         spec.writers.add(writer)
         self.open.add(writer)
         try:
-            await _quietly(self._proxy_session(spec, reader, writer), writer)
+            await quietly(self._proxy_session(spec, reader, writer), writer)
         finally:
             spec.writers.discard(writer)
             self.open.discard(writer)
 
     async def _site_session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        head = await _read_head(reader)
+        head = await read_head(reader)
         if head is not None:
             request_line, headers = head
             path = request_line.split(" ")[1]
@@ -316,46 +211,20 @@ class Farm:
             peer = writer.get_extra_info("peername")[0]
             now = time.monotonic()
             self.site_seen.append(Seen(now, host, path, headers, peer))
-            answer = self._site_answer(host, path, headers, peer, now)
+            answer = self.site.answer(host, path, headers, peer, now)
             if answer is not None:
                 writer.write(answer)
                 await writer.drain()
         writer.close()
 
-    def _site_answer(self, host: str, path: str, headers: dict[str, str], peer: str, now: float) -> bytes | None:
-        if self.site_interval and path != "/ip":
-            last = self.site_last.get((peer, host))
-            self.site_last[peer, host] = now
-            if last is not None and now - last < self.site_interval:
-                self.site_limited.append((now, peer, host))
-                return _response(429, b"slow down", f"Retry-After: {self.site_retry_after}\r\n")
-        if path.startswith("/login"):
-            sid = secrets.token_hex(8)
-            self.sessions[sid] = peer
-            return _response(200, f'<p class="session">{sid}</p>'.encode(), f"Set-Cookie: sid={sid}; Path=/\r\n")
-        if path.startswith("/account/"):
-            sid = _cookie(headers.get("cookie", ""), "sid")
-            if self.sessions.get(sid) != peer:
-                return _response(403, b"<p>session expired: log in again</p>")
-            return _response(200, f'<html><body><p class="token">{token(host, path)}</p></body></html>'.encode())
-        if path.startswith("/flaky/"):
-            if (host, path) not in self.flaky_seen:
-                self.flaky_seen.add((host, path))  # the site's own error, once per page
-                return _response(500, b"<p>internal error</p>")
-            return _response(200, f'<html><body><p class="token">{token(host, path)}</p></body></html>'.encode())
-        page = site_page(host, path, peer)
-        if page is not None and page[0] == 302:
-            return _response(302, b"", f"Location: {page[1].decode()}\r\n")
-        return None if page is None else _response(*page)
-
     async def _proxy_session(self, spec: ProxySpec, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        head = await _read_head(reader)
+        head = await read_head(reader)
         if head is None:
             writer.close()
             return
         request_line, headers = head
         method, target, _ = request_line.split(" ", 2)
-        host, path = _split_target(target)
+        host, path = split_target(target)
         now = time.monotonic()
         if self.anchor is None:
             self._started(now)
@@ -368,7 +237,7 @@ class Farm:
             return
         if spec.capacity and spec.overflow == "503" and spec.in_flight >= spec.capacity:
             spec.overflows += 1
-            writer.write(_response(503, b"proxy busy"))
+            writer.write(response(503, b"proxy busy"))
             await writer.drain()
             writer.close()
             return
@@ -385,20 +254,20 @@ class Farm:
 
     async def _answer(self, spec: ProxySpec, method: str, host: str, path: str, headers: dict[str, str],
                       writer: asyncio.StreamWriter, now: float) -> None:
-        if spec.kind in ("auth", "gateway") and not _authorized(spec, headers):
-            writer.write(_response(407, b"proxy auth required", 'Proxy-Authenticate: Basic realm="farm"\r\n'))
+        if spec.kind in ("auth", "gateway") and not authorized(spec, headers):
+            writer.write(response(407, b"proxy auth required", 'Proxy-Authenticate: Basic realm="farm"\r\n'))
         elif spec.kind == "banning" and now - spec.last.get(host, -1e9) < spec.min_interval:
             spec.last[host] = now
             spec.ban_log.append((now, host))
-            writer.write(_response(429, b"slow down", f"Retry-After: {spec.retry_after}\r\n"))
+            writer.write(response(429, b"slow down", f"Retry-After: {spec.retry_after}\r\n"))
         else:
             spec.last[host] = now
             if spec.delay:
                 await asyncio.sleep(spec.delay)
             if host in spec.captcha_hosts:
-                writer.write(_response(200, CAPTCHA))
+                writer.write(response(200, CAPTCHA))
             elif spec.kind == "wrong":
-                writer.write(_response(200, PORTAL))
+                writer.write(response(200, PORTAL))
             else:
                 writer.write(await self._forward(spec, method, host, path, headers))
         await writer.drain()
@@ -407,7 +276,7 @@ class Farm:
         try:
             reader, writer = await asyncio.open_connection(HOST, self.site_port, local_addr=(spec.exit_for(headers), 0))
         except OSError:
-            return _response(502, b"site down")
+            return response(502, b"site down")
         hop = {"proxy-authorization", "proxy-connection", "connection", "keep-alive", "host"}
         lines = [f"{method} {path} HTTP/1.1", f"Host: {host}", "Connection: close"]
         lines += [f"{k}: {v}" for k, v in headers.items() if k not in hop]
@@ -419,69 +288,6 @@ class Farm:
         finally:
             writer.close()
             self.open.discard(writer)
-
-
-async def _quietly(session, writer: asyncio.StreamWriter) -> None:
-    """Run a connection's session; a peer gone or the farm stopping just ends it."""
-    try:
-        await session
-    except (asyncio.CancelledError, ConnectionError):
-        writer.close()
-
-
-def _split_target(target: str) -> tuple[str, str]:
-    """``http://host:port/path`` -> (host, /path)."""
-    rest = target.split("://", 1)[-1]
-    hostport, _, path = rest.partition("/")
-    return hostport.split(":")[0], "/" + path
-
-
-def _basic(user: str, password: str) -> str:
-    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
-
-
-def _basic_user(header: str) -> str:
-    with contextlib.suppress(ValueError, UnicodeDecodeError):
-        return base64.b64decode(header.removeprefix("Basic ")).decode().partition(":")[0]
-    return ""
-
-
-def _authorized(spec: ProxySpec, headers: dict[str, str]) -> bool:
-    """``auth``: exactly its user and password; ``gateway``: any username, its password."""
-    given = headers.get("proxy-authorization", "")
-    if spec.kind == "gateway":
-        user = _basic_user(given)
-        return bool(user) and given == _basic(user, spec.password)
-    return given == _basic(spec.user, spec.password)
-
-
-def _cookie(header: str, name: str) -> str:
-    for part in header.split(";"):
-        key, _, value = part.strip().partition("=")
-        if key == name:
-            return value
-    return ""
-
-
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
-def demo_specs() -> list[ProxySpec]:
-    """The demo farm, each proxy named by its role."""
-    return [
-        ProxySpec("fast-1", exit_ip="127.0.0.11"),
-        ProxySpec("fast-2", exit_ip="127.0.0.12"),
-        ProxySpec("fast-3", exit_ip="127.0.0.12"),  # two proxies behind one exit address
-        ProxySpec("slow", kind="slow", delay=0.4, exit_ip="127.0.0.14"),
-        ProxySpec("dead", kind="dead"),
-        ProxySpec("hung", kind="hung"),
-        ProxySpec("strict", kind="banning", min_interval=3.0, retry_after=5, exit_ip="127.0.0.17"),
-        ProxySpec("private", kind="auth", user="demo", password="s3cret", exit_ip="127.0.0.18"),
-        ProxySpec("sly", captcha_hosts=frozenset({"shop-b.test"}), exit_ip="127.0.0.19"),
-    ]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,7 +4,7 @@ import os
 
 import scrapy
 
-from scrapy_proxybalance.testing.farm import PAGES, token
+from scrapy_proxybalance.testing.site import PAGES, token
 
 SITES = ("shop-a.test", "shop-b.test", "shop-c.test")
 

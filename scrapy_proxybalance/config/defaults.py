@@ -1,0 +1,60 @@
+"""The default of every ``PROXY_*`` setting: the one place defaults are written (the add-on
+publishes them into the settings)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..core.outcomes import BAN_STATUSES, OVERLOAD_STATUSES, RATE_LIMIT_STATUSES
+
+DEFAULTS: dict[str, Any] = {
+    "PROXY_ENABLED": True,
+    "PROXY_POOL": [],
+    "PROXY_STRATEGY": "weighted_random",
+    "PROXY_DOMAIN_COOLDOWN": 1.0,
+    "PROXY_DOMAIN_COOLDOWN_MAX": 60.0,
+    "PROXY_MAX_FAILURES": 3,
+    "PROXY_RECOVERY_INTERVAL": 60.0,
+    "PROXY_RECOVERY_MAX_INTERVAL": 1800.0,
+    "PROXY_RETRY_TIMES": 3,
+    "PROXY_BAN_STATUS_CODES": sorted(BAN_STATUSES),
+    "PROXY_RATE_LIMIT_STATUS_CODES": sorted(RATE_LIMIT_STATUSES),
+    "PROXY_OVERLOAD_STATUS_CODES": sorted(OVERLOAD_STATUSES),
+    "PROXY_BAN_COOLDOWN": 60.0,
+    "PROXY_BAN_MAX_COOLDOWN": 1800.0,
+    "PROXY_RETRY_AFTER_MAX": 1800.0,
+    "PROXY_BAN_BODY_PATTERNS": [],
+    "PROXY_BAN_POLICY": "scrapy_proxybalance.BanPolicy",
+    "PROXY_MAX_BANNED_SITES": 3,
+    "PROXY_TRIAL_TIMEOUT": 30.0,
+    "PROXY_UNAVAILABLE_TIMEOUT": 600.0,
+    "PROXY_UNAVAILABLE_ACTION": "close",
+    "PROXY_MAX_WAITING": 1000,
+    "PROXY_SCHEDULER": "scrapy.core.scheduler.Scheduler",
+    "PROXY_POOL_RELOAD_INTERVAL": 5.0,
+    "PROXY_SESSION_MAX_AGE": 3000.0,
+    "PROXY_SESSION_MAX_REQUESTS": 0,
+    "PROXY_SESSION_MAX_ERRORS": 3,
+    "PROXY_SESSION_COOKIEJAR": True,
+    "PROXY_STATE_URL": "memory://",
+    "PROXY_STATE_NAMESPACE": "proxybalance",
+    "PROXY_STATE_TIMEOUT": 0.5,
+    "PROXY_DOMAIN_REGIONS": {},
+    "PROXY_STATS_INTERVAL": 60.0,
+    "PROXY_STATS_PER_PROXY": False,
+    "PROXY_HEALTH_CHECK_URL": None,
+    "PROXY_HEALTH_CHECK_INTERVAL": 30.0,
+    "PROXY_HEALTH_CHECK_STATUS": [200],
+    "PROXY_HEALTH_CHECK_BODY": None,
+    "PROXY_HEALTH_CHECK_TIMEOUT": 10.0,
+    "PROXY_HEALTH_CHECK_CONCURRENCY": 8,
+    "PROXY_HEALTH_CHECK_RISE": 1,
+    "PROXY_HEALTH_CHECK_FALL": 3,
+    "PROXY_POOL_SOURCE": None,
+    "PROXY_STATUS_ADDRESS": None,
+    "PROXY_STATUS_TOKEN": None,
+    "PROXY_STATUS_ACTIONS": False,
+    "PROXY_METRICS_PER_PROXY": False,
+    "PROXY_METRICS_PER_SITE": False,
+    "PROXY_REPORT_FILE": None,
+}

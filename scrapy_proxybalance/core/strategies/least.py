@@ -1,0 +1,144 @@
+"""Strategies by load: least connections and least latency (peak EWMA times queue)."""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+import random
+from collections import OrderedDict
+
+from ..state import ProxyState
+from .base import SAMPLES, SCAN, Accept, MemberStrategy, Strategy
+
+
+class LeastConnections(Strategy):
+    """Each pick takes a member with the fewest requests in flight; ties go to the one
+    that has waited longest. Members sit in buckets by in-flight count: O(1) per event."""
+
+    name = "least_connections"
+
+    def __init__(self, rng: random.Random) -> None:
+        super().__init__(rng)
+        # OrderedDict: finding the first live member stays O(1) however many were removed
+        self.buckets: dict[int, OrderedDict[int, ProxyState]] = {}
+        self.count: dict[int, int] = {}  # member id -> bucket it sits in
+
+    def _place(self, p: ProxyState, k: int) -> None:
+        old = self.count.get(p.id)
+        if old is not None:
+            bucket = self.buckets[old]
+            del bucket[p.id]
+            if not bucket:
+                del self.buckets[old]
+        self.count[p.id] = k
+        self.buckets.setdefault(k, OrderedDict())[p.id] = p
+
+    def add(self, p: ProxyState) -> None:
+        if p.id not in self.count:
+            self._place(p, p.in_flight)
+
+    def remove(self, p: ProxyState) -> None:
+        k = self.count.pop(p.id, None)
+        if k is not None:
+            bucket = self.buckets[k]
+            del bucket[p.id]
+            if not bucket:
+                del self.buckets[k]
+
+    def __len__(self) -> int:
+        return len(self.count)
+
+    def __contains__(self, p: ProxyState) -> bool:
+        return p.id in self.count
+
+    def on_acquire(self, p: ProxyState) -> None:
+        if p.id in self.count:
+            self._place(p, p.in_flight)
+
+    on_release = on_acquire
+
+    def pick(self, accept: Accept) -> ProxyState | None:
+        for k in sorted(self.buckets):  # few distinct in-flight counts
+            for p in self.buckets[k].values():
+                if accept(p):
+                    return p
+        return None
+
+
+class LeastLatency(MemberStrategy):
+    """Each pick takes the member whose next request would likely end first: the lowest
+    ``peak EWMA latency * (in_flight + 1)``, the wait of the queue it would join (members at
+    their concurrency limit are not offered). Members with no latency yet are tried first, one
+    request at a time; those that failed without ever answering come last.
+
+    A heap keyed by that cost, updated as requests start and end, finds the cheapest in
+    O(log n); a pick looks at the :data:`SCAN` cheapest, then samples (power of two choices),
+    then sweeps, so a pool whose cheapest members are all cooling on a site stays cheap."""
+
+    name = "least_latency"
+
+    def __init__(self, rng: random.Random) -> None:
+        super().__init__(rng)
+        self.heap: list[tuple[float, int, int]] = []  # (cost, version, member id); stale entries skipped
+        self.version: dict[int, int] = {}  # member id -> the version of its current entry
+        self.by_id: dict[int, ProxyState] = {}
+        self.versions = itertools.count()
+
+    @staticmethod
+    def cost(p: ProxyState) -> float:
+        ewma = p.metrics.latency
+        if ewma is None:  # no sample yet: free to try once, then wait for its answer
+            return 0.0 if p.in_flight == 0 and not p.metrics.failures else math.inf
+        return ewma.value * (p.in_flight + 1)  # type: ignore[operator]
+
+    def _push(self, p: ProxyState) -> None:
+        version = self.version[p.id] = next(self.versions)
+        heapq.heappush(self.heap, (self.cost(p), version, p.id))
+        if len(self.heap) > 64 + 4 * len(self.by_id):  # drop superseded entries
+            self.heap = [(self.cost(q), self.version[q.id], q.id) for q in self.by_id.values()]
+            heapq.heapify(self.heap)
+
+    def add(self, p: ProxyState) -> None:
+        if p.id not in self.by_id:
+            super().add(p)
+            self.by_id[p.id] = p
+            self._push(p)
+
+    def remove(self, p: ProxyState) -> None:
+        super().remove(p)
+        if self.by_id.pop(p.id, None) is not None:
+            del self.version[p.id]
+
+    def on_acquire(self, p: ProxyState) -> None:
+        if p.id in self.by_id:
+            self._push(p)
+
+    on_release = on_acquire
+
+    def pick(self, accept: Accept) -> ProxyState | None:
+        if not self.by_id:
+            return None
+        heap, chosen = self.heap, None
+        seen: list[tuple[float, int, int]] = []
+        while heap and len(seen) < SCAN:
+            entry = heapq.heappop(heap)
+            if self.version.get(entry[2]) != entry[1]:
+                continue  # superseded, or its member left
+            seen.append(entry)
+            if accept(self.by_id[entry[2]]):
+                chosen = self.by_id[entry[2]]
+                break
+        for entry in seen:  # a pick changes nothing: the acquire that follows re-keys the chosen
+            heapq.heappush(heap, entry)
+        if chosen is not None or len(seen) == len(self.by_id):
+            return chosen
+        for _ in range(SAMPLES // 2):
+            a, b = self._draw(), self._draw()
+            if self.cost(b) < self.cost(a):
+                a, b = b, a
+            if accept(a):
+                return a
+            if accept(b):
+                return b
+        return self._sweep(accept)
