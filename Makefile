@@ -12,7 +12,7 @@ BENCH_VENV := .venv-bench
 STATUS ?=
 ARGS ?=
 
-.PHONY: demo proxycheck test lint compat bench screenshot docs clean
+.PHONY: demo proxycheck test lint compat bench screenshot docs release-check clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +28,7 @@ proxycheck: $(STAMP)
 	cd example_project && ../$(BIN)/python -m scrapy_proxybalance.testing.farm --run ../$(BIN)/python -m scrapy proxycheck
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -n 4
+	$(BIN)/python -m pytest -n 4 --durations=15
 
 # The README's picture of the status page, taken by its headless-Chromium test.
 screenshot: $(STAMP)
@@ -43,6 +43,18 @@ $(DOCS_STAMP): $(STAMP) pyproject.toml
 
 docs: $(DOCS_STAMP)
 	$(BIN)/sphinx-build -W --keep-going -n -b html docs docs/_build/html
+
+# A release as it would be uploaded: a wheel and an sdist, built in isolation, that twine accepts.
+RELEASE_STAMP := $(VENV)/.installed-release
+
+$(RELEASE_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/python -m pip install -q -e '.[release]'
+	touch $(RELEASE_STAMP)
+
+release-check: $(RELEASE_STAMP)
+	rm -rf dist
+	$(BIN)/python -m build -q --outdir dist .
+	$(BIN)/twine check --strict dist/*
 
 lint: $(STAMP)
 	$(BIN)/ruff check scrapy_proxybalance tests benchmarks example_project
@@ -76,4 +88,4 @@ bench: $(BENCH_VENV)/.installed
 	$(BENCH_VENV)/bin/python benchmarks/fleet.py
 
 clean:
-	rm -rf $(VENV) $(BENCH_VENV) $(COMPAT_VENV) .pytest_cache .hypothesis example_project/output*.json docs/_build
+	rm -rf $(VENV) $(BENCH_VENV) $(COMPAT_VENV) .pytest_cache .hypothesis example_project/output*.json docs/_build dist

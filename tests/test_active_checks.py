@@ -20,7 +20,7 @@ def test_checks_bring_a_revived_proxy_back_long_before_its_backoff(tmp_path):
              ProxySpec("flaky", exit_ip="127.0.0.13")]
     urls = pages("shop-a.test", 50) + pages("shop-b.test", 50)
     with Farm(specs) as farm:
-        farm.blackout(0.3, 1.5, names={"flaky"})
+        farm.blackout(after_requests=10, seconds=1.5, names={"flaky"})
         result = crawl(tmp_path, farm, urls, PROXY_DOMAIN_COOLDOWN=0.3, PROXY_RECOVERY_INTERVAL=120,
                        PROXY_MAX_FAILURES=1, **CHECKS)
     assert result["errors"] == [] and len(result["pages"]) == 100 and all(valid(p) for p in result["pages"])

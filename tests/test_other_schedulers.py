@@ -5,9 +5,11 @@ from collections import Counter
 
 import pytest
 
+from .conftest import needs_redis
 from .e2e import Farm, ProxySpec, crawl, pages, valid
 
-redis = pytest.importorskip("redis")
+redis = pytest.importorskip("redis", reason="the shared store and scrapy-redis need the redis extra")
+pytestmark = needs_redis
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
 

@@ -9,7 +9,10 @@ from scrapy_proxybalance.core.ejection import ProxyFacts
 from scrapy_proxybalance.core.pace import SitePace
 from scrapy_proxybalance.core.sessions import Binding
 
-redis = pytest.importorskip("redis")
+from .conftest import needs_redis
+
+redis = pytest.importorskip("redis", reason="the shared store and scrapy-redis need the redis extra")
+pytestmark = needs_redis
 from scrapy_proxybalance.stores.redis import RedisStore  # noqa: E402
 
 URL = "redis://127.0.0.1:6379/0"

@@ -18,7 +18,7 @@ def session_of(page: dict) -> str:
 def test_sessions_keep_their_exit_and_only_those_whose_proxy_died_log_in_again(tmp_path):
     specs = [ProxySpec(f"p{i}") for i in range(12)]
     with Farm(specs) as farm:
-        farm.blackout(1.0, 120.0, names={"p0", "p1", "p2"}, refuse=True)  # three die mid-crawl, for good
+        farm.blackout(after_requests=60, seconds=120.0, names={"p0", "p1", "p2"}, refuse=True)  # three die mid-crawl
         result = crawl(tmp_path, farm, [], spider="sessions", sessions={"host": HOST, "sessions": SESSIONS,
                        "pages": PAGES}, PROXY_DOMAIN_COOLDOWN=0.1, CONCURRENT_REQUESTS=32, timeout=150)
     assert result["errors"] == [] and result["refused"] == []  # no mystery 403, nothing given up

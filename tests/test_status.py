@@ -18,7 +18,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from .e2e import ROOT, Farm, ProxySpec, finish, pages, start, valid
 
@@ -67,6 +66,8 @@ def poll_until(job, url: str, done, headers: dict | None = None, seconds: float 
 
 def metrics_of(text: str) -> dict[tuple, float]:
     """``{(sample name, (label, value), ...): value}`` of a Prometheus exposition."""
+    parser = pytest.importorskip("prometheus_client.parser", reason="/metrics needs the metrics extra")
+    text_string_to_metric_families = parser.text_string_to_metric_families
     return {(s.name, *sorted(s.labels.items())): s.value
             for family in text_string_to_metric_families(text) for s in family.samples}
 
@@ -318,6 +319,7 @@ def test_what_a_source_may_give_and_how_its_url_is_shown(tmp_path, monkeypatch):
 
 @pytest.mark.skipif(not (CHROMIUM and os.path.exists(CHROMEDRIVER)), reason="needs Debian's chromium and chromium-driver")
 def test_the_status_page_fills_its_tables_and_draws_its_chart_in_headless_chromium(tmp_path):
+    pytest.importorskip("selenium", reason="drives Chromium through selenium (the test extra)")
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By

@@ -69,6 +69,8 @@ class Farm:
         self.site_port = 0
         self.outages: list[Outage] = []
         self.anchor: float | None = None  # when the first proxy saw its first request
+        self.starts: dict[int, float] = {}  # id(outage) -> when it begins (or began)
+        self.received = 0  # requests the proxies received
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="proxy-farm", daemon=True)
         self.hung: set[asyncio.StreamWriter] = set()
@@ -83,18 +85,20 @@ class Farm:
     def site_last(self) -> dict[tuple[str, str], float]:
         return self.site.last
 
-    def blackout(self, after: float, seconds: float, names: set[str] | None = None, refuse: bool = False) -> None:
+    def blackout(self, after: float = 0.0, seconds: float = 60.0, names: set[str] | None = None,
+                 refuse: bool = False, after_requests: int | None = None) -> None:
         """Every proxy (or those in ``names``) drops each request from ``after`` seconds past
-        the farm's first request, for ``seconds``; with ``refuse``, it stops accepting
-        connections instead (and its open ones are cut), then listens again."""
-        self.outages.append(Outage(after, seconds, frozenset(names) if names is not None else None, refuse))
+        the farm's first request (or, with ``after_requests``, from when the proxies have
+        received that many requests: the crawl is under way however fast the machine), for
+        ``seconds``; with ``refuse``, it stops accepting connections instead (and its open ones
+        are cut), then listens again."""
+        self.outages.append(Outage(after, seconds, frozenset(names) if names is not None else None, refuse,
+                                   after_requests))
 
     def down(self, name: str | None = None) -> list[tuple[float, float]]:
-        """The windows (monotonic times) in which a proxy (or every proxy) was out."""
-        if self.anchor is None:
-            return []
-        return [(self.anchor + o.after, self.anchor + o.after + o.seconds) for o in self.outages
-                if o.names is None or name in o.names]
+        """The windows (monotonic times) in which a proxy (or every proxy) was out, or is."""
+        return [(start, start + o.seconds) for o in self.outages
+                if (start := self.starts.get(id(o))) is not None and (o.names is None or name in o.names)]
 
     def __enter__(self) -> Farm:
         self.start()
@@ -146,14 +150,28 @@ class Farm:
         await asyncio.sleep(0)  # aborted transports close their sockets on the next turn
 
     def _started(self, now: float) -> None:
-        """The first request: outages are timed from now; refusing ones are scheduled."""
+        """The first request: outages timed in seconds are timed from now."""
         self.anchor = now
+        self.starts, self.received = {}, 0
         for outage in self.outages:
-            if outage.refuse:
-                for spec in self.specs:
-                    if spec.kind != "dead" and (outage.names is None or spec.name in outage.names):
-                        self.loop.call_later(outage.after, self._refuse, spec)
-                        self.loop.call_later(outage.after + outage.seconds, self._accept, spec)
+            if outage.after_requests is None:
+                self._begin(outage, now + outage.after, now)
+
+    def _received(self, now: float) -> None:
+        """A proxy received a request: outages waiting for that many begin now."""
+        self.received += 1
+        for outage in self.outages:
+            if outage.after_requests == self.received:
+                self._begin(outage, now, now)
+
+    def _begin(self, outage: Outage, start: float, now: float) -> None:
+        """``outage`` runs from ``start``; a refusing one closes its proxies' doors then."""
+        self.starts[id(outage)] = start
+        if outage.refuse:
+            for spec in self.specs:
+                if spec.kind != "dead" and (outage.names is None or spec.name in outage.names):
+                    self.loop.call_later(start - now, self._refuse, spec)
+                    self.loop.call_later(start - now + outage.seconds, self._accept, spec)
 
     def _refuse(self, spec: ProxySpec) -> None:
         if spec.server is not None:
@@ -166,10 +184,9 @@ class Farm:
         self.loop.create_task(self._listen(spec))
 
     def _dropping(self, spec: ProxySpec, now: float) -> bool:
-        if self.anchor is None:
-            return False
-        return any(self.anchor + o.after <= now < self.anchor + o.after + o.seconds for o in self.outages
-                   if not o.refuse and (o.names is None or spec.name in o.names))
+        return any(start <= now < start + o.seconds for o in self.outages
+                   if not o.refuse and (o.names is None or spec.name in o.names)
+                   and (start := self.starts.get(id(o))) is not None)
 
     def pool(self) -> list[str]:
         """The proxies' URLs, for ``PROXY_POOL``."""
@@ -228,6 +245,7 @@ class Farm:
         now = time.monotonic()
         if self.anchor is None:
             self._started(now)
+        self._received(now)
         spec.seen.append(Seen(now, host, path, headers, spec.exit_for(headers)))
         if spec.kind == "hung":
             self.hung.add(writer)  # never answered; closed when the farm stops

@@ -61,10 +61,11 @@ class ProxySpec:
 
 @dataclass
 class Outage:
-    after: float
+    after: float  # seconds after the farm's first request that it begins
     seconds: float
     names: frozenset[str] | None  # None: every proxy
     refuse: bool  # refuse connections (and cut open ones) rather than drop each request
+    after_requests: int | None = None  # it begins instead when the proxies have received this many requests
 
 
 def authorized(spec: ProxySpec, headers: dict[str, str]) -> bool:
