@@ -45,7 +45,7 @@ class PoolControl:
         self.source_pool: list[Proxy] = []  # what PROXY_POOL_SOURCE gave last
         self.source: PoolSource | None = None  # set by whoever builds the source (it needs the crawler)
         self.checker: HealthChecker | None = None  # active checks, for the exit IPs they found
-        store.subscribe_pool(self._changed_elsewhere)
+        store.subscribe_pool(self.changed_elsewhere)
 
     # -- the run-time API --------------------------------------------------------------
 
@@ -84,7 +84,7 @@ class PoolControl:
                  "failures": p.metrics.failures, "bans": p.metrics.bans, "ejections": b.facts(p).ejections,
                  "exit_ip": ip_of.get(p.key)} for p in b.by_key.values()]
 
-    def _changed_elsewhere(self, action: str, value: str) -> None:
+    def changed_elsewhere(self, action: str, value: str) -> None:
         """Another process added or removed a proxy: so does this one."""
         try:
             if action == "add":

@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from scrapy.settings import SETTINGS_PRIORITIES, Settings
 from scrapy.utils.test import get_crawler
 
@@ -84,3 +85,23 @@ def test_the_proxycheck_command_is_registered_for_scrapy():
 
     found = {e.name: e for e in entry_points(group="scrapy.commands")}
     assert found["proxycheck"].load() is Command
+
+
+def test_modules_classes_and_functions_stay_small():
+    """No module over 400 lines, no class over 300, no function over cyclomatic complexity 15."""
+    radon = pytest.importorskip("radon.complexity", reason="radon is in the lint extra")
+    package = CORE.parent
+    too_big = []
+    for path in sorted(package.rglob("*.py")):
+        source = path.read_text()
+        if source.count("\n") > 400:
+            too_big.append(f"{path.relative_to(package)}: {source.count(chr(10))} lines")
+        for block in radon.cc_visit(source):
+            methods = getattr(block, "methods", None)
+            for item in [block, *(methods or [])]:
+                if item.complexity > 15:
+                    too_big.append(f"{path.relative_to(package)}: {item.fullname} has complexity {item.complexity}")
+            if methods is not None and block.endline - block.lineno + 1 > 300:
+                too_big.append(f"{path.relative_to(package)}: class {block.name} has"
+                               f" {block.endline - block.lineno + 1} lines")
+    assert too_big == []

@@ -68,13 +68,13 @@ class Balancer:
         self.listener = listener or PoolListener()
         self.members = Membership(strategy, self.rng, store)
         self.states, self.by_key, self.region_size = self.members.states, self.members.by_key, self.members.region_size
-        self.recovery = Recovery(self.members, store)
+        self.recovery = Recovery(self.members, store, clock, self.listener)
         self.outcomes = OutcomeRules(self)
         self.lease_numbers = itertools.count()
         self.sessions = Sessions(self, rules.sessions)
         self.gateways = Gateways(self)
         store.remember_answers(max(rules.cooldown, rules.cooldown_max))
-        store.subscribe(self._changed_elsewhere)
+        store.subscribe(self.recovery.changed_elsewhere)
         for proxy in proxies:
             self.add(proxy)
 
@@ -120,7 +120,7 @@ class Balancer:
         facts = self.store.facts(key)
         if facts.disabled != disabled:
             self.members.disabled += 1 if disabled else -1
-            self.set_facts(p, facts, replace(facts, disabled=disabled), self.clock())
+            self.recovery.set_facts(p, facts, replace(facts, disabled=disabled), self.clock())
 
     def replace(self, proxies: Sequence[Proxy]) -> tuple[int, int, int]:
         """Make the pool ``proxies``: add the new, remove the missing, update the changed
@@ -150,52 +150,6 @@ class Balancer:
         """Whether the proxy is in the pool and can be handed out (not ejected or disabled)."""
         return self.members.in_rotation(key)
 
-    # -- health: the one place where ejections and returns happen --------------------
-
-    def set_facts(self, p: ProxyState, old: ProxyFacts, new: ProxyFacts, now: float, how: str = "") -> None:
-        """Write new facts, tell the listener of an ejection or a return, and follow them."""
-        if new == old:
-            return
-        self.store.set_facts(p.key, new)
-        was_out, is_out = old.ejected_until > now, new.ejected_until > now
-        if is_out and new.ejected_until != old.ejected_until:
-            self.recovery.out(p, new.ejected_until, now, went_out=not was_out)
-        if is_out and not was_out:
-            p.limit.restart()
-            p.streak = 0
-            self.listener.ejected(p, new, new.ejected_until - now)
-        elif was_out and not is_out:
-            p.limit.restart()
-            self.recovery.back(p)
-            self.listener.revived(p, how)
-        self.members.sync(p, now)
-        if is_out and not was_out:
-            self.recovery.note_panic(p, now)
-
-    def _changed_elsewhere(self, key: str) -> None:
-        """Another process changed a proxy's facts: follow them."""
-        p = self.by_key.get(key)
-        if p is None:
-            return
-        now = self.clock()
-        facts = self.store.facts(key)
-        was_in = p.in_rotation
-        if facts.ejected_until > now:
-            self.recovery.out(p, facts.ejected_until, now, went_out=True)
-        self.members.sync(p, now)
-        if was_in and not p.in_rotation and facts.ejected_until > now:
-            self.recovery.note_panic(p, now)
-        elif p.in_rotation:
-            self.recovery.back(p)
-
-    def _revive_due(self, now: float) -> None:
-        for p in self.recovery.due(now):
-            p.limit.restart()
-            self.members.sync(p, now)
-            if p.in_rotation:
-                self.recovery.back(p)
-                self.listener.revived(p, "trial")
-
     def record_check(self, key: str, ok: bool, rise: int, fall: int, reason: str = "") -> CheckVerdict:
         """An active health check of proxy ``key`` passed or failed (see
         :func:`~.ejection.after_check`)."""
@@ -205,7 +159,7 @@ class Balancer:
         now = self.clock()
         old = self.store.facts(key)
         new, verdict = after_check(old, ok, rise, fall, now, self.rules.backoff, self.rng, reason)
-        self.set_facts(p, old, new, now, "check")
+        self.recovery.set_facts(p, old, new, now, "check")
         return verdict
 
     # -- leasing ---------------------------------------------------------------------
@@ -224,7 +178,7 @@ class Balancer:
         store claims the first of them still free for the whole fleet). A request of a
         sticky session goes through the session's proxy (see :mod:`.sessions`)."""
         now = self.clock()
-        self._revive_due(now)
+        self.recovery.revive_due(now)
         if ask.session is not None:
             return self.sessions.acquire(ask, now)
         return self.pick(ask, now, alternates=alternates)
@@ -349,7 +303,7 @@ class Balancer:
     def state_counts(self) -> Counter[str]:
         """How many proxies are healthy, on trial, ejected and disabled (O(n): for reports)."""
         now = self.clock()
-        self._revive_due(now)
+        self.recovery.revive_due(now)
         return Counter(self.state_of(p, now) for p in self.by_key.values())
 
 

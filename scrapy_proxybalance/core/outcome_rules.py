@@ -67,7 +67,7 @@ class OutcomeRules:
         gap = b.pair_rule(site, now)[0]
         self.store.give_back(p.key, site, now, gap, lease.number, now + hold if hold else -math.inf)
         ejected_before = old.ejected_until > now
-        b.set_facts(p, old, facts, now)
+        b.recovery.set_facts(p, old, facts, now)
         ejected = facts.ejected_until - now if facts.ejected_until > now and not ejected_before else None
         return Released(outcome, ejected)
 
@@ -83,7 +83,7 @@ class OutcomeRules:
         p.limit.on_success()
         if lease.probe and facts.ejected_until > now:
             revived = revive(facts, now)
-            self.b.set_facts(p, facts, revived, now, "probe")
+            self.b.recovery.set_facts(p, facts, revived, now, "probe")
             facts = revived
         before = facts
         facts = after_success(facts, now)

@@ -1,11 +1,14 @@
-"""Ejected proxies' way back: each ejection's end, and, while the pool panics, probes.
+"""Ejections and returns: the one place where they happen, each ejection's end, and, while the
+pool panics, probes.
 
-An ejected proxy returns on trial when its backoff ends (a heap of ends, so nothing is
-scanned per request). In panic (under half the region in rotation, Envoy's threshold) an
-ejected proxy gets one probe request every :data:`PROBE_INTERVAL`; so do the proxies that were
-out when the panic began or went out during it, until they answer a probe (a blackout costs
-only its length), unless one fails a probe once the pool is back above half (then it keeps its
-backoff, like any proxy failing while the rest works).
+New health facts are written here (:meth:`Recovery.set_facts`): an ejection or a return is
+told to the listener and followed by the strategies. An ejected proxy returns on trial when
+its backoff ends (a heap of ends, so nothing is scanned per request). In panic (under half the
+region in rotation, Envoy's threshold) an ejected proxy gets one probe request every
+:data:`PROBE_INTERVAL`; so do the proxies that were out when the panic began or went out
+during it, until they answer a probe (a blackout costs only its length), unless one fails a
+probe once the pool is back above half (then it keeps its backoff, like any proxy failing
+while the rest works).
 """
 
 from __future__ import annotations
@@ -14,7 +17,10 @@ import heapq
 import itertools
 from collections.abc import Callable
 
+from .clock import Clock
+from .ejection import ProxyFacts
 from .leases import Ask
+from .listener import PoolListener
 from .membership import Membership
 from .state import ProxyState
 from .store import ProxyFactsStore
@@ -24,13 +30,61 @@ PROBES_LOOKED_AT = 8  # due probes one request looks at before it gives up on pr
 
 
 class Recovery:
-    def __init__(self, members: Membership, store: ProxyFactsStore) -> None:
+    def __init__(self, members: Membership, store: ProxyFactsStore, clock: Clock, listener: PoolListener) -> None:
         self.members = members
         self.store = store
+        self.clock = clock
+        self.listener = listener
         self.ends: list[tuple[float, int, int]] = []  # (ejected until, seq, proxy id)
         self.probes: list[tuple[float, int, int]] = []  # (next probe due, seq, proxy id), ejected ones
         self.panicked: set[int] = set()  # proxies out in a panic: probed until they answer
         self.seq = itertools.count()
+
+    def set_facts(self, p: ProxyState, old: ProxyFacts, new: ProxyFacts, now: float, how: str = "") -> None:
+        """Write new facts, tell the listener of an ejection or a return (``how`` it came
+        back), and follow them."""
+        if new == old:
+            return
+        self.store.set_facts(p.key, new)
+        was_out, is_out = old.ejected_until > now, new.ejected_until > now
+        if is_out and new.ejected_until != old.ejected_until:
+            self.out(p, new.ejected_until, now, went_out=not was_out)
+        if is_out and not was_out:
+            p.limit.restart()
+            p.streak = 0
+            self.listener.ejected(p, new, new.ejected_until - now)
+        elif was_out and not is_out:
+            p.limit.restart()
+            self.back(p)
+            self.listener.revived(p, how)
+        self.members.sync(p, now)
+        if is_out and not was_out:
+            self.note_panic(p, now)
+
+    def changed_elsewhere(self, key: str) -> None:
+        """Another process changed a proxy's facts: follow them."""
+        p = self.members.by_key.get(key)
+        if p is None:
+            return
+        now = self.clock()
+        facts = self.store.facts(key)
+        was_in = p.in_rotation
+        if facts.ejected_until > now:
+            self.out(p, facts.ejected_until, now, went_out=True)
+        self.members.sync(p, now)
+        if was_in and not p.in_rotation and facts.ejected_until > now:
+            self.note_panic(p, now)
+        elif p.in_rotation:
+            self.back(p)
+
+    def revive_due(self, now: float) -> None:
+        """Proxies whose ejection ended come back, on trial."""
+        for p in self.due(now):
+            p.limit.restart()
+            self.members.sync(p, now)
+            if p.in_rotation:
+                self.back(p)
+                self.listener.revived(p, "trial")
 
     def out(self, p: ProxyState, until: float, now: float, went_out: bool) -> None:
         """``p`` is out until ``until``; ``went_out``: it was in until now (probes start)."""
