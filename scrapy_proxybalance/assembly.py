@@ -19,17 +19,17 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .admission import Admission
 from .answers import Answers
 from .carriers import Carriers
 from .checks.active import HealthChecker
 from .core.balancer import Balancer
+from .crawl import Crawl
 from .events import PoolEvents
 from .ledger import Ledger
-from .lifecycle import Lifecycle, close_spider_soon
+from .lifecycle import close_spider_soon
 from .policy import SpiderPolicy, build_policy
 from .pool_control import PoolControl
 from .sending import Sending
@@ -40,33 +40,11 @@ from .stores import StoreOptions, store_from_url
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
-    from scrapy.statscollectors import StatsCollector
 
     from .config import Config
     from .core.store import StateStore
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class Crawl:
-    """Every part of the plugin in one crawl (see the module's picture)."""
-
-    crawler: Crawler
-    config: Config
-    stats: StatsCollector
-    store: StateStore
-    balancer: Balancer
-    recorder: Recorder | None
-    ledger: Ledger
-    carriers: Carriers
-    admission: Admission
-    sending: Sending
-    answers: Answers
-    pool: PoolControl
-    checker: HealthChecker | None
-    project_policy: Any
-    lifecycle: Lifecycle | None = None
 
 
 def assemble(crawler: Crawler, config: Config) -> Crawl:
@@ -93,11 +71,9 @@ def assemble(crawler: Crawler, config: Config) -> Crawl:
     failures = carriers.proxy_fault_types()
     project_policy = build_policy(config.ban_policy, crawler, config, failures)
     answers = Answers(config, balancer, ledger, carriers, stats, SpiderPolicy(project_policy, None, crawler, config))
-    crawl = Crawl(crawler, config, stats, store, balancer, recorder, ledger, carriers, admission,
-                  Sending(carriers, stats, recorder, config.session_cookiejar, config.stats_per_proxy), answers,
-                  pool, pool.checker, project_policy)
-    crawl.lifecycle = Lifecycle(crawl)
-    return crawl
+    return Crawl(crawler, config, stats, store, balancer, recorder, ledger, carriers, admission,
+                 Sending(carriers, stats, recorder, config.session_cookiejar, config.stats_per_proxy), answers,
+                 pool, pool.checker, project_policy)
 
 
 def state_store(config: Config, crawler: Crawler) -> StateStore:

@@ -20,12 +20,13 @@ from scrapy.utils.defer import deferred_from_coro
 from .policy import SpiderPolicy
 from .report import report_path, write_report
 from .stats import PREFIX, record_proxies, summary, table
+from .status.server import StatusServer
 from .status.view import View
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
 
-    from .assembly import Crawl
+    from .crawl import Crawl
 
 logger = logging.getLogger(__name__)
 
@@ -81,8 +82,6 @@ class Lifecycle:
             logger.error("%s: nothing to crawl through; closing the spider", refused)
 
     async def _start_status_server(self) -> None:
-        from .status.server import StatusServer
-
         settings = self.crawl.config.status
         assert settings is not None
         server = StatusServer(settings, self.crawl)

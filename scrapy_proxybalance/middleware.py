@@ -19,11 +19,12 @@ from typing import TYPE_CHECKING
 from scrapy import signals
 from scrapy.exceptions import NotConfigured
 
-from .assembly import Crawl, assemble
+from .assembly import assemble
 from .config import Config, enabled
 from .core.errors import ConfigError
 from .core.leases import Wait
 from .environment import check_asyncio, check_scheduler, warn_own_slots
+from .lifecycle import Lifecycle
 from .meta import FAIL, WAIT
 from .refusal import RefusingMiddleware
 
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 
     from .admission import Admission
     from .answers import Answers
+    from .crawl import Crawl
     from .pool_control import PoolControl
     from .sending import Sending
 
@@ -45,17 +47,18 @@ class ProxyBalanceMiddleware:
     bans on another proxy.
 
     At run time, ``crawler.get_downloader_middleware(ProxyBalanceMiddleware).pool`` is the
-    :class:`~.pool_control.PoolControl` that changes and shows the pool.
+    :class:`~scrapy_proxybalance.PoolControl` that changes and shows the pool.
     """
 
     def __init__(self, admission: Admission, sending: Sending, answers: Answers, pool: PoolControl,
-                 shared: bool = False, crawl: Crawl | None = None) -> None:
+                 shared: bool = False, crawl: Crawl | None = None, lifecycle: Lifecycle | None = None) -> None:
         self.admission = admission
         self.sending = sending
         self.answers = answers
         self.pool = pool
         self.shared = shared  # a fleet shares the store: each lease's pair is claimed before it is sent
-        self.crawl = crawl
+        self.crawl = crawl  # every part, for tools and tests that look inside
+        self.lifecycle = lifecycle
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> ProxyBalanceMiddleware | RefusingMiddleware:
@@ -70,11 +73,11 @@ class ProxyBalanceMiddleware:
             logger.error("scrapy-proxybalance cannot start: %s", exc)
             return RefusingMiddleware(crawler, str(exc))
         crawl = assemble(crawler, config)
-        assert crawl.lifecycle is not None
-        crawler.signals.connect(crawl.lifecycle.opened, signal=signals.spider_opened)
-        crawler.signals.connect(crawl.lifecycle.closed, signal=signals.spider_closed)
+        lifecycle = Lifecycle(crawl)
+        crawler.signals.connect(lifecycle.opened, signal=signals.spider_opened)
+        crawler.signals.connect(lifecycle.closed, signal=signals.spider_closed)
         warn_own_slots(settings)
-        return cls(crawl.admission, crawl.sending, crawl.answers, crawl.pool, crawl.store.shared, crawl)
+        return cls(crawl.admission, crawl.sending, crawl.answers, crawl.pool, crawl.store.shared, crawl, lifecycle)
 
     async def process_request(self, request: Request) -> Request | None:
         failure = request.meta.pop(FAIL, None)

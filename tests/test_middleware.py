@@ -30,7 +30,7 @@ def middleware(spider_cls=QuietSpider, **settings):
                                        "PROXY_STATS_INTERVAL": 0, **settings})
     mw = ProxyBalanceMiddleware.from_crawler(crawler)
     crawler.spider = spider_cls.from_crawler(crawler)
-    run(mw.crawl.lifecycle.opened())
+    run(mw.lifecycle.opened())
     return mw
 
 

@@ -72,7 +72,7 @@ def boolean(settings: BaseSettings, name: str) -> bool:
     value = get(settings, name)
     try:
         return settings.getbool(name, value) if settings.get(name) is not None else bool(value)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, OverflowError):
         raise ConfigError(f"{name} must be True or False (or 1/0, 'true'/'false'), got {shown(value)}") from None
 
 

@@ -77,7 +77,7 @@ def as_bool(value: object) -> bool:
     strings ``'True'``, ``'true'``, ``'False'``, ``'false'``. Raises ``ValueError``."""
     try:
         return bool(int(value))  # type: ignore[call-overload]
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, OverflowError):
         if value in ("True", "true"):
             return True
         if value in ("False", "false"):

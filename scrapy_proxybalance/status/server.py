@@ -32,8 +32,8 @@ from urllib.parse import parse_qs, unquote
 from .view import View
 
 if TYPE_CHECKING:
-    from ..assembly import Crawl
     from ..config import StatusSettings
+    from ..crawl import Crawl
 
 logger = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ from ..stats import PREFIX
 from .record import OUTCOMES
 
 if TYPE_CHECKING:
-    from ..assembly import Crawl
     from ..core.state import ProxyState
+    from ..crawl import Crawl
 
 MAX_PROXY_ROWS = 500  # proxies /status.json lists (those out or banned first, then the busiest)
 MAX_SITE_ROWS = 200  # sites /status.json lists (the busiest)
