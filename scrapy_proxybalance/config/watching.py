@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..core.errors import ConfigError
+from ..core.proxy import SCHEME
 from .values import HTTP_URL, boolean, get, number, shown, statuses
 
 if TYPE_CHECKING:
@@ -86,7 +87,7 @@ def report_file(settings: BaseSettings) -> str | None:
         raise ConfigError(f"PROXY_REPORT_FILE must be a file path, got {shown(value)}")
     if value.startswith("file://"):
         value = value[len("file://"):]
-    elif re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", value):
+    elif SCHEME.match(value):
         raise ConfigError(f"PROXY_REPORT_FILE must be a local file path (a file:// URI at most), got {shown(value)}")
     if "%(" in REPORT_FIELD.sub("", value):
         raise ConfigError(f"PROXY_REPORT_FILE: {shown(value)} has a placeholder that is not %(name)s, %(time)s or"

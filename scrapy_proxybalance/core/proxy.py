@@ -58,7 +58,7 @@ def mask_url(text: str) -> str:
     return f"{scheme}{sep}{hostpart}"
 
 
-_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")  # where a URL starts
 
 
 def mask(text: str) -> str:
@@ -70,7 +70,7 @@ def mask(text: str) -> str:
 
 def _mask_line(line: str) -> str:
     starts: list[int] = []
-    for m in _SCHEME.finditer(line):
+    for m in SCHEME.finditer(line):
         if starts and not _starts_url(line, m.start()):
             continue  # inside the previous URL's password
         starts.append(m.start())
