@@ -12,7 +12,7 @@ BENCH_VENV := .venv-bench
 STATUS ?=
 ARGS ?=
 
-.PHONY: demo proxycheck test lint compat bench screenshot docs release-check clean
+.PHONY: demo demo-browser proxycheck test lint compat bench screenshot docs release-check clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,11 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	cd example_project && ../$(BIN)/python -m scrapy_proxybalance.testing.farm --run \
 		../$(BIN)/python -m scrapy crawl pages -O output.json $(if $(STATUS),-s PROXY_STATUS_ADDRESS=$(STATUS)) $(ARGS)
+
+# The same farm, pages rendered in headless Chromium (scrapy-playwright; Debian's chromium).
+demo-browser: $(STAMP)
+	cd example_project && ../$(BIN)/python -m scrapy_proxybalance.testing.farm --run \
+		../$(BIN)/python -m scrapy crawl rendered -O output-rendered.json $(ARGS)
 
 proxycheck: $(STAMP)
 	cd example_project && ../$(BIN)/python -m scrapy_proxybalance.testing.farm --run ../$(BIN)/python -m scrapy proxycheck
@@ -86,6 +91,7 @@ bench: $(BENCH_VENV)/.installed
 	$(BENCH_VENV)/bin/python benchmarks/waiting.py
 	$(BENCH_VENV)/bin/python benchmarks/sessions.py
 	$(BENCH_VENV)/bin/python benchmarks/fleet.py
+	$(BENCH_VENV)/bin/python benchmarks/browser.py
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) $(COMPAT_VENV) .pytest_cache .hypothesis example_project/output*.json docs/_build dist

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from scrapy import Request
     from scrapy.statscollectors import StatsCollector
 
-    from .carriers import Carriers
+    from .carriers import Carrier, Carriers
     from .config import Config
     from .core.balancer import Balancer
     from .core.store import StateStore
@@ -41,6 +41,7 @@ logger = logging.getLogger(__name__)
 
 CLAIM_CANDIDATES = 8  # proxies one claim offers a shared store (the pick and seven alternates)
 CLAIM_RETRY = 0.05  # seconds (times 0.5 to 1.5: processes fall out of step) a request waits when it lost twice
+CARRIER_POLL = 0.5  # seconds a request waits when its download path has no room (or sooner, when a request ends)
 
 
 class WaitingRoom(Protocol):
@@ -80,7 +81,7 @@ class Admission:
     def attach(self, scheduler: WaitingRoom) -> None:
         self.scheduler = scheduler
 
-    def released(self) -> None:
+    def released(self, lease: Lease | None = None) -> None:
         """A request through a proxy ended: a request waiting for capacity may go."""
         if self.scheduler is not None:
             self.scheduler.released()
@@ -112,17 +113,20 @@ class Admission:
     def wait_key(self, request: Request) -> Hashable | None:
         """What the request waits for (requests with the same key queue together), or
         ``None`` if it needs no proxy from the pool."""
-        ask = self._ask(request)
-        return None if ask is None else (ask.site, ask.region, tuple(ask.tried), ask.session, ask.generation)
+        asked = self._ask(request)
+        if asked is None:
+            return None
+        ask = asked[0]
+        return ask.site, ask.region, tuple(ask.tried), ask.session, ask.generation
 
     def admit(self, request: Request) -> Wait | None:
         """Lease a proxy for a request leaving the scheduler. ``None``: it goes now (with a
         proxy, or needing none, or to fail with a reason); a :class:`Wait`: it stays."""
-        ask = self._ask(request)
-        if ask is None:
+        asked = self._ask(request)
+        if asked is None:
             return None
         try:
-            result = self._take(request, ask)
+            result = self._take(request, *asked)
         except NoProxyAvailable as exc:
             request.meta[FAIL] = str(exc)
             return None
@@ -147,23 +151,27 @@ class Admission:
         """A lease for a request that came without the scheduler's admission (or whose lease
         went stale), or its wait; ``None`` if it needs no proxy from the pool. Raises
         :class:`NoProxyAvailable`."""
-        ask = self._ask(request)
-        if ask is None:
+        asked = self._ask(request)
+        if asked is None:
             return None
         try:
-            return self._take(request, ask)
+            return self._take(request, *asked)
         except NoProxyAvailable as exc:
             self.stats.inc_value(f"{PREFIX}/no_proxy")
             raise NoProxyAvailable(f"{exc} (for {request})") from None
 
-    def _take(self, request: Request, ask: Ask) -> Lease | Wait:
+    def _take(self, request: Request, ask: Ask, carrier: Carrier) -> Lease | Wait:
         result = self.balancer.acquire(ask, self.alternates)
-        if isinstance(result, Lease):
-            self.ledger.hold(request, result)
-            if not result.unproven and not result.probe:
-                self.unavailability.served((ask.site, ask.region))
-            return result
-        return self._waiting(ask, result)
+        if not isinstance(result, Lease):
+            return self._waiting(ask, result)
+        if carrier.reserves and not carrier.hold(request, result):  # its path has no room now (a browser context)
+            self.balancer.cancel(result)
+            self.stats.inc_value(f"{PREFIX}/waits/{carrier.name}")
+            return Wait(CARRIER_POLL, on_release=True)
+        self.ledger.hold(request, result)
+        if not result.unproven and not result.probe:
+            self.unavailability.served((ask.site, ask.region))
+        return result
 
     def _waiting(self, ask: Ask, wait: Wait) -> Wait:
         """Count a wait, and apply ``PROXY_UNAVAILABLE_TIMEOUT`` to it (raises
@@ -202,7 +210,7 @@ class Admission:
         self.carriers.of(request).detach(request)
         request.meta.pop(FAIL, None)
 
-    def _ask(self, request: Request) -> Ask | None:
+    def _ask(self, request: Request) -> tuple[Ask, Carrier] | None:
         """What the request needs from the pool, or ``None`` if it needs no proxy from it.
 
         A request that comes back (a retry, a redirect) still carries the proxy we chose last
@@ -216,13 +224,23 @@ class Admission:
         meta = request.meta
         site = urlparse_cached(request).hostname or ""
         region = meta.get("proxy_region") or self.config.region_for(site)
+        prefer = carrier.prefer(request) if carrier.reserves else ()
         session = meta.get(SESSION)
         if session is None:
-            return Ask(site, meta.get(TRIED, ()), region)
+            return Ask(site, meta.get(TRIED, ()), region, prefer=prefer), carrier
         self.queued(request)
-        return Ask(site, meta.get(TRIED, ()), region, str(session), meta[SESSION_GENERATION])
+        return Ask(site, meta.get(TRIED, ()), region, str(session), meta[SESSION_GENERATION], prefer), carrier
 
     # -- the fleet: a claim before the request is sent ---------------------------------
+
+    def _switch(self, request: Request, lease: Lease, key: str) -> Lease:
+        """The claim took an alternate's pair: the request rides on that proxy instead."""
+        self.carriers.released(lease)
+        switched = self.balancer.switch(lease, key)
+        carrier = self.carriers.of(request)
+        if carrier.reserves:
+            carrier.hold(request, switched)  # (over its path's bound for a moment, at worst)
+        return switched
 
     async def claimed(self, request: Request, lease: Lease) -> Lease | Wait:
         """The lease's pair (or an alternate's) taken for the whole fleet: the one round trip
@@ -237,9 +255,10 @@ class Admission:
                 return Wait(CLAIM_RETRY)
             self.ledger.drop(request, lease)
             if taken is not None:
-                claimed = lease if taken == keys[0] else self.balancer.switch(lease, taken)
+                claimed = lease if taken == keys[0] else self._switch(request, lease, taken)
                 self.ledger.hold(request, claimed)
                 return claimed
+            self.carriers.released(lease)
             self.balancer.cancel(lease)
             self.stats.inc_value(f"{PREFIX}/state/claims_lost")
             again = self.lease_now(request)

@@ -17,7 +17,6 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 from scrapy.downloadermiddlewares.retry import get_retry_request
-from scrapy.utils.python import global_object_name
 
 from .core.outcomes import Outcome, parse_retry_after
 from .core.retry import GiveUp, decide_retry
@@ -82,8 +81,9 @@ class Answers:
         lease = self.ledger.pop(request)
         if lease is None:
             return None
-        reason = global_object_name(type(exception))
-        fault = self.carriers.of(request).faults.fault(exception)
+        carrier = self.carriers.of(request)
+        reason = carrier.reason(exception)
+        fault = carrier.faults.fault(exception)
         if fault is None:  # a download path's exception we do not know: counted, so a user can report it
             self.stats.inc_value(f"{PREFIX}/exceptions/unknown/{reason}")
         outcome = self.policy.exception_outcome(request, exception, fault)

@@ -54,7 +54,7 @@ def assemble(crawler: Crawler, config: Config) -> Crawl:
     # while one of them is on
     observed = config.status is not None or config.report_file is not None
     recorder = Recorder(time.time()) if observed else None
-    carriers = Carriers.from_settings(crawler.settings, config)
+    carriers = Carriers.from_crawler(crawler, config)
     store = state_store(config, crawler)
     events = PoolEvents(stats, recorder)
     balancer = Balancer(config.pool, config.strategy, config.rules, store=store, listener=events)
@@ -62,6 +62,8 @@ def assemble(crawler: Crawler, config: Config) -> Crawl:
     admission = Admission(config, balancer, ledger, carriers, stats, store,
                           lambda reason: close_spider_soon(crawler, reason))
     events.wake = admission.wake
+    events.carriers = carriers
+    ledger.on_release.append(carriers.released)
     pool = PoolControl(config, balancer, store, stats, admission.wake)
     admission.on_dry = pool.ran_dry
     if config.pool_source is not None:

@@ -11,6 +11,7 @@ from scrapy.utils.asyncio import is_asyncio_available
 from scrapy.utils.misc import load_object
 from scrapy.utils.python import global_object_name
 
+from .carriers.playwright import playwright_schemes, supported_version
 from .core.errors import ConfigError
 from .scheduler import is_proxy_scheduler, wrapped_scheduler
 from .stores import store_class
@@ -28,7 +29,9 @@ def check_asyncio(config: Config, settings: Any) -> None:
     Scrapy's default asyncio reactor, or Scrapy without a Twisted reactor. Refuse another
     reactor in one line naming the setting."""
     needs = [name for name, used in (("PROXY_STATUS_ADDRESS", config.status is not None),
-                                     ("PROXY_STATE_URL", store_class(config.state_url).shared)) if used]
+                                     ("PROXY_STATE_URL", store_class(config.state_url).shared),
+                                     ("DOWNLOAD_HANDLERS (scrapy-playwright)", bool(playwright_schemes(settings))))
+             if used]
     if not needs:
         return
     try:
@@ -43,6 +46,15 @@ def check_asyncio(config: Config, settings: Any) -> None:
     raise ConfigError(f"{needs[0]} needs asyncio, but this crawl runs {running}: use Scrapy's default"
                       f" TWISTED_REACTOR ({ASYNCIO_REACTOR!r}) or TWISTED_REACTOR_ENABLED = False, or unset"
                       f" {needs[0]}")
+
+
+def check_playwright(settings: Any) -> None:
+    """A crawl that renders pages with scrapy-playwright needs a version whose browser contexts
+    this plugin knows how to bound (it reaches into them)."""
+    if playwright_schemes(settings):
+        why = supported_version()
+        if why is not None:
+            raise ConfigError(f"DOWNLOAD_HANDLERS names scrapy-playwright, but {why}")
 
 
 def check_scheduler(settings: Any) -> None:

@@ -13,6 +13,7 @@ from .stats import PREFIX
 if TYPE_CHECKING:
     from scrapy.statscollectors import StatsCollector
 
+    from .carriers import Carriers
     from .core.ejection import ProxyFacts
     from .core.state import ProxyState
     from .status.record import Recorder
@@ -30,6 +31,7 @@ class PoolEvents(PoolListener):
         self.stats = stats
         self.recorder = recorder
         self.wake = wake  # waiting requests may ask again (a proxy came back)
+        self.carriers: Carriers | None = None  # download paths that keep something per proxy (browser contexts)
 
     def ejected(self, state: ProxyState, facts: ProxyFacts, seconds: float) -> None:
         self.stats.inc_value(f"{PREFIX}/ejections")
@@ -37,6 +39,16 @@ class PoolEvents(PoolListener):
                        state.proxy.label, seconds, facts.reason, facts.ejections)
         if self.recorder is not None:
             self.recorder.ejected(state.key, time.time(), seconds, facts.reason)
+        if self.carriers is not None:
+            self.carriers.proxy_out(state.key)
+
+    def removed(self, state: ProxyState) -> None:
+        if self.carriers is not None:
+            self.carriers.proxy_out(state.key)
+
+    def banned(self, state: ProxyState, site: str, banning: set[str]) -> None:
+        if self.carriers is not None:
+            self.carriers.banned(state.key, banning)
 
     def revived(self, state: ProxyState, how: str) -> None:
         self.stats.inc_value(f"{PREFIX}/revivals/{how}")

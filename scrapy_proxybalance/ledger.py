@@ -38,7 +38,7 @@ class Ledger:
         self.token = secrets.token_hex(4)  # leases of this process; a request from elsewhere never matches
         self.leases: dict[int, Lease] = {}
         self.on_success: list[Callable[[Lease], None]] = []  # a site was served for real
-        self.on_release: list[Callable[[], None]] = []  # a request through a proxy ended
+        self.on_release: list[Callable[[Lease], None]] = []  # a request through a proxy ended
 
     def hold(self, request: Request, lease: Lease) -> None:
         """The request carries ``lease`` until its response or exception releases it."""
@@ -87,7 +87,7 @@ class Ledger:
             for served in self.on_success:
                 served(lease)
         for ended in self.on_release:
-            ended()
+            ended(lease)
         return outcome
 
     def release_all(self) -> int:

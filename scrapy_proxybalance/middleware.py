@@ -23,7 +23,7 @@ from .assembly import assemble
 from .config import Config, enabled
 from .core.errors import ConfigError
 from .core.leases import Wait
-from .environment import check_asyncio, check_scheduler, warn_own_slots
+from .environment import check_asyncio, check_playwright, check_scheduler, warn_own_slots
 from .lifecycle import Lifecycle
 from .meta import FAIL, WAIT
 from .refusal import RefusingMiddleware
@@ -69,6 +69,7 @@ class ProxyBalanceMiddleware:
             config = Config.from_settings(settings)
             check_scheduler(settings)
             check_asyncio(config, settings)
+            check_playwright(settings)
         except ConfigError as exc:
             logger.error("scrapy-proxybalance cannot start: %s", exc)
             return RefusingMiddleware(crawler, str(exc))

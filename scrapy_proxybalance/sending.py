@@ -27,14 +27,18 @@ class Sending:
         self.per_site_stats = per_site_stats
 
     def send(self, request: Request, lease: Lease) -> None:
-        self.carriers.of(request).attach(request, lease)
+        carrier = self.carriers.of(request)
+        carrier.attach(request, lease)
         if lease.session is not None:
             self._session_meta(request.meta, lease, lease.session)
         self.stats.inc_value(f"{PREFIX}/requests")
+        path = "" if carrier is self.carriers.default else carrier.name  # rendered, say: counted apart
+        if path:
+            self.stats.inc_value(f"{PREFIX}/requests/{path}")
         if self.per_site_stats:
             self.stats.inc_value(f"{PREFIX}/site/{lease.site}/requests")
         if self.recorder is not None:
-            self.recorder.sent(lease.site)
+            self.recorder.sent(lease.site, lease.state.key, path)
 
     def _session_meta(self, meta: dict[str, Any], lease: Lease, session: str) -> None:
         """The request's binding; the move it tells, if it is the first request since; the

@@ -42,10 +42,12 @@ def main(job_path: str) -> None:
                 yield request(r, self)
 
         def parse(self, response, then):
+            context = response.meta.get("playwright_context_kwargs") or {}
             results["pages"].append({
                 "url": response.url, "status": response.status, "at": time.monotonic() - t0,
                 "text": response.text, "proxy": response.request.meta.get("proxy"),
                 "meta": {k: v for k, v in response.meta.items() if isinstance(v, int | float | str | bool)},
+                "server": context.get("proxy", {}).get("server"),  # a rendered page's proxy
             })
             for r in then:
                 yield request(r, self)

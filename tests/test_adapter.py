@@ -10,7 +10,7 @@ from twisted.internet.error import ConnectionRefusedError as TwistedRefused
 
 from scrapy_proxybalance.admission import Admission
 from scrapy_proxybalance.answers import Answers
-from scrapy_proxybalance.carriers import Carriers, Fault, HttpCarrier, ZyteApiCarrier
+from scrapy_proxybalance.carriers import Carriers, Fault, HttpCarrier, SplashCarrier, ZyteApiCarrier
 from scrapy_proxybalance.config import Config
 from scrapy_proxybalance.core.errors import NoProxyAvailable
 from scrapy_proxybalance.core.leases import Lease, Wait
@@ -56,7 +56,8 @@ class Parts:
         self.balancer = make_balancer(self.clock, list(entries), store=self.store, unavailable_timeout=600.0)
         self.stats = Stats()
         self.ledger = Ledger(self.balancer, self.stats)
-        self.carriers = Carriers.from_settings(self.settings, self.config)
+        self.carriers = Carriers([ZyteApiCarrier(), SplashCarrier(),
+                                  HttpCarrier(self.config.trial_timeout, 180.0, frozenset())])
         self.closed: list[str] = []
         self.admission = Admission(self.config, self.balancer, self.ledger, self.carriers, self.stats, self.store,
                                    self.closed.append)

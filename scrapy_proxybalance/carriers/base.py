@@ -9,9 +9,12 @@ for the carrier of the request in hand; the balancer never knows which path carr
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Collection, Iterable
 from enum import Enum
-from typing import TYPE_CHECKING, ClassVar, Protocol
+from typing import TYPE_CHECKING, ClassVar
+
+from scrapy.utils.python import global_object_name
 
 if TYPE_CHECKING:
     from scrapy import Request
@@ -67,23 +70,54 @@ class FaultTable:
         return FaultTable([*self.rows, *other.rows])
 
 
-class Carrier(Protocol):
-    """One download path (see the module's docstring)."""
+class Carrier(ABC):
+    """One download path (see the module's docstring). Subclasses say which requests they
+    carry, how the proxy rides, and their fault table; the hooks below the line are for a
+    path that must reserve something per request (a browser context)."""
 
     name: ClassVar[str]  # in stats and logs
     schemes: ClassVar[frozenset[str]]  # the proxy schemes it can carry
     faults: FaultTable
+    reserves: ClassVar[bool] = False  # it uses the optional hooks (prefer, hold, released, ...)
 
+    @abstractmethod
     def carries(self, request: Request) -> bool:
         """Whether ``request`` goes by this path."""
 
+    @abstractmethod
     def own_choice(self, request: Request) -> bool:
         """Whether the request decided its proxy itself (its own, or none): not leased.
         Called after :meth:`detach`, so what we set on an earlier attempt does not count."""
 
+    @abstractmethod
     def attach(self, request: Request, lease: Lease) -> None:
         """Make the request go through the lease's proxy."""
 
+    @abstractmethod
     def detach(self, request: Request) -> None:
         """Take off whatever :meth:`attach` put on the request (credentials included), so a
         retry, a redirect or a queued request carries nothing of the last proxy."""
+
+    def reason(self, exception: BaseException) -> str:
+        """How stats and logs name an exception of this path (its class, by default)."""
+        return global_object_name(type(exception))
+
+    # -- optional hooks ----------------------------------------------------------------
+
+    def prefer(self, request: Request) -> Collection[str]:
+        """Proxies this path could use at once (picked first when the rules allow)."""
+        return ()
+
+    def hold(self, request: Request, lease: Lease) -> bool:
+        """Reserve what the request needs to ride on ``lease``; ``False``: not now (it waits
+        for a request to end)."""
+        return True
+
+    def released(self, lease: Lease) -> None:  # noqa: B027 (an optional hook)
+        """A lease ended (its request answered, failed, or never went)."""
+
+    def proxy_out(self, key: str) -> None:  # noqa: B027 (an optional hook)
+        """The proxy was ejected or removed."""
+
+    def banned(self, key: str, banning: set[str]) -> None:  # noqa: B027 (an optional hook)
+        """The proxy was banned; ``banning``: every site that bans it now."""

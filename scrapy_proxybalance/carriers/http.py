@@ -30,7 +30,7 @@ from twisted.internet.error import ConnectError, ConnectionDone, ConnectionLost,
 
 from ..core.proxy import bare_url
 from ..meta import OUR_PROXY, OUR_SLOT, TIMEOUT
-from .base import Fault, FaultTable
+from .base import Carrier, Fault, FaultTable
 
 if TYPE_CHECKING:
     from scrapy import Request
@@ -51,7 +51,7 @@ TWISTED_FAULTS = FaultTable([
 ])
 
 
-class HttpCarrier:
+class HttpCarrier(Carrier):
     """The proxy in ``meta['proxy']`` (see the module's docstring)."""
 
     name: ClassVar[str] = "http"

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
-from .base import FaultTable
+from .base import Carrier, FaultTable
 
 if TYPE_CHECKING:
     from scrapy import Request
 
 
-class ZyteApiCarrier:
+class ZyteApiCarrier(Carrier):
     name: ClassVar[str] = "zyte_api"
     schemes: ClassVar[frozenset[str]] = frozenset()
     faults = FaultTable([])

@@ -31,6 +31,7 @@ from .values import (
     boolean,
     choice,
     number,
+    optional_number,
     patterns,
     scheduler,
     statuses,
@@ -76,6 +77,7 @@ class Config:
     metrics_per_proxy: bool = False
     metrics_per_site: bool = False
     report_file: str | None = None
+    playwright_max_contexts: int | None = None  # browser contexts at once per handler (None: PLAYWRIGHT_'s, or 16)
 
     @classmethod
     def from_settings(cls, settings: BaseSettings) -> Config:
@@ -144,6 +146,8 @@ class Config:
             metrics_per_proxy=boolean(settings, "PROXY_METRICS_PER_PROXY"),
             metrics_per_site=boolean(settings, "PROXY_METRICS_PER_SITE"),
             report_file=report_file(settings),
+            playwright_max_contexts=optional_number(settings, "PROXY_PLAYWRIGHT_MAX_CONTEXTS", integer=True,
+                                                    positive=True, largest=10_000),
         )
 
     def region_for(self, hostname: str) -> str | None:

@@ -57,4 +57,5 @@ DEFAULTS: dict[str, Any] = {
     "PROXY_METRICS_PER_PROXY": False,
     "PROXY_METRICS_PER_SITE": False,
     "PROXY_REPORT_FILE": None,
+    "PROXY_PLAYWRIGHT_MAX_CONTEXTS": None,
 }

@@ -53,6 +53,11 @@ def number(settings: BaseSettings, name: str, *, integer: bool = False, positive
     return int(found) if integer else found
 
 
+def optional_number(settings: BaseSettings, name: str, **kwargs: Any) -> Any:
+    """:func:`number`, or ``None`` when the setting (and its default) is ``None``."""
+    return None if get(settings, name) is None else number(settings, name, **kwargs)
+
+
 def _finite(value: object, name: str, kind: str) -> float:
     """``value`` (a number or its text) as a finite float."""
     if isinstance(value, bool) or not isinstance(value, int | float | str):

@@ -107,6 +107,7 @@ class Balancer:
         p.removed = True
         self.recovery.back(p)
         self.store.forget(key)
+        self.listener.removed(p)
 
     def disable(self, key: str) -> None:
         """Stop handing out a proxy until :meth:`enable`; it keeps its health history."""
@@ -199,6 +200,10 @@ class Balancer:
             probe = self.recovery.probe_for(ask, now, candidates.pair_free)
             if probe is not None:
                 return self.lease(probe, ask, now, probe=True)
+        if ask.prefer:
+            warm = self._preferred(ask, candidates.copy())
+            if warm is not None:
+                return self.lease(warm, ask, now)
         lease = self._from_groups(ask, now, candidates, alternates)
         if lease is not None:
             return lease
@@ -207,6 +212,16 @@ class Balancer:
             if grown is not None and candidates(grown):
                 return self.lease(grown, ask, now)
         return self._wait(ask, now, candidates)
+
+    def _preferred(self, ask: Ask, candidates: Candidates) -> ProxyState | None:
+        """A primary proxy of ``ask.prefer`` that may take the request now (they are few: the
+        ones a download path has ready)."""
+        for key in ask.prefer:
+            p = self.by_key.get(key)
+            if (p is not None and p.in_rotation and not p.proxy.backup
+                    and ask.region in (None, p.proxy.region) and candidates(p)):
+                return p
+        return None
 
     def _from_groups(self, ask: Ask, now: float, candidates: Candidates, alternates: int) -> Lease | None:
         """A lease from the region's primaries, else its backups (only while no primary could

@@ -35,6 +35,10 @@ class Candidates:
             return False
         return True
 
+    def copy(self) -> Candidates:
+        """The same filter, with its own record of what stopped the others."""
+        return Candidates(self.store, self.site, self.now, self.gap, self.limit, self.tried, self.accept)
+
     def pair_free(self, p: ProxyState) -> bool:
         """Whether ``p``'s pair with the site may take one more request now."""
         free_at = self.store.pair_free_at(p.key, self.site, self.now, self.limit, self.gap)

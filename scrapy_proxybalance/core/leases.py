@@ -15,13 +15,15 @@ from .state import ProxyState
 class Ask:
     """What a request needs: a proxy for ``site``, not one of ``tried``, in ``region``; of
     the sticky ``session``'s proxy, if it has one (``generation``: the binding it was first
-    sent under)."""
+    sent under). Proxies in ``prefer`` are picked first when the rules allow (its download
+    path is ready to use them at once: a browser context is open)."""
 
     site: str
     tried: Collection[str] = ()
     region: str | None = None
     session: str | None = None
     generation: int | None = None
+    prefer: Collection[str] = ()
 
 
 @dataclass(slots=True, eq=False)

@@ -13,6 +13,12 @@ class PoolListener:
 
     def revived(self, state: ProxyState, how: str) -> None: ...
 
+    def removed(self, state: ProxyState) -> None:
+        """A proxy left the pool for good."""
+
+    def banned(self, state: ProxyState, site: str, banning: set[str]) -> None:
+        """``site`` banned the proxy; ``banning``: every site that bans it now."""
+
     def session_bound(self, session: str, state: ProxyState, generation: int) -> None: ...
 
     def session_moved(self, session: str, reason: str) -> None: ...

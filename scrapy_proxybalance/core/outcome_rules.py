@@ -116,9 +116,10 @@ class OutcomeRules:
         else:
             hold = rules.ban_backoff.delay(level, self.b.rng)
         self.store.ban(p.key, site, now, now + hold, level)
+        banning = self.store.banned_sites(p.key, now)
+        self.b.listener.banned(p, site, set(banning))
         if facts.ejected_until > now:
             return facts
-        banning = self.store.banned_sites(p.key, now)
         if rules.max_banned_sites and len(banning) >= rules.max_banned_sites:
             return eject(facts, now, rules.backoff, self.b.rng, f"banned by {len(banning)} sites", for_bans=True)
         return replace(facts, reason=f"{reason} from {site}" if reason else f"banned by {site}")

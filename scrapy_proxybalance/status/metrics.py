@@ -43,6 +43,7 @@ class PoolCollector(Collector):
         yield requests
         for name, key, doc in (
             ("proxybalance_requests_sent", "requests", "Requests sent through a proxy of the pool (each attempt)"),
+            ("proxybalance_requests_rendered", "rendered", "Of them, pages rendered in a browser (scrapy-playwright)"),
             ("proxybalance_retries", "retries", "Requests retried on another proxy"),
             ("proxybalance_retries_gave_up", "gave_up", "Requests that ran out of proxy retries"),
             ("proxybalance_ejections", "ejections", "Proxies ejected from rotation"),

@@ -81,6 +81,7 @@ class ProxyRecord:
     rate_limits: Counter[str] = field(default_factory=Counter)  # site -> rate-limit answers
     failures: Counter[str] = field(default_factory=Counter)  # reason -> failures
     ejections: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=HISTORY))
+    carried: Counter[str] = field(default_factory=Counter)  # download path (other than plain HTTP) -> attempts
 
 
 class Recorder:
@@ -108,9 +109,12 @@ class Recorder:
             record = self.proxies[key] = ProxyRecord()
         return record
 
-    def sent(self, site: str) -> None:
-        """An attempt went out through a proxy to ``site``."""
+    def sent(self, site: str, key: str = "", path: str = "") -> None:
+        """An attempt went out through proxy ``key`` to ``site``; ``path``: the download path
+        that carried it, when not plain HTTP (``playwright``: a rendered page)."""
         self.site(site).requests += 1
+        if path:
+            self.proxy(key).carried[path] += 1
 
     def answered(self, key: str, site: str, outcome: str, now: float, status: str = "", reason: str = "",
                  latency: float | None = None) -> None:

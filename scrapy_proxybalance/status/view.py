@@ -14,7 +14,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from ..stats import PREFIX
-from .record import OUTCOMES
+from .record import OUTCOMES, ProxyRecord
 
 if TYPE_CHECKING:
     from ..core.state import ProxyState
@@ -73,7 +73,8 @@ class View:
 
         return {"requests": stat("requests"), "outcomes": {o: outcomes[o] for o in OUTCOMES},
                 "retries": stat("retry/count"), "gave_up": stat("retry/max_reached"), "ejections": stat("ejections"),
-                "waits": stat("waits"), "no_proxy": stat("no_proxy"), "pool_reloads": stat("pool/reloads")}
+                "waits": stat("waits"), "no_proxy": stat("no_proxy"), "pool_reloads": stat("pool/reloads"),
+                "rendered": stat("requests/playwright")}
 
     # -- proxies -----------------------------------------------------------------------
 
@@ -110,13 +111,19 @@ class View:
             "ejections": facts.ejections, "next_trial_s": None if ejected_for is None else round(ejected_for, 1),
             "exit_ip": checker.ip_of.get(p.key) if checker else None,
             "region": p.proxy.region, "backup": p.proxy.backup, "weight": p.proxy.weight,
-            "bans_by_site": {site: dict(c) for site, c in record.bans.items()} if record else {},
         }
+        row.update(self._recorded(record or ProxyRecord(), history))
+        return row
+
+    def _recorded(self, record: ProxyRecord, history: bool) -> dict[str, Any]:
+        """What the recorder kept of a proxy: bans by site, rendered pages, its histories."""
+        row: dict[str, Any] = {"bans_by_site": {site: dict(c) for site, c in record.bans.items()},
+                               "rendered": record.carried["playwright"]}
         if history:
-            row["rate_limited_by_site"] = dict(record.rate_limits) if record else {}
-            row["failures_by_reason"] = dict(record.failures) if record else {}
-            row["ejection_history"] = [self._event(e) for e in record.ejections] if record else []
-        elif record and record.ejections:
+            row["rate_limited_by_site"] = dict(record.rate_limits)
+            row["failures_by_reason"] = dict(record.failures)
+            row["ejection_history"] = [self._event(e) for e in record.ejections]
+        elif record.ejections:
             row["last_ejection"] = self._event(record.ejections[-1])
         return row
 

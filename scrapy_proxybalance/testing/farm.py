@@ -13,9 +13,10 @@ Every proxy sends every host name to the one local site, so ``http://shop-a.test
 - ``gateway``: a provider's session gateway: the username (``user-session-<id>``, say)
   picks one of its ``exits``, the same one for the same username.
 
-Any proxy can also serve ``captcha_hosts`` a captcha page (status 200), have a ``capacity``
-(requests at once; above it they wait, or get a 503 with ``overflow="503"``), and drop out
-for a while (:meth:`Farm.blackout`): its connections dropped, or refused outright.
+Any proxy can also serve ``captcha_hosts`` a captcha page (status 200), ``ban_hosts`` a
+``403`` block page, have a ``capacity`` (requests at once; above it they wait, or get a 503
+with ``overflow="503"``), and drop out for a while (:meth:`Farm.blackout`): its connections
+dropped, or refused outright.
 
 Each proxy connects to the site from its own ``exit_ip`` (an address of 127.0.0.0/8). The
 site's ``/ip`` answers ``{"origin": "<the address it sees>"}``, like an IP echo service; with
@@ -45,7 +46,7 @@ import threading
 import time
 
 from .proxies import Outage, ProxySpec, Seen, authorized, demo_specs
-from .site import CAPTCHA, PAGES, PORTAL, Site, site_page, token
+from .site import BLOCKED, CAPTCHA, PAGES, PORTAL, Site, site_page, token
 from .wire import HOST, closed_port, quietly, read_head, response, split_target
 
 __all__ = ["CAPTCHA", "HOST", "PAGES", "PORTAL", "Farm", "Outage", "ProxySpec", "Seen", "demo_specs", "site_page",
@@ -284,6 +285,8 @@ class Farm:
                 await asyncio.sleep(spec.delay)
             if host in spec.captcha_hosts:
                 writer.write(response(200, CAPTCHA))
+            elif host in spec.ban_hosts:
+                writer.write(response(403, BLOCKED))
             elif spec.kind == "wrong":
                 writer.write(response(200, PORTAL))
             else:

@@ -32,6 +32,7 @@ class ProxySpec:
     capacity: int = 0  # requests served at once; 0 = unlimited
     overflow: str = "queue"  # above capacity: "queue" (wait their turn) or "503"
     captcha_hosts: frozenset[str] = frozenset()
+    ban_hosts: frozenset[str] = frozenset()  # hosts that refuse it: a 403 "blocked" page
     exit_ip: str = ""  # the address it connects to the site from ("": one of its own)
     exits: tuple[str, ...] = ()  # gateway: the exit addresses its usernames choose among
     dead_exits: frozenset[str] = frozenset()  # gateway: exits that cut every request (their identities fail)

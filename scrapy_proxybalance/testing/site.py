@@ -18,6 +18,7 @@ from .wire import HOST, cookie, response
 PAGES = 60  # pages per host on the site's index
 CAPTCHA = b'<html><body><form class="captcha">Are you a robot?</form></body></html>'
 PORTAL = b"<html><body><h1>Welcome to Hotel Wi-Fi</h1>Please log in.</body></html>"
+BLOCKED = b"<html><body><h1>Access denied</h1>Your address is blocked.</body></html>"
 
 
 def token(host: str, path: str) -> str:

@@ -1,0 +1,202 @@
+"""Each download path on its own: what its library's real exceptions mean, and, for the browser,
+its bounded contexts."""
+
+import asyncio
+
+import pytest
+from scrapy import Request
+from scrapy.core.downloader.handlers.http11 import TunnelError
+from scrapy.exceptions import (
+    CannotResolveHostError,
+    DownloadCancelledError,
+    DownloadConnectionRefusedError,
+    DownloadFailedError,
+    DownloadTimeoutError,
+    ResponseDataLossError,
+)
+from twisted.internet import error as twisted_error
+
+from scrapy_proxybalance.carriers import Fault, HttpCarrier
+from scrapy_proxybalance.carriers.contexts import ContextPool
+
+from .conftest import FakeClock, make_balancer
+
+# -- Scrapy's own handlers (HTTP/1.1 with Twisted; aiohttp and httpx raise Scrapy's unified exceptions)
+
+
+@pytest.mark.parametrize(("exception", "fault"), [
+    (DownloadConnectionRefusedError("refused"), Fault.REFUSED),
+    (DownloadTimeoutError("slow"), Fault.TIMEOUT),
+    (DownloadFailedError("dropped"), Fault.FAILURE),
+    (ResponseDataLossError("cut"), Fault.FAILURE),
+    (CannotResolveHostError("proxy.example"), Fault.FAILURE),
+    (DownloadCancelledError(), Fault.NOT_PROXY),
+    (twisted_error.ConnectionRefusedError(), Fault.REFUSED),
+    (twisted_error.TimeoutError(), Fault.TIMEOUT),
+    (twisted_error.ConnectionLost(), Fault.FAILURE),
+    (TunnelError("407 Proxy Authentication Required"), Fault.FAILURE),
+    (KeyError("a spider's bug"), None),
+])
+def test_scrapy_s_handlers_faults(exception, fault):
+    assert HttpCarrier.faults.fault(exception) is fault
+
+
+# -- scrapy-playwright (Playwright's own exception classes, as Chromium words them)
+
+@pytest.mark.parametrize(("message", "fault"), [
+    ("Page.goto: net::ERR_PROXY_CONNECTION_FAILED at http://shop.test/1\nCall log:", Fault.REFUSED),
+    ("Page.goto: net::ERR_TUNNEL_CONNECTION_FAILED at https://shop.test/1", Fault.FAILURE),
+    ("Page.goto: net::ERR_EMPTY_RESPONSE at http://shop.test/1", Fault.FAILURE),
+    ("Page.goto: net::ERR_INVALID_AUTH_CREDENTIALS at http://shop.test/1", Fault.CREDENTIALS),
+    ("Page.goto: net::ERR_HTTP_RESPONSE_CODE_FAILURE at https://shop.test/1", Fault.CREDENTIALS),
+    ("Page.goto: net::ERR_ABORTED; maybe frame was detached?", Fault.NOT_PROXY),
+    ("Page.evaluate: ReferenceError: x is not defined", Fault.NOT_PROXY),
+])
+def test_playwright_errors_name_their_fault_in_chromium_s_words(message, fault):
+    errors = pytest.importorskip("playwright._impl._errors", reason="the playwright extra")
+    from scrapy_proxybalance.carriers.playwright import PlaywrightCarrier
+
+    error = errors.Error(message)
+    assert PlaywrightCarrier.faults.fault(error) is fault
+    assert PlaywrightCarrier.faults.fault(errors.TimeoutError("Page.goto: Timeout 30000ms exceeded.")) is Fault.TIMEOUT
+    assert PlaywrightCarrier.faults.fault(errors.TargetClosedError()) is Fault.NOT_PROXY
+    carrier = PlaywrightCarrier.__new__(PlaywrightCarrier)
+    assert carrier.reason(errors.Error("Page.goto: net::ERR_PROXY_CONNECTION_FAILED at x")) == \
+        "playwright.ERR_PROXY_CONNECTION_FAILED"
+
+
+# -- the browser's contexts, bounded
+
+
+class Wrapper:
+    def __init__(self, name, handler):
+        self.name, self.handler, self.pages, self.closed = name, handler, [], False
+        self.context = self
+
+    async def close(self):
+        self.closed = True
+        self.handler.context_wrappers.pop(self.name, None)
+
+
+class Handler:
+    """Stands for scrapy-playwright's handler: the contexts it opened, by name."""
+
+    def __init__(self):
+        self.context_wrappers = {}
+
+    def open(self, name):
+        self.context_wrappers[name] = Wrapper(name, self)
+
+
+def pool_and_leases(n=4, cap=2, **kwargs):
+    clock = FakeClock()
+    b = make_balancer(clock, [f"http://10.0.0.{i}:8000" for i in range(1, n + 1)])
+    handler = Handler()
+    return ContextPool(cap, lambda: handler, **kwargs), handler, b
+
+
+def lease(b, index, site="shop.test", session=None, generation=0):
+    from scrapy_proxybalance.core.leases import Ask
+
+    lease = b.lease(b.states[index], Ask(site), b.clock())
+    lease.session, lease.generation = session, generation
+    return lease
+
+
+def test_a_context_per_proxy_never_more_than_the_cap_the_least_recently_used_idle_one_closes():
+    async def scenario():
+        pool, handler, b = pool_and_leases()
+        first, second = lease(b, 0), lease(b, 1)
+        assert pool.hold(first) == "proxybalance-0" and pool.hold(second) == "proxybalance-1"
+        handler.open("proxybalance-0"), handler.open("proxybalance-1")  # their requests reached the browser
+        assert pool.open_keys() == {b.states[0].key, b.states[1].key}
+        assert pool.hold(lease(b, 2)) is None  # both busy: the request waits
+        pool.released(first)
+        third = lease(b, 2)
+        assert pool.hold(third) == "proxybalance-2"  # the idle one made room
+        await asyncio.sleep(0)
+        assert "proxybalance-0" not in handler.context_wrappers and len(pool.contexts) == 2
+        again = lease(b, 1)
+        assert pool.hold(again) == "proxybalance-1"  # its own context, reused
+        assert pool.contexts["proxybalance-1"].in_flight == 2
+
+    asyncio.run(scenario())
+
+
+def test_a_context_with_a_page_the_spider_kept_is_not_closed_under_it():
+    async def scenario():
+        pool, handler, b = pool_and_leases(cap=1)
+        first = lease(b, 0)
+        pool.hold(first)
+        handler.open("proxybalance-0")
+        handler.context_wrappers["proxybalance-0"].pages.append("page")  # playwright_include_page
+        pool.released(first)
+        assert pool.hold(lease(b, 1)) is None
+
+    asyncio.run(scenario())
+
+
+def test_an_ejected_proxy_s_context_closes_at_once_if_idle_else_when_its_requests_end():
+    async def scenario():
+        pool, handler, b = pool_and_leases()
+        busy, idle = lease(b, 0), lease(b, 1)
+        pool.hold(busy), pool.hold(idle)
+        handler.open("proxybalance-0"), handler.open("proxybalance-1")
+        pool.released(idle)
+        pool.proxy_out(b.states[1].key)
+        pool.proxy_out(b.states[0].key)
+        await asyncio.sleep(0)
+        assert set(handler.context_wrappers) == {"proxybalance-0"}  # in flight: closed after
+        pool.released(busy)
+        await asyncio.sleep(0)
+        assert handler.context_wrappers == {}
+
+    asyncio.run(scenario())
+
+
+def test_a_context_every_site_of_which_bans_its_proxy_closes():
+    async def scenario():
+        pool, handler, b = pool_and_leases()
+        a, c = lease(b, 0, "a.test"), lease(b, 0, "c.test")
+        pool.hold(a), pool.hold(c)
+        handler.open("proxybalance-0")
+        pool.released(a), pool.released(c)
+        pool.banned(b.states[0].key, {"a.test"})
+        assert "proxybalance-0" in pool.contexts  # c.test still takes it
+        pool.banned(b.states[0].key, {"a.test", "c.test"})
+        await asyncio.sleep(0)
+        assert handler.context_wrappers == {}
+
+    asyncio.run(scenario())
+
+
+def test_a_sticky_session_gets_a_context_of_its_own_and_a_fresh_one_when_it_moves():
+    pool, _, b = pool_and_leases(cap=4)
+    plain, first, moved = lease(b, 0), lease(b, 0, session="s1"), lease(b, 1, session="s1", generation=1)
+    names = {pool.hold(plain), pool.hold(first), pool.hold(moved)}
+    assert len(names) == 3 and pool.open_keys() == {b.states[0].key}  # a session's context is its own
+
+
+def test_the_carrier_puts_the_proxy_in_the_context_and_gives_the_request_its_own_options_back():
+    pytest.importorskip("scrapy_playwright", reason="the playwright extra")
+    from scrapy_proxybalance.carriers.playwright import PlaywrightCarrier
+
+    b = make_balancer(FakeClock(), ["http://user:p%40ss@10.0.0.1:8000"])
+    carrier = PlaywrightCarrier.__new__(PlaywrightCarrier)
+    carrier.__init__(crawler=type("C", (), {"engine": None, "stats": None})(), schemes=["http"], cap=2,
+                     trial_timeout=5, navigation_timeout=30_000)
+    request = Request("http://shop.test/1", meta={"playwright": True, "playwright_context_kwargs": {"locale": "fr-FR"}})
+    assert carrier.carries(request) and not carrier.own_choice(request)
+    leased = lease(b, 0)
+    assert carrier.hold(request, leased)
+    carrier.attach(request, leased)
+    meta = request.meta
+    assert "proxy" not in meta and meta["playwright_context"] == "proxybalance-0"
+    assert meta["playwright_context_kwargs"] == {"locale": "fr-FR", "proxy": {
+        "server": "http://10.0.0.1:8000", "username": "user", "password": "p@ss"}}
+    assert meta["playwright_page_goto_kwargs"] == {"timeout": 5000}  # unproven: the trial timeout
+    carrier.detach(request)
+    assert meta["playwright_context_kwargs"] == {"locale": "fr-FR"} and "playwright_context" not in meta
+    assert "playwright_page_goto_kwargs" not in meta and "download_slot" not in meta
+    own = Request("http://shop.test/2", meta={"playwright": True, "playwright_context": "mine"})
+    assert carrier.own_choice(own)
