@@ -65,17 +65,21 @@ lint: $(STAMP)
 	$(BIN)/ruff check scrapy_proxybalance tests benchmarks example_project
 	$(BIN)/mypy
 
-# The oldest Scrapy that pyproject.toml admits: the package imports and crawls for real.
+# The oldest Scrapy that pyproject.toml admits, with the oldest scrapy-playwright the playwright
+# extra admits: the package imports and crawls for real, plain and in a browser.
 COMPAT_VENV := .venv-compat
 OLDEST_SCRAPY := $(shell sed -n 's/.*"scrapy>=\([0-9.]*\)".*/\1/p' pyproject.toml)
 
+OLDEST_PLAYWRIGHT := $(shell sed -n 's/^playwright = \["scrapy-playwright>=\([0-9.]*\),.*/\1/p' pyproject.toml)
+
 compat: $(COMPAT_VENV)/.installed
-	$(COMPAT_VENV)/bin/python -m pytest -p no:cacheprovider tests/test_compat.py
+	$(COMPAT_VENV)/bin/python -m pytest -p no:cacheprovider tests/test_compat.py tests/test_browser.py
 
 $(COMPAT_VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(COMPAT_VENV)
 	$(COMPAT_VENV)/bin/python -m pip install -q --upgrade pip
-	$(COMPAT_VENV)/bin/python -m pip install -q -e '.[test]' 'scrapy==$(OLDEST_SCRAPY)'
+	$(COMPAT_VENV)/bin/python -m pip install -q -e '.[test]' 'scrapy==$(OLDEST_SCRAPY)' \
+		'scrapy-playwright==$(OLDEST_PLAYWRIGHT)'
 	touch $@
 
 # Benchmarks run in their own environment, with scrapy-rotating-proxies to compare against.

@@ -200,3 +200,22 @@ def test_the_carrier_puts_the_proxy_in_the_context_and_gives_the_request_its_own
     assert "playwright_page_goto_kwargs" not in meta and "download_slot" not in meta
     own = Request("http://shop.test/2", meta={"playwright": True, "playwright_context": "mine"})
     assert carrier.own_choice(own)
+
+
+def test_a_scrapy_playwright_whose_contexts_we_do_not_know_stops_the_crawl_in_one_line(monkeypatch):
+    from scrapy.settings import Settings
+
+    from scrapy_proxybalance.carriers import playwright
+    from scrapy_proxybalance.core.errors import ConfigError
+    from scrapy_proxybalance.environment import check_playwright
+
+    settings = Settings({"DOWNLOAD_HANDLERS": {"https": playwright.HANDLER}})
+    monkeypatch.setattr(playwright, "version", lambda name: "0.0.46")
+    with pytest.raises(ConfigError) as info:
+        check_playwright(settings)
+    assert str(info.value) == ("DOWNLOAD_HANDLERS names scrapy-playwright, but scrapy-playwright 0.0.46 is installed;"
+                               " scrapy-proxybalance balances browser contexts with scrapy-playwright 0.0.47 to"
+                               " 0.0.48 only: pip install 'scrapy-playwright>=0.0.47,<=0.0.48'")
+    monkeypatch.setattr(playwright, "version", lambda name: "0.0.48")
+    check_playwright(settings)
+    check_playwright(Settings())  # no browser: nothing to check

@@ -212,7 +212,7 @@ def supported_version() -> str | None:
     parts = tuple(int(p) for p in re.findall(r"\d+", found)[:3])
     if not SUPPORTED[0] <= parts <= SUPPORTED[1]:
         low, high = (".".join(map(str, v)) for v in SUPPORTED)
-        return (f"scrapy-playwright {found} is installed, but scrapy-proxybalance balances browser contexts with"
+        return (f"scrapy-playwright {found} is installed; scrapy-proxybalance balances browser contexts with"
                 f" scrapy-playwright {low} to {high} only: pip install 'scrapy-playwright>={low},<={high}'")
     return None
 
