@@ -7,19 +7,21 @@ and a Chromium: Debian's ``chromium`` package, or ``playwright install chromium`
 
 import os
 import shutil
+from typing import ClassVar
 
 import scrapy
 
 from scrapy_proxybalance.testing.site import PAGES, token
 
 SITES = ("shop-a.test", "shop-b.test")
-CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM = (os.environ.get("CHROMIUM") or shutil.which("chromium-headless-shell") or shutil.which("chromium")
+            or shutil.which("chromium-browser"))
 
 
 class RenderedSpider(scrapy.Spider):
     name = "rendered"
     valid = invalid = 0
-    custom_settings = {
+    custom_settings: ClassVar[dict] = {
         "DOWNLOAD_HANDLERS": dict.fromkeys(("http", "https"),
                                            "scrapy_playwright.handler.ScrapyPlaywrightDownloadHandler"),
         "PLAYWRIGHT_BROWSER_TYPE": "chromium",
