@@ -3,6 +3,7 @@ proxies: a browser context per proxy, bounded, with failures, bans and credentia
 
 import shutil
 from collections import defaultdict
+from itertools import pairwise
 
 import pytest
 
@@ -73,7 +74,7 @@ def test_rendered_pages_go_through_the_balancer_s_proxies_one_bounded_browser_co
                 arrivals[spec.name, s.host].append(s.at)
     for (name, host), times in arrivals.items():
         times.sort()
-        gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+        gaps = [b - a for a, b in pairwise(times)]
         assert min(gaps, default=COOLDOWN) >= COOLDOWN - 0.02, (name, host, gaps)
     # a sticky session's pages: one context, one exit
     session = [p for p in result["pages"] if p["meta"].get("proxy_session") == "s1"]
