@@ -225,11 +225,13 @@ class Admission:
         site = urlparse_cached(request).hostname or ""
         region = meta.get("proxy_region") or self.config.region_for(site)
         prefer = carrier.prefer(request) if carrier.reserves else ()
+        schemes = carrier.proxy_schemes(request)
         session = meta.get(SESSION)
         if session is None:
-            return Ask(site, meta.get(TRIED, ()), region, prefer=prefer), carrier
+            return Ask(site, meta.get(TRIED, ()), region, prefer=prefer, schemes=schemes), carrier
         self.queued(request)
-        return Ask(site, meta.get(TRIED, ()), region, str(session), meta[SESSION_GENERATION], prefer), carrier
+        return Ask(site, meta.get(TRIED, ()), region, str(session), meta[SESSION_GENERATION], prefer,
+                   schemes), carrier
 
     # -- the fleet: a claim before the request is sent ---------------------------------
 

@@ -83,7 +83,7 @@ class Answers:
             return None
         carrier = self.carriers.of(request)
         reason = carrier.reason(exception)
-        fault = carrier.faults.fault(exception)
+        fault = carrier.fault(request, exception)
         if fault is None:  # a download path's exception we do not know: counted, so a user can report it
             self.stats.inc_value(f"{PREFIX}/exceptions/unknown/{reason}")
         outcome = self.policy.exception_outcome(request, exception, fault)

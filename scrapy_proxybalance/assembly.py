@@ -47,14 +47,13 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-def assemble(crawler: Crawler, config: Config) -> Crawl:
+def assemble(crawler: Crawler, config: Config, carriers: Carriers) -> Crawl:
     stats = crawler.stats
     assert stats is not None
     # what the status page and the closing report show beyond the core's counts, kept only
     # while one of them is on
     observed = config.status is not None or config.report_file is not None
     recorder = Recorder(time.time()) if observed else None
-    carriers = Carriers.from_crawler(crawler, config)
     store = state_store(config, crawler)
     events = PoolEvents(stats, recorder)
     balancer = Balancer(config.pool, config.strategy, config.rules, store=store, listener=events)
@@ -64,7 +63,7 @@ def assemble(crawler: Crawler, config: Config) -> Crawl:
     events.wake = admission.wake
     events.carriers = carriers
     ledger.on_release.append(carriers.released)
-    pool = PoolControl(config, balancer, store, stats, admission.wake)
+    pool = PoolControl(config, balancer, store, stats, admission.wake, carriers.carried)
     admission.on_dry = pool.ran_dry
     if config.pool_source is not None:
         pool.source = PoolSource(config.pool_source, crawler, pool.use_source_pool)

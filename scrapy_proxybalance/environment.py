@@ -17,7 +17,9 @@ from .scheduler import is_proxy_scheduler, wrapped_scheduler
 from .stores import store_class
 
 if TYPE_CHECKING:
+    from .carriers import Carriers
     from .config import Config
+    from .core.proxy import Proxy
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +48,14 @@ def check_asyncio(config: Config, settings: Any) -> None:
     raise ConfigError(f"{needs[0]} needs asyncio, but this crawl runs {running}: use Scrapy's default"
                       f" TWISTED_REACTOR ({ASYNCIO_REACTOR!r}) or TWISTED_REACTOR_ENABLED = False, or unset"
                       f" {needs[0]}")
+
+
+def check_schemes(pool: list[Proxy], carriers: Carriers) -> None:
+    """Every proxy scheme of the pool must ride on some download path of this crawl: refuse one
+    that none carries (it would fail on every request, or go direct)."""
+    for scheme in carriers.uncarried({p.scheme for p in pool}):
+        first = next(p for p in pool if p.scheme == scheme)
+        raise ConfigError(f"PROXY_POOL has {scheme} proxies ({first}), but {carriers.why_not(scheme)}")
 
 
 def check_playwright(settings: Any) -> None:

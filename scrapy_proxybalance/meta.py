@@ -8,6 +8,7 @@ one process.
 
 OUR_PROXY = "_proxybalance_proxy"  # the proxy we set (no credentials): tells our choice from the user's
 OUR_SLOT = "_proxybalance_slot"  # we set meta['download_slot'] (a slot per site and proxy)
+OUR_CLOSE = "_proxybalance_close"  # we set the Connection: close header (a rotating gateway's request)
 LEASE = "_proxybalance_lease"  # (process token, lease number) of the lease this attempt holds
 TRIED = "_proxybalance_tried"  # keys of the proxies this request already failed through
 TIMEOUT = "_proxybalance_timeout"  # (the request's own download_timeout,) while we lowered it

@@ -20,10 +20,11 @@ from scrapy import signals
 from scrapy.exceptions import NotConfigured
 
 from .assembly import assemble
+from .carriers import Carriers
 from .config import Config, enabled
 from .core.errors import ConfigError
 from .core.leases import Wait
-from .environment import check_asyncio, check_playwright, check_scheduler, warn_own_slots
+from .environment import check_asyncio, check_playwright, check_scheduler, check_schemes, warn_own_slots
 from .lifecycle import Lifecycle
 from .meta import FAIL, WAIT
 from .refusal import RefusingMiddleware
@@ -70,10 +71,12 @@ class ProxyBalanceMiddleware:
             check_scheduler(settings)
             check_asyncio(config, settings)
             check_playwright(settings)
+            carriers = Carriers.from_crawler(crawler, config)
+            check_schemes(config.pool, carriers)
         except ConfigError as exc:
             logger.error("scrapy-proxybalance cannot start: %s", exc)
             return RefusingMiddleware(crawler, str(exc))
-        crawl = assemble(crawler, config)
+        crawl = assemble(crawler, config, carriers)
         lifecycle = Lifecycle(crawl)
         crawler.signals.connect(lifecycle.opened, signal=signals.spider_opened)
         crawler.signals.connect(lifecycle.closed, signal=signals.spider_closed)

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any
 
 from .core.entries import parse_entry
-from .core.errors import ProxyBalanceError
+from .core.errors import InvalidProxy, ProxyBalanceError
 from .core.proxy import Proxy, mask
 from .reload import PoolFile
 from .stats import PREFIX
@@ -34,12 +34,13 @@ logger = logging.getLogger(__name__)
 
 class PoolControl:
     def __init__(self, config: Config, balancer: Balancer, store: StateStore, stats: StatsCollector,
-                 wake: Callable[[], None]) -> None:
+                 wake: Callable[[], None], carried: Collection[str] = ("http", "https")) -> None:
         self.config = config
         self.balancer = balancer
         self.store = store
         self.stats = stats
         self.wake = wake  # waiting requests may ask again: a proxy joined or came back
+        self.carried = frozenset(carried)  # proxy schemes some download path of this crawl carries
         self.pool_file = PoolFile(config.pool_file) if config.pool_file and config.pool_reload_interval else None
         self.static_pool = list(config.pool)  # PROXY_POOL (as its file reads now)
         self.source_pool: list[Proxy] = []  # what PROXY_POOL_SOURCE gave last
@@ -53,11 +54,16 @@ class PoolControl:
         """Add a proxy (a URL or a ``PROXY_POOL`` dict) to the running pool (of every process
         sharing it). Raises :class:`~.core.errors.InvalidProxy` or
         :class:`~.core.errors.DuplicateProxy`."""
-        proxy = parse_entry(entry)
+        proxy = self._carriable(parse_entry(entry))
         self.balancer.add(proxy)
         self.store.share_pool_change("add", json.dumps(entry))
         logger.info("added %s", proxy.label)
         self.wake()
+        return proxy
+
+    def _carriable(self, proxy: Proxy) -> Proxy:
+        if proxy.scheme not in self.carried:
+            raise InvalidProxy(f"{proxy}: no download handler of this crawl carries {proxy.scheme} proxies")
         return proxy
 
     def remove_proxy(self, url: str) -> None:
@@ -126,6 +132,10 @@ class PoolControl:
         once); proxies that stay keep their health."""
         wanted: dict[str, Proxy] = {}
         for proxy in (*self.static_pool, *self.source_pool):
+            if proxy.scheme not in self.carried:
+                logger.error("%s: %s is left out: no download handler of this crawl carries %s proxies", what, proxy,
+                             proxy.scheme)
+                continue
             wanted.setdefault(proxy.key, proxy)
         added, removed, updated = self.balancer.replace(list(wanted.values()))
         if always or added or removed or updated:

@@ -34,7 +34,8 @@ from .conftest import FakeClock, make_balancer
     (twisted_error.ConnectionRefusedError(), Fault.REFUSED),
     (twisted_error.TimeoutError(), Fault.TIMEOUT),
     (twisted_error.ConnectionLost(), Fault.FAILURE),
-    (TunnelError("407 Proxy Authentication Required"), Fault.FAILURE),
+    (TunnelError("Could not open CONNECT tunnel with proxy 10.0.0.1:8000 [{'status': 407}]"), Fault.CREDENTIALS),
+    (TunnelError("Could not open CONNECT tunnel with proxy 10.0.0.1:8000 [{'status': 502}]"), Fault.FAILURE),
     (KeyError("a spider's bug"), None),
 ])
 def test_scrapy_s_handlers_faults(exception, fault):

@@ -87,7 +87,7 @@ def test_strategy_by_name_class_or_dotted_path():
         ({"PROXY_POOL": []}, "PROXY_POOL is empty"),
         ({"PROXY_POOL": ""}, "PROXY_POOL is empty"),
         ({"PROXY_POOL": ["ftp://u:secret@h:21"]}, "unsupported proxy scheme 'ftp' in 'ftp://u:***@h:21'"),
-        ({"PROXY_POOL": ["socks5://h:1080"]}, "unsupported proxy scheme 'socks5'"),
+        ({"PROXY_POOL": ["gopher://h:70"]}, "unsupported proxy scheme 'gopher'"),
         ({"PROXY_POOL": ["http://u:secret@h:99999"]}, "'http://u:***@h:99999': the port must be a number from 1 to 65535"),
         ({"PROXY_POOL": ["http://h:0"]}, "'http://h:0': the port must be a number from 1 to 65535"),
         ({"PROXY_POOL": ["http://[::1]:8080"]}, "IPv6 addresses are not supported"),
@@ -178,7 +178,7 @@ def test_status_page_report_and_pool_source_settings():
 
 def test_a_password_with_special_characters_never_shows_in_an_error():
     for url in ("http://u:LEAK@B@host:port", "http://u:LEAKA/x@host:notaport", "http://u:LE#AK@host:0",
-                "http://u:LEAK%@host:99999/path", "socks5://u:L@E/A#K@h:1"):
+                "http://u:LEAK%@host:99999/path", "ftp://u:L@E/A#K@h:1"):
         with pytest.raises(ConfigError) as info:
             config(PROXY_POOL=[url])
         message = str(info.value)
@@ -202,8 +202,8 @@ def test_pool_file_with_comments_bom_passwords_and_line_numbers_in_errors(tmp_pa
                                      "http://10.0.0.4:1"]
     assert pool[2].password == "pa#ss" and pool[3].label == "four" and pool[3].weight == 2
     bad = tmp_path / "bad.txt"
-    bad.write_text("http://10.0.0.1:1\nsocks5://u:LEAK#x@10.0.0.2:1\n")
-    with pytest.raises(ConfigError, match=r"line 2\): unsupported proxy scheme 'socks5'") as info:
+    bad.write_text("http://10.0.0.1:1\nftp://u:LEAK#x@10.0.0.2:1\n")
+    with pytest.raises(ConfigError, match=r"line 2\): unsupported proxy scheme 'ftp'") as info:
         config(PROXY_POOL=str(bad))
     assert "LEAK" not in str(info.value)
     empty = tmp_path / "empty.txt"

@@ -176,7 +176,8 @@ def test_no_proxy_in_the_requested_region_fails_the_request_clearly(tmp_path):
     ("setting", "message", "reactorless"),
     [
         ("PROXY_STRATEGY=fastest", "PROXY_STRATEGY: unknown strategy 'fastest'", True),
-        ("PROXY_POOL=socks5://user:pw@10.1.1.1:1080", "PROXY_POOL: unsupported proxy scheme 'socks5' in 'socks5://user:***@10.1.1.1:1080'", False),
+        ("PROXY_POOL=socks5://user:pw@10.1.1.1:1080", "PROXY_POOL has socks5 proxies (socks5://user:***@10.1.1.1:1080), but DOWNLOAD_HANDLERS gives http and https to HTTP11DownloadHandler, which carries http and https proxies only: use Scrapy's httpx handler", False),
+        ("PROXY_POOL=ftp://user:pw@10.1.1.1:21", "PROXY_POOL: unsupported proxy scheme 'ftp' in 'ftp://user:***@10.1.1.1:21'", False),
         ("PROXY_POOL=http://u:QX@ZJ/x@h:0", "'http://u:***@h:0': the port must be a number from 1 to 65535", False),
         ("PROXY_DOMAIN_COOLDOWN=-1", "PROXY_DOMAIN_COOLDOWN must be >= 0, got '-1'", False),
         ("PROXY_HEALTH_CHECK_INTERVAL=nan", "PROXY_HEALTH_CHECK_INTERVAL must be a finite number, got 'nan'", False),

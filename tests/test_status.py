@@ -294,7 +294,7 @@ def test_what_a_source_may_give_and_how_its_url_is_shown(tmp_path, monkeypatch):
     assert [p.label for p in parse_source(text)] == ["http://10.0.0.1:1", "http://10.0.0.2:2", "three"]
     assert [p.key for p in parse_source(b'["http://10.0.0.1:1", {"url": "http://10.0.0.1:1"}]')] == ["http://10.0.0.1:1"]
     assert [p.key for p in parse_source(iter(["10.0.0.9:9"]))] == ["http://10.0.0.9:9"]
-    for bad, message in [("[]", "listed no proxies"), ("[1, ", "not valid JSON"), ("http://ok:1\nsocks5://u:LEAK@h:1", "line 2"),
+    for bad, message in [("[]", "listed no proxies"), ("[1, ", "not valid JSON"), ("http://ok:1\nftp://u:LEAK@h:1", "line 2"),
                          ({"proxies": []}, "a list of entries or text"), (b"\xff\xfe", "not UTF-8")]:
         with pytest.raises(SourceError, match=re.escape(message)) as info:
             parse_source(bad)

@@ -16,10 +16,13 @@ carrier                   requests                                    the proxy 
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import TYPE_CHECKING
 
 from .base import Carrier, Fault, FaultTable
+from .handlers import is_impersonate, plain_handler
 from .http import HttpCarrier
+from .impersonate import ImpersonateCarrier
 from .playwright import PlaywrightCarrier
 from .splash import SplashCarrier
 from .zyte_api import ZyteApiCarrier
@@ -31,7 +34,7 @@ if TYPE_CHECKING:
     from ..config import Config
     from ..core.leases import Lease
 
-__all__ = ["Carrier", "Carriers", "Fault", "FaultTable", "HttpCarrier", "PlaywrightCarrier",
+__all__ = ["Carrier", "Carriers", "Fault", "FaultTable", "HttpCarrier", "ImpersonateCarrier", "PlaywrightCarrier",
            "SplashCarrier", "ZyteApiCarrier"]
 
 
@@ -44,18 +47,24 @@ class Carriers:
         self.special = carriers[:-1]
         self.default = carriers[-1]
         self.holding = [c for c in carriers if c.reserves]  # they keep something per lease
+        self.carried = frozenset().union(*(c.schemes_carried() for c in carriers))  # proxy schemes, any path
 
     @classmethod
     def from_crawler(cls, crawler: Crawler, config: Config) -> Carriers:
         settings = crawler.settings
         transparent = settings.getbool("ZYTE_API_ENABLED", True) and settings.getbool("ZYTE_API_TRANSPARENT_MODE")
         browser = PlaywrightCarrier.from_crawler(crawler, config)
+        timeout, own_slots = settings.getfloat("DOWNLOAD_TIMEOUT"), frozenset(settings.getdict("DOWNLOAD_SLOTS"))
+        impersonated = [scheme for scheme in ("http", "https") if is_impersonate(settings, scheme)]
+        impersonate = (ImpersonateCarrier(impersonated, config.trial_timeout, timeout, own_slots)
+                       if impersonated else None)
+        plain = {scheme: plain_handler(settings, scheme) for scheme in ("http", "https")}
         return cls([
             ZyteApiCarrier(transparent),
             SplashCarrier(),
             *([browser] if browser is not None else []),
-            HttpCarrier(config.trial_timeout, settings.getfloat("DOWNLOAD_TIMEOUT"),
-                        frozenset(settings.getdict("DOWNLOAD_SLOTS"))),
+            *([impersonate] if impersonate is not None else []),
+            HttpCarrier(config.trial_timeout, timeout, own_slots, plain),
         ])
 
     def of(self, request: Request) -> Carrier:
@@ -63,6 +72,25 @@ class Carriers:
             if carrier.carries(request):
                 return carrier
         return self.default
+
+    def uncarried(self, schemes: Collection[str]) -> list[str]:
+        """Proxy schemes no download path of this crawl can carry."""
+        return sorted(set(schemes) - self.carried)
+
+    def why_not(self, scheme: str) -> str:
+        """Why a proxy scheme cannot be used here, and what to change, in words."""
+        by_handler: dict[str, list[str]] = {}
+        schemes: dict[str, frozenset[str]] = {}
+        for url, handler in getattr(self.default, "handlers", {}).items():
+            by_handler.setdefault(handler.name, []).append(url)
+            schemes[handler.name] = handler.schemes
+        named = "; ".join(f"DOWNLOAD_HANDLERS gives {' and '.join(urls)} to {name}, which carries"
+                          f" {_listed(schemes[name])} proxies only" for name, urls in by_handler.items())
+        fix = ("use Scrapy's httpx handler (pip install 'scrapy[httpx]', and DOWNLOAD_HANDLERS = {'http':"
+               " 'scrapy.core.downloader.handlers._httpx.HttpxDownloadHandler', 'https': the same}) or"
+               " scrapy-impersonate (with meta['impersonate'])" if scheme.startswith("socks")
+               else "use a handler that carries them")
+        return f"{named}: {fix}"
 
     def released(self, lease: Lease) -> None:
         for carrier in self.holding:
@@ -78,4 +106,9 @@ class Carriers:
 
     def proxy_fault_types(self) -> tuple[type[BaseException], ...]:
         """Every exception type a carrier counts against the proxy."""
-        return tuple(t for c in self.carriers for t in c.faults.proxy_types())
+        return tuple(t for c in self.carriers for table in c.fault_tables() for t in table.proxy_types())
+
+
+def _listed(schemes: Collection[str]) -> str:
+    names = sorted(schemes)
+    return " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names) or "no"

@@ -98,6 +98,21 @@ class Carrier(ABC):
         """Take off whatever :meth:`attach` put on the request (credentials included), so a
         retry, a redirect or a queued request carries nothing of the last proxy."""
 
+    def proxy_schemes(self, request: Request) -> frozenset[str]:
+        """The proxy schemes this path can carry for ``request``."""
+        return self.schemes
+
+    def fault(self, request: Request, exception: BaseException) -> Fault | None:
+        """Whose fault ``exception`` was (``None``: an exception this path does not know)."""
+        return self.faults.fault(exception)
+
+    def fault_tables(self) -> list[FaultTable]:
+        return [self.faults]
+
+    def schemes_carried(self) -> frozenset[str]:
+        """Every proxy scheme this path can carry (for some request)."""
+        return self.schemes
+
     def reason(self, exception: BaseException) -> str:
         """How stats and logs name an exception of this path (its class, by default)."""
         return global_object_name(type(exception))

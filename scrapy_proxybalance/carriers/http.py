@@ -8,61 +8,57 @@ per-site limits (``CONCURRENT_REQUESTS_PER_DOMAIN``, ``DOWNLOAD_DELAY``, AutoThr
 to each exit a site sees. A request through a proxy not yet proven gets a shorter download
 timeout (``PROXY_TRIAL_TIMEOUT``), so a hung proxy is found out quickly.
 
-The handlers raise Scrapy's unified download exceptions (and Twisted's, from HTTP/1.1).
+Which proxy schemes the request may use, and what its exceptions mean, are its handler's
+(see :mod:`.handlers`). A rotating gateway's requests say ``Connection: close``, so each one
+gets a connection of its own, and the gateway's next exit.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
-from scrapy.core.downloader.handlers.http11 import TunnelError
-from scrapy.exceptions import (
-    CannotResolveHostError,
-    DownloadCancelledError,
-    DownloadConnectionRefusedError,
-    DownloadFailedError,
-    DownloadTimeoutError,
-    ResponseDataLossError,
-    UnsupportedURLSchemeError,
-)
-from twisted.internet.defer import CancelledError
-from twisted.internet.error import ConnectError, ConnectionDone, ConnectionLost, ConnectionRefusedError, TimeoutError
+from scrapy.utils.httpobj import urlparse_cached
 
 from ..core.proxy import bare_url
-from ..meta import OUR_PROXY, OUR_SLOT, TIMEOUT
+from ..meta import OUR_CLOSE, OUR_PROXY, OUR_SLOT, TIMEOUT
 from .base import Carrier, Fault, FaultTable
+from .handlers import HTTP11, Handler
 
 if TYPE_CHECKING:
     from scrapy import Request
 
     from ..core.leases import Lease
 
-SCRAPY_FAULTS = FaultTable([
-    (DownloadConnectionRefusedError, Fault.REFUSED),
-    (DownloadTimeoutError, Fault.TIMEOUT),
-    ((DownloadFailedError, ResponseDataLossError, CannotResolveHostError), Fault.FAILURE),
-    ((DownloadCancelledError, UnsupportedURLSchemeError), Fault.NOT_PROXY),
-])
-TWISTED_FAULTS = FaultTable([
-    (ConnectionRefusedError, Fault.REFUSED),
-    (TimeoutError, Fault.TIMEOUT),
-    ((TunnelError, ConnectError, ConnectionDone, ConnectionLost), Fault.FAILURE),
-    (CancelledError, Fault.NOT_PROXY),
-])
-
 
 class HttpCarrier(Carrier):
-    """The proxy in ``meta['proxy']`` (see the module's docstring)."""
+    """The proxy in ``meta['proxy']`` (see the module's docstring); what a request's proxy
+    may be and what its exceptions mean depend on the handler of its URL's scheme."""
 
     name: ClassVar[str] = "http"
-    schemes: ClassVar[frozenset[str]] = frozenset({"http", "https"})
-    faults = SCRAPY_FAULTS + TWISTED_FAULTS
+    schemes: ClassVar[frozenset[str]] = HTTP11.schemes
+    faults = HTTP11.faults
 
     def __init__(self, trial_timeout: float = 0.0, download_timeout: float = 180.0,
-                 own_slots: frozenset[str] = frozenset()) -> None:
+                 own_slots: frozenset[str] = frozenset(), handlers: dict[str, Handler] | None = None) -> None:
         self.trial_timeout = trial_timeout
         self.download_timeout = download_timeout
         self.own_slots = own_slots  # sites DOWNLOAD_SLOTS configures: they keep Scrapy's slot
+        self.handlers = handlers or {"http": HTTP11, "https": HTTP11}  # by the request URL's scheme
+
+    def _handler(self, request: Request) -> Handler:
+        return self.handlers.get(urlparse_cached(request).scheme) or HTTP11
+
+    def proxy_schemes(self, request: Request) -> frozenset[str]:
+        return self._handler(request).schemes
+
+    def fault(self, request: Request, exception: BaseException) -> Fault | None:
+        return self._handler(request).faults.fault(exception)
+
+    def fault_tables(self) -> list[FaultTable]:
+        return [h.faults for h in self.handlers.values()]
+
+    def schemes_carried(self) -> frozenset[str]:
+        return frozenset().union(*(h.schemes for h in self.handlers.values()))
 
     def carries(self, request: Request) -> bool:
         return True
@@ -87,6 +83,10 @@ class HttpCarrier(Carrier):
             if not current or current > self.trial_timeout:
                 meta[TIMEOUT] = (meta.get("download_timeout"),)
                 meta["download_timeout"] = self.trial_timeout
+        if proxy.rotating and b"Connection" not in request.headers:
+            # a rotating gateway gives each new connection its next exit: no connection is kept
+            request.headers[b"Connection"] = b"close"
+            meta[OUR_CLOSE] = True
 
     def detach(self, request: Request) -> None:
         meta = request.meta
@@ -104,4 +104,6 @@ class HttpCarrier(Carrier):
                 meta.pop("download_timeout", None)
             else:
                 meta["download_timeout"] = own[0]
+        if meta.pop(OUR_CLOSE, None):
+            request.headers.pop(b"Connection", None)
 

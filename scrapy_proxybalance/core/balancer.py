@@ -190,12 +190,25 @@ class Balancer:
         """The rules of the module's docstring, for one request. ``only``: that proxy or none;
         ``accept``: a further filter on candidates; ``binding``: a sticky session is being
         bound (never to a probe, nor to a gateway identity made for plain requests)."""
-        gap, limit = self.pair_rule(ask.site, now)
-        candidates = Candidates(self.store, ask.site, now, gap, limit, ask.tried, accept)
+        candidates = self._candidates(ask, now, accept)
         if only is not None:
             if only.in_rotation and candidates(only):
                 return self.lease(only, ask, now)
             return self._wait(ask, now, candidates)
+        lease = self._choose(ask, now, candidates, alternates, binding)
+        return lease if lease is not None else self._wait(ask, now, candidates)
+
+    def _candidates(self, ask: Ask, now: float, accept: Callable[[ProxyState], bool] | None) -> Candidates:
+        gap, limit = self.pair_rule(ask.site, now)
+        schemes = ask.schemes
+        if schemes is not None and self.members.beyond(schemes):  # its download path cannot carry them all
+            accept = _of_schemes(schemes, accept)
+        return Candidates(self.store, ask.site, now, gap, limit, ask.tried, accept)
+
+    def _choose(self, ask: Ask, now: float, candidates: Candidates, alternates: int, binding: bool) -> Lease | None:
+        """A probe of an ejected proxy (in panic), else a proxy the download path has ready,
+        else the strategy's pick among the primaries (then the backups), else a gateway's new
+        identity; ``None`` if none may take the request now."""
         if not binding and self.recovery.probing(ask.region):
             probe = self.recovery.probe_for(ask, now, candidates.pair_free)
             if probe is not None:
@@ -211,7 +224,7 @@ class Balancer:
             grown = self.gateways.grow(ask.region)
             if grown is not None and candidates(grown):
                 return self.lease(grown, ask, now)
-        return self._wait(ask, now, candidates)
+        return None
 
     def _preferred(self, ask: Ask, candidates: Candidates) -> ProxyState | None:
         """A primary proxy of ``ask.prefer`` that may take the request now (they are few: the
@@ -320,6 +333,12 @@ class Balancer:
         now = self.clock()
         self.recovery.revive_due(now)
         return Counter(self.state_of(p, now) for p in self.by_key.values())
+
+
+def _of_schemes(schemes: frozenset[str], accept: Callable[[ProxyState], bool] | None) -> Callable[[ProxyState], bool]:
+    if accept is None:
+        return lambda p: p.proxy.scheme in schemes
+    return lambda p: p.proxy.scheme in schemes and accept(p)
 
 
 def _alternates(s: Strategy, accept: Callable[[ProxyState], bool], chosen: ProxyState, n: int) -> tuple[str, ...]:

@@ -11,7 +11,7 @@ from pathlib import Path
 from .errors import InvalidProxy
 from .proxy import MAX_SESSIONS, MAX_WEIGHT, Proxy, describe, mask_url, parse_url, plain_value, split_url
 
-ENTRY_KEYS = ("url", "weight", "region", "backup", "name", "sessions")
+ENTRY_KEYS = ("url", "weight", "region", "backup", "name", "sessions", "rotating", "exit_header")
 
 
 def parse_entry(entry: object) -> Proxy:
@@ -33,8 +33,9 @@ def parse_entry(entry: object) -> Proxy:
         if region is None:
             raise InvalidProxy(f"{shown!r} has a {{region}} field but the entry no 'region'")
         url = url.replace("{region}", region)
-    return parse_url(url, weight=_weight(entry, shown), region=region, backup=_bool(entry.get("backup", False), shown),
-                     name=_text(entry, "name", shown), sessions=_sessions(entry, url, shown))
+    return parse_url(url, weight=_weight(entry, shown), region=region, backup=_bool(entry, "backup", shown),
+                     name=_text(entry, "name", shown), sessions=_sessions(entry, url, shown),
+                     rotating=_bool(entry, "rotating", shown), exit_header=_header(entry, shown))
 
 
 def _weight(entry: dict, shown: str) -> float:
@@ -85,12 +86,21 @@ def as_bool(value: object) -> bool:
         raise ValueError(value) from None
 
 
-def _bool(value: object, shown: str) -> bool:
+def _bool(entry: dict, key: str, shown: str) -> bool:
+    value = entry.get(key, False)
     try:
         return as_bool(value)
     except ValueError:
-        raise InvalidProxy(f"backup must be true or false (or 1/0, 'true'/'false'), got {describe(value)}"
+        raise InvalidProxy(f"{key} must be true or false (or 1/0, 'true'/'false'), got {describe(value)}"
                            f" for {shown!r}") from None
+
+
+def _header(entry: dict, shown: str) -> str | None:
+    """``exit_header``: the name of the response header that tells the exit (a rotating gateway's)."""
+    value = entry.get("exit_header")
+    if value is not None and (not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9-]{1,64}", value)):
+        raise InvalidProxy(f"exit_header must be a header name, got {describe(value)} for {shown!r}")
+    return value
 
 
 # A pool value that is one proxy or a list of them rather than a file: URLs, host:port.

@@ -16,7 +16,8 @@ class Ask:
     """What a request needs: a proxy for ``site``, not one of ``tried``, in ``region``; of
     the sticky ``session``'s proxy, if it has one (``generation``: the binding it was first
     sent under). Proxies in ``prefer`` are picked first when the rules allow (its download
-    path is ready to use them at once: a browser context is open)."""
+    path is ready to use them at once: a browser context is open). ``schemes``: the proxy
+    schemes its download path can carry (``None``: any)."""
 
     site: str
     tried: Collection[str] = ()
@@ -24,6 +25,7 @@ class Ask:
     session: str | None = None
     generation: int | None = None
     prefer: Collection[str] = ()
+    schemes: frozenset[str] | None = None
 
 
 @dataclass(slots=True, eq=False)

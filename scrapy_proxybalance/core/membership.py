@@ -31,6 +31,7 @@ class Membership:
         self.states: list[ProxyState] = []  # by id; removed proxies keep their slot
         self.by_key: dict[str, ProxyState] = {}  # the proxies of the pool now
         self.region_size: Counter[str | None] = Counter()
+        self.schemes: Counter[str] = Counter()  # proxies of the pool by scheme
         self.memberships: list[list[Strategy]] = []  # proxy id -> the strategies holding it
         self.disabled = 0
 
@@ -45,6 +46,7 @@ class Membership:
     def join(self, p: ProxyState) -> None:
         proxy = p.proxy
         self.by_key[p.key] = p
+        self.schemes[proxy.scheme] += 1
         groups: list[Group] = [(None, proxy.backup)]
         self.region_size[None] += 1
         if proxy.region is not None:
@@ -61,6 +63,9 @@ class Membership:
         """``p`` leaves the pool (for good, or to join again changed)."""
         self.leave(p)
         del self.by_key[p.key]
+        self.schemes[p.proxy.scheme] -= 1
+        if not self.schemes[p.proxy.scheme]:
+            del self.schemes[p.proxy.scheme]
         self.region_size[None] -= 1
         if p.proxy.region is not None:
             self.region_size[p.proxy.region] -= 1
@@ -103,6 +108,10 @@ class Membership:
         """Whether the proxy is in the pool and can be handed out (not ejected or disabled)."""
         p = self.by_key.get(key)
         return p is not None and p.in_rotation
+
+    def beyond(self, schemes: frozenset[str]) -> bool:
+        """Whether some proxy of the pool has a scheme outside ``schemes``."""
+        return not self.schemes.keys() <= schemes
 
     def group(self, region: str | None, backup: bool) -> Strategy | None:
         return self.groups.get((region, backup))

@@ -2,11 +2,12 @@
 
 How a URL is read (``scheme://user:password@host:port``):
 
-- no scheme means ``http://``; only ``http`` and ``https`` (what Scrapy speaks);
+- no scheme means ``http://``; ``http``, ``https``, ``socks4``, ``socks5`` and ``socks5h``
+  (which of them a crawl can use depends on its download handlers: see the carriers);
 - the credentials end at the **last** ``@``, and the username at the first ``:`` in them, so a
   password may hold raw ``@``, ``:``, ``/``, ``?`` or ``#``; a ``%`` must be written ``%25``,
   since percent escapes (``%40`` for ``@``, ``%23`` for ``#``) are decoded in both parts;
-- the port must be 1-65535 (default 80 or 443); no path, query or fragment.
+- the port must be 1-65535 (default 80, 443 or 1080); no path, query or fragment.
 
 A proxy's password never appears in ``str()``, ``repr()`` or any message: they show
 ``scheme://user:***@host:port``, or the entry's ``name``.
@@ -20,8 +21,8 @@ from urllib.parse import quote, unquote
 
 from .errors import InvalidProxy
 
-SCHEMES = ("http", "https")
-_DEFAULT_PORTS = {"http": 80, "https": 443}
+SCHEMES = ("http", "https", "socks4", "socks5", "socks5h")
+_DEFAULT_PORTS = {"http": 80, "https": 443, "socks4": 1080, "socks5": 1080, "socks5h": 1080}
 MAX_WEIGHT = 1e6
 MAX_SESSIONS = 1_000_000  # identities one gateway template may stand for
 _HOST = re.compile(r"^[A-Za-z0-9._-]+$")
@@ -112,6 +113,8 @@ class Proxy:
     name: str | None = None
     sessions: int = 0  # a session gateway's template: the identities it stands for (see .gateways)
     gateway: str = ""  # an identity of a gateway: its key (the template's key, '#', its token)
+    rotating: bool = False  # a rotating gateway: a new exit for each connection
+    exit_header: str | None = None  # the response header that names the exit a request left from
     key: str = field(init=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -152,7 +155,7 @@ def parse_url(text: str, **extra: object) -> Proxy:
     scheme = scheme.lower()
     if scheme not in SCHEMES:
         raise InvalidProxy(f"unsupported proxy scheme {scheme!r} in {shown!r}; Scrapy speaks to"
-                           f" {' and '.join(SCHEMES)} proxies only")
+                           f" {', '.join(SCHEMES)} proxies only")
     if hostpart.endswith("/"):
         hostpart = hostpart[:-1]
     if any(c in hostpart for c in "/?#"):
