@@ -56,6 +56,10 @@ def check_schemes(pool: list[Proxy], carriers: Carriers) -> None:
     for scheme in carriers.uncarried({p.scheme for p in pool}):
         first = next(p for p in pool if p.scheme == scheme)
         raise ConfigError(f"PROXY_POOL has {scheme} proxies ({first}), but {carriers.why_not(scheme)}")
+    for proxy in pool:
+        why = carriers.unfit(proxy)
+        if why is not None:
+            raise ConfigError(f"PROXY_POOL: {proxy} cannot be used: {why}")
 
 
 def check_playwright(settings: Any) -> None:

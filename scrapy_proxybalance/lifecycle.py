@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from scrapy.utils.asyncio import call_later, create_looping_call
 from scrapy.utils.defer import deferred_from_coro
 
+from .logs import PasswordFilter
 from .policy import SpiderPolicy
 from .report import report_path, write_report
 from .stats import PREFIX, record_proxies, summary, table
@@ -46,9 +47,11 @@ class Lifecycle:
         self.crawl = crawl
         self.loops: list[Any] = []
         self.status_server: Any = None
+        self.passwords = PasswordFilter(crawl.pool.secrets)  # masks them in every log line
 
     async def opened(self) -> None:
         c = self.crawl
+        self.passwords.install()
         crawler = c.crawler
         c.answers.policy = SpiderPolicy(c.project_policy, crawler.spider, crawler, c.config,
                                         c.carriers.proxy_fault_types())
@@ -131,6 +134,7 @@ class Lifecycle:
         if c.config.report_file is not None:
             self._write_report(c.config.report_file, reason)
         await c.store.close()
+        self.passwords.remove()
 
     def _write_report(self, template: str, reason: str | None) -> None:
         """``PROXY_REPORT_FILE``: the pool, every proxy and site, as JSON (see :mod:`.report`)."""

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from .core.entries import parse_entry
 from .core.errors import InvalidProxy, ProxyBalanceError
 from .core.proxy import Proxy, mask
+from .logs import secrets_of
 from .reload import PoolFile
 from .stats import PREFIX
 
@@ -46,7 +47,19 @@ class PoolControl:
         self.source_pool: list[Proxy] = []  # what PROXY_POOL_SOURCE gave last
         self.source: PoolSource | None = None  # set by whoever builds the source (it needs the crawler)
         self.checker: HealthChecker | None = None  # active checks, for the exit IPs they found
+        self.version = 0  # bumped by each change made here (a password may change with an entry)
+        self._secrets: tuple[tuple[int, int], list[str]] = ((-1, -1), [])
         store.subscribe_pool(self.changed_elsewhere)
+
+    def secrets(self) -> list[str]:
+        """Every form of every password in the pool now (for :class:`~.logs.PasswordFilter`);
+        worked out again only when the pool changed."""
+        b = self.balancer
+        stamp = (self.version, len(b.by_key) + len(b.gateways.by_key))
+        if self._secrets[0] != stamp:
+            proxies = [*(p.proxy for p in b.by_key.values()), *b.gateways.templates()]
+            self._secrets = (stamp, secrets_of(proxies))
+        return self._secrets[1]
 
     # -- the run-time API --------------------------------------------------------------
 
@@ -138,6 +151,7 @@ class PoolControl:
                 continue
             wanted.setdefault(proxy.key, proxy)
         added, removed, updated = self.balancer.replace(list(wanted.values()))
+        self.version += 1
         if always or added or removed or updated:
             self.stats.inc_value(f"{PREFIX}/pool/reloads")
             logger.info("%s: %d added, %d removed, %d updated, %d in the pool", what, added, removed, updated,

@@ -20,12 +20,8 @@ ROOT = Path(__file__).parent.parent
 REACTORS = {
     "asyncio": {"TWISTED_REACTOR": "twisted.internet.asyncioreactor.AsyncioSelectorReactor"},
     "plain": {"TWISTED_REACTOR": "twisted.internet.epollreactor.EPollReactor"},
-    # Scrapy without a Twisted reactor needs an asyncio download handler (httpx here)
-    "reactorless": {
-        "TWISTED_REACTOR_ENABLED": False,
-        "TWISTED_REACTOR": None,
-        "DOWNLOAD_HANDLERS": dict.fromkeys(("http", "https"), "scrapy.core.downloader.handlers._httpx.HttpxDownloadHandler"),
-    },
+    # Scrapy without a Twisted reactor, and its default download handler there (2.19: aiohttp)
+    "reactorless": {"TWISTED_REACTOR_ENABLED": False, "TWISTED_REACTOR": None},
 }
 
 BASE_SETTINGS = {
@@ -148,7 +144,7 @@ def pages(host: str, n: int, start: int = 1) -> list[str]:
 
 
 def valid(page: dict) -> bool:
-    host, path = page["url"].split("/", 3)[2], "/" + page["url"].split("/", 3)[3]
+    host, path = page["url"].split("/", 3)[2].split(":")[0], "/" + page["url"].split("/", 3)[3]
     return token(host, path) in page["text"]
 
 

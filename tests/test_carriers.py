@@ -220,3 +220,77 @@ def test_a_scrapy_playwright_whose_contexts_we_do_not_know_stops_the_crawl_in_on
     monkeypatch.setattr(playwright, "version", lambda name: "0.0.48")
     check_playwright(settings)
     check_playwright(Settings())  # no browser: nothing to check
+
+
+def test_a_socks_password_scrapy_impersonate_cannot_pass_stops_the_crawl_in_one_line():
+    from scrapy_proxybalance.carriers import Carriers, HttpCarrier, ImpersonateCarrier
+    from scrapy_proxybalance.core.entries import parse_entry
+    from scrapy_proxybalance.core.errors import ConfigError
+    from scrapy_proxybalance.environment import check_schemes
+
+    carriers = Carriers([ImpersonateCarrier(["http", "https"]), HttpCarrier()])
+    check_schemes([parse_entry("socks5h://user:p#ss@10.0.0.1:1080")], carriers)
+    with pytest.raises(ConfigError) as info:
+        check_schemes([parse_entry("socks5h://user:p:ss@10.0.0.1:1080")], carriers)
+    assert str(info.value) == ("PROXY_POOL: socks5h://user:***@10.0.0.1:1080 cannot be used: scrapy-impersonate splits"
+                               " a SOCKS login at ':', so its password must not hold one")
+    with pytest.raises(ConfigError, match="PROXY_POOL has socks5 proxies"):
+        check_schemes([parse_entry("socks5://10.0.0.1:1080")], Carriers([HttpCarrier()]))
+
+
+# -- Scrapy's aiohttp and httpx handlers wrap their library's errors in Scrapy's own, as below
+
+
+def test_the_aiohttp_handler_s_errors_wrapped_as_it_wraps_them():
+    aiohttp = pytest.importorskip("aiohttp")
+    from scrapy_proxybalance.carriers.handlers import AIOHTTP
+
+    def wrapped(scrapy_type, cause):
+        try:
+            raise scrapy_type(str(cause)) from cause
+        except scrapy_type as exc:
+            return exc
+
+    key = type("Key", (), {"ssl": None, "host": "10.0.0.1", "port": 8000})()
+    refused = aiohttp.ClientProxyConnectionError(key, ConnectionRefusedError(111, "refused"))
+    assert AIOHTTP.faults.fault(wrapped(DownloadConnectionRefusedError, refused)) is Fault.REFUSED
+    assert AIOHTTP.faults.fault(wrapped(DownloadFailedError, aiohttp.ServerDisconnectedError())) is Fault.FAILURE
+    assert AIOHTTP.faults.fault(wrapped(DownloadTimeoutError, TimeoutError())) is Fault.TIMEOUT
+
+
+def test_the_httpx_handler_says_which_refusal_was_a_login_refused():
+    httpx = pytest.importorskip("httpx2", reason="scrapy[httpx]")
+    from scrapy_proxybalance.carriers.handlers import HTTPX
+
+    for message, fault in [("All connection attempts failed", Fault.REFUSED),
+                           ("407 Proxy Authentication Required", Fault.CREDENTIALS),
+                           ("Invalid username/password", Fault.CREDENTIALS),
+                           ("Proxy Server could not connect: General SOCKS server failure.", Fault.REFUSED)]:
+        try:
+            raise DownloadConnectionRefusedError(message) from httpx.ProxyError(message)
+        except DownloadConnectionRefusedError as exc:
+            assert HTTPX.faults.fault(exc) is fault, message
+    assert "socks5" in HTTPX.schemes and "socks4" not in HTTPX.schemes
+
+
+# -- scrapy-impersonate: curl_cffi's errors as they are, by curl error code
+
+
+@pytest.mark.parametrize(("kind", "code", "message", "fault"), [
+    ("ConnectionError", 7, "Failed to connect to 10.0.0.1 port 8000 after 0 ms: Could not connect to server", Fault.REFUSED),
+    ("ConnectionError", 7, "CONNECT tunnel failed, response 407", Fault.CREDENTIALS),
+    ("Timeout", 28, "Operation timed out after 30001 milliseconds", Fault.TIMEOUT),
+    ("ConnectionError", 52, "Empty reply from server", Fault.FAILURE),
+    ("ProxyError", 56, "Proxy CONNECT aborted", Fault.FAILURE),
+    ("ProxyError", 97, "Failed to receive SOCKS response, proxy closed connection", Fault.FAILURE),
+    ("ProxyError", 97, "User was rejected by the SOCKS5 server (1 2).", Fault.CREDENTIALS),
+    ("DNSError", 6, "Could not resolve host: shop.invalid", Fault.NOT_PROXY),
+    ("IncompleteRead", 18, "transfer closed with 100 bytes remaining to read", Fault.FAILURE),
+])
+def test_curl_cffi_s_errors_read_by_their_curl_code(kind, code, message, fault):
+    errors = pytest.importorskip("curl_cffi.requests.exceptions", reason="scrapy-impersonate (curl_cffi)")
+    from scrapy_proxybalance.carriers import ImpersonateCarrier
+
+    error = getattr(errors, kind)(message, code)
+    carrier = ImpersonateCarrier(["https"])
+    assert carrier.fault(Request("https://shop.test/"), error) is fault

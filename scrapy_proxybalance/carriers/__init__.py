@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
     from ..config import Config
     from ..core.leases import Lease
+    from ..core.proxy import Proxy
 
 __all__ = ["Carrier", "Carriers", "Fault", "FaultTable", "HttpCarrier", "ImpersonateCarrier", "PlaywrightCarrier",
            "SplashCarrier", "ZyteApiCarrier"]
@@ -76,6 +77,10 @@ class Carriers:
     def uncarried(self, schemes: Collection[str]) -> list[str]:
         """Proxy schemes no download path of this crawl can carry."""
         return sorted(set(schemes) - self.carried)
+
+    def unfit(self, proxy: Proxy) -> str | None:
+        """Why some path of this crawl cannot carry ``proxy`` although it carries its scheme."""
+        return next((why for c in self.carriers if (why := c.unfit(proxy)) is not None), None)
 
     def why_not(self, scheme: str) -> str:
         """Why a proxy scheme cannot be used here, and what to change, in words."""

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from scrapy import Request
 
     from ..core.leases import Lease
+    from ..core.proxy import Proxy
 
 
 class Fault(Enum):
@@ -108,6 +109,10 @@ class Carrier(ABC):
 
     def fault_tables(self) -> list[FaultTable]:
         return [self.faults]
+
+    def unfit(self, proxy: Proxy) -> str | None:
+        """Why this path cannot carry ``proxy`` although it carries its scheme, or ``None``."""
+        return None
 
     def schemes_carried(self) -> frozenset[str]:
         """Every proxy scheme this path can carry (for some request)."""

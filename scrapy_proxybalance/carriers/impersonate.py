@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from scrapy import Request
 
     from ..core.leases import Lease
+    from ..core.proxy import Proxy
 
 OURS = "_proxybalance_impersonate_args"  # (the request's own impersonate_args,) while ours ride
 
@@ -48,6 +49,11 @@ class ImpersonateCarrier(HttpCarrier):
 
     def fault_tables(self) -> list[FaultTable]:
         return [self.faults]
+
+    def unfit(self, proxy: Proxy) -> str | None:
+        if proxy.scheme.startswith("socks") and ":" in proxy.password:
+            return "scrapy-impersonate splits a SOCKS login at ':', so its password must not hold one"
+        return None
 
     def attach(self, request: Request, lease: Lease) -> None:
         super().attach(request, lease)

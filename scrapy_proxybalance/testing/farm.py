@@ -11,7 +11,9 @@ Every proxy sends every host name to the one local site, so ``http://shop-a.test
 - ``auth``: wants ``Proxy-Authorization`` for ``user:password``, else answers 407;
 - ``wrong``: answers 200 with a page of its own (a hotel Wi-Fi login, say) to everything;
 - ``gateway``: a provider's session gateway: the username (``user-session-<id>``, say)
-  picks one of its ``exits``, the same one for the same username.
+  picks one of its ``exits``, the same one for the same username;
+- ``rotating``: a provider's rotating gateway: each new connection leaves from the next of
+  its ``exits`` (named in an ``X-Exit-IP`` header), and connections are kept alive.
 
 Any proxy can also serve ``captcha_hosts`` a captcha page (status 200), ``ban_hosts`` a
 ``403`` block page, have a ``capacity`` (requests at once; above it they wait, or get a 503
@@ -47,7 +49,7 @@ import time
 
 from .proxies import Outage, ProxySpec, Seen, authorized, demo_specs
 from .site import BLOCKED, CAPTCHA, PAGES, PORTAL, Site, site_page, token
-from .wire import HOST, closed_port, quietly, read_head, response, split_target
+from .wire import HOST, closed_port, kept_alive, quietly, read_head, response, split_target
 
 __all__ = ["CAPTCHA", "HOST", "PAGES", "PORTAL", "Farm", "Outage", "ProxySpec", "Seen", "demo_specs", "site_page",
            "token"]
@@ -240,6 +242,9 @@ class Farm:
         if head is None:
             writer.close()
             return
+        if spec.kind == "rotating":
+            await self._rotating(spec, reader, writer, head)
+            return
         request_line, headers = head
         method, target, _ = request_line.split(" ", 2)
         host, path = split_target(target)
@@ -290,12 +295,33 @@ class Farm:
             elif spec.kind == "wrong":
                 writer.write(response(200, PORTAL))
             else:
-                writer.write(await self._forward(spec, method, host, path, headers))
+                writer.write(await self._forward(spec.exit_for(headers), method, host, path, headers))
         await writer.drain()
 
-    async def _forward(self, spec: ProxySpec, method: str, host: str, path: str, headers: dict[str, str]) -> bytes:
+    async def _rotating(self, spec: ProxySpec, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                        head: tuple[str, dict[str, str]] | None) -> None:
+        """A rotating gateway: each new connection leaves from the next of its ``exits``, named in
+        an ``X-Exit-IP`` header; a connection is kept alive unless a request asks to close it."""
+        exit_ip = spec.exits[spec.connections % len(spec.exits)]
+        spec.connections += 1
+        while head is not None:
+            request_line, headers = head
+            method, target, _ = request_line.split(" ", 2)
+            host, path = split_target(target)
+            now = time.monotonic()
+            if self.anchor is None:
+                self._started(now)
+            self._received(now)
+            spec.seen.append(Seen(now, host, path, headers, exit_ip))
+            close = "close" in (headers.get("connection", "").lower(), headers.get("proxy-connection", "").lower())
+            writer.write(kept_alive(await self._forward(exit_ip, method, host, path, headers), exit_ip, close))
+            await writer.drain()
+            head = None if close else await read_head(reader)
+        writer.close()
+
+    async def _forward(self, exit_ip: str, method: str, host: str, path: str, headers: dict[str, str]) -> bytes:
         try:
-            reader, writer = await asyncio.open_connection(HOST, self.site_port, local_addr=(spec.exit_for(headers), 0))
+            reader, writer = await asyncio.open_connection(HOST, self.site_port, local_addr=(exit_ip, 0))
         except OSError:
             return response(502, b"site down")
         hop = {"proxy-authorization", "proxy-connection", "connection", "keep-alive", "host"}

@@ -41,6 +41,7 @@ class ProxySpec:
     last: dict[str, float] = field(default_factory=dict)
     ban_log: list[tuple[float, str]] = field(default_factory=list)  # (when, host) of each 429 it sent
     overflows: int = 0  # 503s sent above capacity
+    connections: int = 0  # a rotating gateway's connections so far (the next picks the next exit)
     in_flight: int = 0
     server: asyncio.AbstractServer | None = None
     slots: asyncio.Semaphore | None = None

@@ -70,3 +70,12 @@ def closed_port() -> int:
     with socket.socket() as s:
         s.bind((HOST, 0))
         return s.getsockname()[1]
+
+
+def kept_alive(answer: bytes, exit_ip: str, close: bool) -> bytes:
+    """A site's answer (framed by its Content-Length) as a keep-alive proxy passes it on,
+    naming the exit it left from."""
+    head, sep, body = answer.partition(b"\r\n\r\n")
+    lines = [line for line in head.split(b"\r\n") if not line.lower().startswith(b"connection:")]
+    lines += [b"Connection: close" if close else b"Connection: keep-alive", f"X-Exit-IP: {exit_ip}".encode()]
+    return b"\r\n".join(lines) + sep + body
