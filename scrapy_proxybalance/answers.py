@@ -67,6 +67,8 @@ class Answers:
         if outcome in (Outcome.BAN, Outcome.RATE_LIMITED):
             retry_after = parse_retry_after(response.headers.get(b"Retry-After"), time.time())
         status = f"{response.status} ban page" if ban_page else str(response.status)
+        if lease.proxy.exit_header:  # a rotating gateway names the exit it used
+            lease.exit = (response.headers.get(lease.proxy.exit_header) or b"").decode("latin-1").strip()[:64]
         outcome = self.ledger.release(lease, outcome, reason, request.meta.get("download_latency"), retry_after,
                                       status)
         if outcome.retryable:

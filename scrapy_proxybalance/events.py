@@ -50,6 +50,9 @@ class PoolEvents(PoolListener):
         if self.carriers is not None:
             self.carriers.banned(state.key, banning)
 
+    def same_exit(self, state: ProxyState, site: str) -> None:
+        self.stats.inc_value(f"{PREFIX}/exits/same_exit")
+
     def revived(self, state: ProxyState, how: str) -> None:
         self.stats.inc_value(f"{PREFIX}/revivals/{how}")
         if self.recorder is not None:

@@ -24,6 +24,7 @@ from .candidates import Candidates
 from .clock import Clock, monotonic
 from .ejection import CheckVerdict, ProxyFacts, after_check
 from .errors import DuplicateProxy
+from .exits import Exits
 from .gateways import Gateways
 from .leases import Ask, Lease, Released, Wait
 from .listener import PoolListener
@@ -69,6 +70,7 @@ class Balancer:
         self.members = Membership(strategy, self.rng, store)
         self.states, self.by_key, self.region_size = self.members.states, self.members.by_key, self.members.region_size
         self.recovery = Recovery(self.members, store, clock, self.listener)
+        self.exits = Exits(store, self.listener)
         self.outcomes = OutcomeRules(self)
         self.lease_numbers = itertools.count()
         self.sessions = Sessions(self, rules.sessions)
@@ -203,7 +205,7 @@ class Balancer:
         schemes = ask.schemes
         if schemes is not None and self.members.beyond(schemes):  # its download path cannot carry them all
             accept = _of_schemes(schemes, accept)
-        return Candidates(self.store, ask.site, now, gap, limit, ask.tried, accept)
+        return Candidates(self.store, ask.site, now, gap, limit, ask.tried, accept, self.rules.pair_limit or 1 << 30)
 
     def _choose(self, ask: Ask, now: float, candidates: Candidates, alternates: int, binding: bool) -> Lease | None:
         """A probe of an ejected proxy (in panic), else a proxy the download path has ready,

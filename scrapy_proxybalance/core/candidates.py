@@ -15,11 +15,13 @@ class Candidates:
     site is free, and it is below its concurrency limit. What stopped the others tells the
     wait that follows how long it may be."""
 
-    __slots__ = ("accept", "busy", "gap", "held", "limit", "now", "pair_busy", "site", "store", "tried")
+    __slots__ = ("accept", "busy", "gap", "held", "limit", "now", "pair_busy", "rotating_limit", "site", "store",
+                 "tried")
 
     def __init__(self, store: PairStore, site: str, now: float, gap: float, limit: int, tried: Collection[str],
-                 accept: Callable[[ProxyState], bool] | None = None) -> None:
+                 accept: Callable[[ProxyState], bool] | None = None, rotating_limit: int = 1 << 30) -> None:
         self.store, self.site, self.now, self.gap, self.limit = store, site, now, gap, limit
+        self.rotating_limit = rotating_limit  # a rotating gateway's pair: its exits keep the gap, not it
         self.tried, self.accept = tried, accept
         self.busy = False  # a proxy at its concurrency limit
         self.pair_busy = False  # a pair at its limit in flight
@@ -37,11 +39,15 @@ class Candidates:
 
     def copy(self) -> Candidates:
         """The same filter, with its own record of what stopped the others."""
-        return Candidates(self.store, self.site, self.now, self.gap, self.limit, self.tried, self.accept)
+        return Candidates(self.store, self.site, self.now, self.gap, self.limit, self.tried, self.accept,
+                          self.rotating_limit)
 
     def pair_free(self, p: ProxyState) -> bool:
         """Whether ``p``'s pair with the site may take one more request now."""
-        free_at = self.store.pair_free_at(p.key, self.site, self.now, self.limit, self.gap)
+        if p.proxy.rotating:
+            free_at = self.store.pair_free_at(p.key, self.site, self.now, self.rotating_limit, 0.0)
+        else:
+            free_at = self.store.pair_free_at(p.key, self.site, self.now, self.limit, self.gap)
         if free_at <= self.now:
             return True
         if free_at == math.inf:

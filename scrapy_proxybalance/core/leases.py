@@ -44,6 +44,7 @@ class Lease:
     session: str | None = None  # the sticky session it serves
     generation: int = 0  # the session's binding
     moved: str = ""  # the first request of a session since it moved: why it moved
+    exit: str = ""  # the exit a rotating gateway's answer named (its exit_header), once answered
 
     @property
     def proxy(self) -> Proxy:

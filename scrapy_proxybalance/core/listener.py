@@ -19,6 +19,9 @@ class PoolListener:
     def banned(self, state: ProxyState, site: str, banning: set[str]) -> None:
         """``site`` banned the proxy; ``banning``: every site that bans it now."""
 
+    def same_exit(self, state: ProxyState, site: str) -> None:
+        """A rotating gateway's request left from an exit the site saw less than its gap ago."""
+
     def session_bound(self, session: str, state: ProxyState, generation: int) -> None: ...
 
     def session_moved(self, session: str, reason: str) -> None: ...

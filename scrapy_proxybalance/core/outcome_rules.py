@@ -65,7 +65,10 @@ class OutcomeRules:
         if lease.session is not None:
             b.sessions.released(lease, outcome, now)
         gap = b.pair_rule(site, now)[0]
-        self.store.give_back(p.key, site, now, gap, lease.number, now + hold if hold else -math.inf)
+        if lease.exit:
+            b.exits.answered(lease, now, gap)
+        self.store.give_back(p.key, site, now, 0.0 if p.proxy.rotating else gap, lease.number,
+                            now + hold if hold else -math.inf)
         ejected_before = old.ejected_until > now
         b.recovery.set_facts(p, old, facts, now)
         ejected = facts.ejected_until - now if facts.ejected_until > now and not ejected_before else None
@@ -92,6 +95,8 @@ class OutcomeRules:
             facts = forgive(facts)
         if self.store.ban_of(p.key, lease.site)[1]:
             self.store.unban(p.key, lease.site)  # the site takes it again: forget its ban level
+        if lease.exit:
+            self.b.exits.taken_again(lease)
         return before, facts
 
     def _failed(self, lease: Lease, facts: ProxyFacts, now: float, reason: str) -> ProxyFacts:
@@ -110,12 +115,14 @@ class OutcomeRules:
         p.metrics.bans += 1
         p.metrics.observe_outcome(False)
         p.streak = 0
-        level = self.store.ban_of(p.key, site)[1] + 1
+        exits = self.b.exits
+        level = (exits.level(lease) if lease.exit else self.store.ban_of(p.key, site)[1]) + 1
         if retry_after is not None:
             hold = min(retry_after, rules.retry_after_max)
         else:
             hold = rules.ban_backoff.delay(level, self.b.rng)
-        self.store.ban(p.key, site, now, now + hold, level)
+        if not lease.exit or exits.banned(lease, now, now + hold, level):  # one exit banned: not the gateway
+            self.store.ban(p.key, site, now, now + hold, level)
         banning = self.store.banned_sites(p.key, now)
         self.b.listener.banned(p, site, set(banning))
         if facts.ejected_until > now:
