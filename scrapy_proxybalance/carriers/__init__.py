@@ -89,12 +89,16 @@ class Carriers:
         for url, handler in getattr(self.default, "handlers", {}).items():
             by_handler.setdefault(handler.name, []).append(url)
             schemes[handler.name] = handler.schemes
-        named = "; ".join(f"DOWNLOAD_HANDLERS gives {' and '.join(urls)} to {name}, which carries"
-                          f" {_listed(schemes[name])} proxies only" for name, urls in by_handler.items())
-        fix = ("use Scrapy's httpx handler (pip install 'scrapy[httpx]', and DOWNLOAD_HANDLERS = {'http':"
-               " 'scrapy.core.downloader.handlers._httpx.HttpxDownloadHandler', 'https': the same}) or"
-               " scrapy-impersonate (with meta['impersonate'])" if scheme.startswith("socks")
-               else "use a handler that carries them")
+        named = "; ".join(f"DOWNLOAD_HANDLERS gives {' and '.join(urls)} to {name}, which "
+                          + (f"carries {_listed(schemes[name])} proxies only" if schemes[name]
+                             else "ignores meta['proxy'] (and would send the proxy's credentials to the site)")
+                          for name, urls in by_handler.items())
+        if scheme.startswith("socks"):
+            fix = ("use Scrapy's httpx handler (pip install 'scrapy[httpx]', and DOWNLOAD_HANDLERS = {'http':"
+                   " 'scrapy.core.downloader.handlers._httpx.HttpxDownloadHandler', 'https': the same}) or"
+                   " scrapy-impersonate (with meta['impersonate'])")
+        else:
+            fix = "use Scrapy 2.16 or newer, or a Twisted reactor (TWISTED_REACTOR_ENABLED = True)"
         return f"{named}: {fix}"
 
     def released(self, lease: Lease) -> None:
