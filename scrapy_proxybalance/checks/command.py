@@ -19,6 +19,7 @@ from scrapy import Spider
 from scrapy.commands import ScrapyCommand
 from scrapy.exceptions import UsageError
 
+from ..carriers.handlers import HTTPX, plain_handler
 from ..config import HTTP_URL, HealthCheck
 from ..core.entries import load_pool
 from ..core.errors import ConfigError, InvalidProxy
@@ -104,7 +105,7 @@ class Command(ScrapyCommand):
             "PROXY_ENABLED": False, "ROBOTSTXT_OBEY": False, "RETRY_ENABLED": False, "COOKIES_ENABLED": False,
             "HTTPCACHE_ENABLED": False, "AUTOTHROTTLE_ENABLED": False, "DOWNLOAD_DELAY": 0,
             "TELNETCONSOLE_ENABLED": False, "LOG_LEVEL": "WARNING", "CONCURRENT_REQUESTS": opts.concurrency,
-            "CONCURRENT_REQUESTS_PER_DOMAIN": opts.concurrency,
+            "CONCURRENT_REQUESTS_PER_DOMAIN": opts.concurrency, **_handlers_for(pool, settings),
         }})
         self.crawler_process.crawl(spider, pool=pool, check=check, results=results)
         self.crawler_process.start()
@@ -116,6 +117,17 @@ class Command(ScrapyCommand):
         if opts.save_healthy:
             save_healthy(opts.save_healthy, healthy)
         self.exitcode = 0 if healthy else 1
+
+
+def _handlers_for(pool: list[Proxy], settings: Any) -> dict[str, Any]:
+    """The download handlers to check the pool with: the project's, unless they cannot carry a
+    scheme of the pool that Scrapy's httpx handler can (SOCKS5)."""
+    schemes = {p.scheme for p in pool}
+    carried = set().union(*(plain_handler(settings, url).schemes for url in ("http", "https")))
+    if schemes <= carried or not schemes <= HTTPX.schemes:
+        return {}
+    path = "scrapy.core.downloader.handlers._httpx.HttpxDownloadHandler"
+    return {"DOWNLOAD_HANDLERS": {"http": path, "https": path}}
 
 
 def _check_options(opts: argparse.Namespace) -> None:
