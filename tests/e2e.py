@@ -20,8 +20,15 @@ ROOT = Path(__file__).parent.parent
 REACTORS = {
     "asyncio": {"TWISTED_REACTOR": "twisted.internet.asyncioreactor.AsyncioSelectorReactor"},
     "plain": {"TWISTED_REACTOR": "twisted.internet.epollreactor.EPollReactor"},
-    # Scrapy without a Twisted reactor, and its default download handler there (2.19: aiohttp)
-    "reactorless": {"TWISTED_REACTOR_ENABLED": False, "TWISTED_REACTOR": None},
+    # Scrapy without a Twisted reactor, through its httpx handler
+    "reactorless": {
+        "TWISTED_REACTOR_ENABLED": False,
+        "TWISTED_REACTOR": None,
+        "DOWNLOAD_HANDLERS": dict.fromkeys(("http", "https"), "scrapy.core.downloader.handlers._httpx.HttpxDownloadHandler"),
+    },
+    # ... and through its default handler there (2.19: aiohttp, which tries a dropped request
+    # again on a new connection by itself: a proxy that drops requests sees each one twice)
+    "reactorless-default": {"TWISTED_REACTOR_ENABLED": False, "TWISTED_REACTOR": None},
 }
 
 BASE_SETTINGS = {

@@ -31,7 +31,7 @@ def test_without_a_reactor_the_default_handler_carries_the_pool_or_the_crawl_say
     (httpx) ignores meta['proxy'] and would send the credentials to the site: refused in one line."""
     specs = [ProxySpec("ok-1"), ProxySpec("ok-2")]
     with Farm(specs) as farm:
-        result = crawl(tmp_path, farm, pages("shop.test", 10), reactor="reactorless", PROXY_DOMAIN_COOLDOWN=0)
+        result = crawl(tmp_path, farm, pages("shop.test", 10), reactor="reactorless-default", PROXY_DOMAIN_COOLDOWN=0)
     if tuple(int(x) for x in scrapy.__version__.split(".")[:2]) >= (2, 16):
         assert result["errors"] == [] and len(result["pages"]) == 10
     else:

@@ -65,7 +65,7 @@ def test_socks_and_http_proxies_through_the_httpx_handler_one_socks_server_stopp
 def test_a_crawl_without_a_reactor_through_scrapy_s_default_handler_there_survives_a_dead_proxy(tmp_path):
     specs = [ProxySpec("ok-1"), ProxySpec("ok-2"), ProxySpec("dead", kind="dead"), ProxySpec("reset", kind="reset")]
     with Farm(specs) as farm:
-        result = crawl(tmp_path, farm, [f"http://shop.test/page/{i}" for i in range(1, 41)], reactor="reactorless",
+        result = crawl(tmp_path, farm, [f"http://shop.test/page/{i}" for i in range(1, 41)], reactor="reactorless-default",
                        PROXY_POOL=farm.named_pool(), PROXY_DOMAIN_COOLDOWN=0, PROXY_STATS_PER_PROXY=True,
                        PROXY_MAX_FAILURES=2, PROXY_STRATEGY="round_robin")
     assert result["errors"] == [] and len(result["pages"]) == 40 and all(valid(p) for p in result["pages"])
