@@ -40,6 +40,7 @@ from scrapy_proxybalance.core.outcomes import Outcome
 from scrapy_proxybalance.core.proxy import Proxy
 from scrapy_proxybalance.core.rules import Rules
 from scrapy_proxybalance.core.sessions import SessionLimits
+from scrapy_proxybalance.core.tiers import TierRules
 from scrapy_proxybalance.core.strategies import STRATEGIES
 from scrapy_proxybalance.stores.memory import MemoryStore
 
@@ -79,6 +80,7 @@ def make_rules(cooldown: float) -> Rules:
         unavailable_timeout=d["PROXY_UNAVAILABLE_TIMEOUT"],
         sessions=SessionLimits(max_age=d["PROXY_SESSION_MAX_AGE"], max_requests=d["PROXY_SESSION_MAX_REQUESTS"],
                                max_errors=d["PROXY_SESSION_MAX_ERRORS"]),
+        tiers=TierRules(d["PROXY_TIER_PROBE_INTERVAL"], d["PROXY_TIER_PROBE_MAX_INTERVAL"]),
     )
 
 

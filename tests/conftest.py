@@ -11,6 +11,7 @@ from scrapy_proxybalance.core.outcomes import Outcome
 from scrapy_proxybalance.core.rules import Rules
 from scrapy_proxybalance.core.sessions import SessionLimits
 from scrapy_proxybalance.core.strategies import STRATEGIES
+from scrapy_proxybalance.core.tiers import TierRules
 from scrapy_proxybalance.stores.memory import MemoryStore
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -67,7 +68,8 @@ def make_rules(**changes) -> Rules:
     values = {"cooldown": 0.0, "cooldown_max": 60.0, "pair_limit": 0, "max_failures": 3,
               "backoff": Backoff(60.0, 600.0, jitter=0.0), "ban_backoff": Backoff(60.0, 1800.0, jitter=0.0),
               "retry_after_max": 1800.0, "max_banned_sites": 0, "retry_times": 3, "unavailable_timeout": 600.0,
-              "sessions": SessionLimits(max_age=0, max_requests=0, max_errors=3)}
+              "sessions": SessionLimits(max_age=0, max_requests=0, max_errors=3),
+              "tiers": TierRules(probe_after=300.0, probe_max=21_600.0)}
     values.update(changes)
     return Rules(**values)
 

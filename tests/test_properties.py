@@ -18,6 +18,7 @@ from scrapy_proxybalance.core.errors import NoProxyAvailable
 from scrapy_proxybalance.core.outcomes import Outcome
 from scrapy_proxybalance.core.pace import FIRST_STEP
 from scrapy_proxybalance.core.strategies import STRATEGIES
+from scrapy_proxybalance.core.tiers import TierRules
 
 from .conftest import FakeClock, make_balancer
 
@@ -200,3 +201,58 @@ def test_balancer_never_hands_out_an_ineligible_proxy_nor_waits_while_one_is_eli
             assert p.in_flight == sum(1 for lease in leases if lease.state is p) >= 0
             assert p.limit.limit >= 1  # a limit never falls below 1
             assert sum(1 for lease in leases if lease.state is p and lease.probe) <= 1  # one probe at a time
+
+
+TIERED = [
+    {"url": "http://10.0.0.1:1", "tier": 0}, {"url": "http://10.0.0.2:1", "tier": 0},
+    {"url": "http://10.0.0.3:1", "tier": 1}, {"url": "http://10.0.0.4:1", "tier": 1, "region": "eu"},
+    {"url": "http://10.0.0.5:1", "tier": 2}, {"url": "direct://", "tier": 0, "backup": True},
+]
+BOUNDS = {"b": (1, 2), "c": (0, 1)}  # a: any tier
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    ops=st.lists(st.one_of(
+        st.tuples(st.just("acquire"), st.sampled_from(DOMAINS), st.sampled_from([None, None, 0, 2]), st.integers(0, 2),
+                  st.sampled_from([None, "eu"])),
+        st.tuples(st.just("release"), st.integers(0, 10**6), st.sampled_from(list(Outcome)), st.none()),
+        st.tuples(st.just("advance"), st.floats(0, 200)),
+    ), min_size=20, max_size=150),
+    seed=st.integers(0, 2**16),
+)
+def test_a_request_never_goes_below_its_sites_floor_nor_above_its_ceiling(ops, seed):
+    clock = FakeClock()
+    b = make_balancer(clock, TIERED, strategy="least_connections", seed=seed, cooldown=COOLDOWN,
+                      ban_backoff=Backoff(7.0, MAX_HOLD, jitter=0.5), max_failures=2,
+                      tiers=TierRules(60.0, 240.0, BOUNDS))
+    leases: list[Lease] = []
+    for op in ops:
+        if op[0] == "acquire":
+            _, domain, pin, tier_min, region = op
+            floor, ceiling = BOUNDS.get(domain, (0, 99))
+            site_tier = b.store.tier(domain).tier
+            try:
+                result = b.acquire(Ask(domain, (), region, pin=pin, tier_min=tier_min if pin is None else 0))
+            except NoProxyAvailable:
+                continue
+            if isinstance(result, Wait):
+                continue
+            tier = result.proxy.tier
+            if pin is not None:
+                assert tier == pin
+            else:
+                assert floor <= tier <= ceiling, (domain, tier)
+                if result.tier_probe:
+                    assert tier_min == 0 and tier < b.store.tier(domain).tier
+                else:
+                    assert tier >= min(max(tier_min, site_tier, floor), ceiling)
+            leases.append(result)
+        elif op[0] == "release" and leases:
+            b.release(leases.pop(op[1] % len(leases)), op[2])
+        elif op[0] == "advance":
+            clock.advance(op[1])
+        for domain in DOMAINS:
+            state = b.store.tier(domain)
+            floor, ceiling = BOUNDS.get(domain, (0, 99))
+            assert state.tier == -1 or floor <= state.tier <= ceiling

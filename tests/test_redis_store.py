@@ -1,6 +1,7 @@
 """The Redis state store's scripts and mirror, against the real Redis at 127.0.0.1:6379."""
 
 import asyncio
+import math
 import time
 
 import pytest
@@ -8,6 +9,7 @@ import pytest
 from scrapy_proxybalance.core.ejection import ProxyFacts
 from scrapy_proxybalance.core.pace import SitePace
 from scrapy_proxybalance.core.sessions import Binding
+from scrapy_proxybalance.core.tiers import SiteTier
 
 from .conftest import needs_redis
 
@@ -111,6 +113,15 @@ def test_what_one_process_changes_the_others_see_and_are_told_of(namespace):
         assert abs(facts.ejected_until - (now + 60)) < 0.5  # Redis's clock, back in this process's
         pace = two.pace("s")
         assert pace.gap == 0.5 and pace.limited_by == B and abs(pace.since - now) < 0.5
+        one.set_tier("s", SiteTier(2, now, (A, B), now - 5, now + 300, 300.0, -math.inf, "tier 1 banned"))
+        one.set_tier("t", SiteTier(0, now, (), -math.inf, math.inf, 0.0, now, ""))
+        await one.flush()
+        await two.sync()
+        tier, other = two.tier("s"), two.tier("t")
+        assert (tier.tier, tier.banned_by, tier.probe_every, tier.why) == (2, (A, B), 300.0, "tier 1 banned")
+        assert abs(tier.probe_at - (now + 300)) < 0.5 and abs(tier.banned_at - (now - 5)) < 0.5
+        assert tier.probing == -math.inf and other.probe_at == math.inf and abs(other.probing - now) < 0.5
+        assert other.banned_by == () and set(two.tiers()) == {"s", "t"}
         await close(one, two)
 
     run(scenario())

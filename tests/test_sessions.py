@@ -32,9 +32,9 @@ class Told(PoolListener):
         self.renewed.append(session)
 
 
-def send(b, session, site="a", generation=None, result=Outcome.SUCCESS):
+def send(b, session, site="a", generation=None, result=Outcome.SUCCESS, region=None):
     """One request of ``session``: its lease (released with ``result`` unless None)."""
-    lease = b.acquire(Ask(site, session=session, generation=generation))
+    lease = b.acquire(Ask(site, region=region, session=session, generation=generation))
     if result is not None and not isinstance(lease, Wait):
         b.release(lease, result)
     return lease
@@ -185,6 +185,22 @@ def test_a_gateway_grows_for_plain_requests_while_its_identities_are_busy_and_st
     assert len(b2.by_key) == 1  # it stops growing
 
 
+def test_a_country_template_makes_an_identity_per_session_and_country_from_the_requests_region(clock):
+    entry = {"url": "http://user-country-{country}-session-{session}:secret@gate:7000", "sessions": 100,
+             "name": "geo"}
+    b = make_balancer(clock, [entry, "http://10.0.0.1:1"])
+    de, us = send(b, "acct@de", region="de"), send(b, "acct@us", region="us")  # the middleware's session keys
+    assert de.state is not us.state and de.proxy.region == "de" and us.proxy.region == "us"
+    assert de.proxy.username == "user-country-de-session-acct" and us.proxy.username == "user-country-us-session-acct"
+    assert send(b, "acct@de", region="de").state is de.state  # the same (session, country): the same identity
+    plain = b.acquire(Ask("a", region="fr"))
+    assert plain.proxy.username.startswith("user-country-fr-session-pb") and plain.proxy.region == "fr"
+    lone = b.acquire(Ask("a"))  # no region: not through the country template
+    assert lone.proxy.key == "http://10.0.0.1:1"
+    outcome(b, de.state.id, Outcome.FAILURE, times=3)
+    assert not b.in_rotation(de.state.key) and b.in_rotation(us.state.key)  # each its own health
+
+
 def test_gateway_templates_are_removed_and_updated_with_their_identities(clock):
     b = make_balancer(clock, [GATEWAY, "http://10.0.0.1:1"])
     for i in range(3):
@@ -203,6 +219,8 @@ def test_gateway_templates_are_removed_and_updated_with_their_identities(clock):
     ({"url": "http://u-{session}:p@g:1", "sessions": 0}, "sessions must be a whole number"),
     ({"url": "http://u-{session}:p@g:1", "sessions": True}, "sessions must be a whole number"),
     ({"url": "http://u-{region}-{session}:p@g:1", "sessions": 5}, "no 'region'"),
+    ({"url": "http://u-{country}:p@g:1"}, "must be a session gateway"),
+    ({"url": "http://u-{country}-{session}:p@g:1", "sessions": 5, "region": "de"}, "no 'region'"),
 ])
 def test_bad_gateway_entries_say_what_is_wrong(entry, message):
     with pytest.raises(InvalidProxy, match=message.replace("{", r"\{").replace("}", r"\}")):

@@ -17,13 +17,13 @@ from __future__ import annotations
 import itertools
 import random
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
-from .candidates import Candidates
 from .clock import Clock, monotonic
+from .costs import CostBook
 from .ejection import CheckVerdict, ProxyFacts, after_check
-from .errors import DuplicateProxy
+from .errors import DuplicateProxy, NoProxyAvailable
 from .exits import Exits
 from .gateways import Gateways
 from .leases import Ask, Lease, Released, Wait
@@ -31,6 +31,7 @@ from .listener import PoolListener
 from .membership import Membership
 from .outcome_rules import OutcomeRules
 from .outcomes import Outcome
+from .picking import Picker
 from .proxy import Proxy, mask
 from .recovery import Recovery
 from .rules import Rules
@@ -38,7 +39,7 @@ from .sessions import Sessions
 from .state import ProxyState
 from .store import StateStore
 from .strategies import Strategy
-from .waits import next_wait
+from .tiers import Tiers
 
 __all__ = ["Ask", "Balancer", "Lease", "PoolListener", "Released", "Wait"]
 
@@ -75,6 +76,9 @@ class Balancer:
         self.lease_numbers = itertools.count()
         self.sessions = Sessions(self, rules.sessions)
         self.gateways = Gateways(self)
+        self.picker = Picker(self)
+        self.tiers = Tiers(rules.tiers, self.tier_sizes, store, self.listener)
+        self.costs = CostBook()
         store.remember_answers(max(rules.cooldown, rules.cooldown_max))
         store.subscribe(self.recovery.changed_elsewhere)
         for proxy in proxies:
@@ -182,78 +186,50 @@ class Balancer:
         sticky session goes through the session's proxy (see :mod:`.sessions`)."""
         now = self.clock()
         self.recovery.revive_due(now)
+        if ask.pin is not None:
+            if ask.pin not in self.tier_sizes():
+                raise NoProxyAvailable(f"no proxy of tier {ask.pin} (meta['proxy_tier']) in the pool")
+            return self._acquire_at(replace(ask, tiers=(ask.pin,)), now, alternates)
+        if len(self.tier_sizes()) > 1:
+            return self._tiered(ask, now, alternates)
+        return self._acquire_at(ask, now, alternates)
+
+    def _acquire_at(self, ask: Ask, now: float, alternates: int) -> Lease | Wait:
         if ask.session is not None:
             return self.sessions.acquire(ask, now)
         return self.pick(ask, now, alternates=alternates)
 
+    def _tiered(self, ask: Ask, now: float, alternates: int) -> Lease | Wait:
+        """A request to a site of a tiered pool: at the site's tier, or a probe a tier down
+        (that goes at the site's tier if no proxy of the tier below is free now)."""
+        state = self.tiers.state(ask.site, now)
+        choice = self.tiers.choose(state, ask.site, now, at_least=ask.tier_min)
+        result = self._acquire_at(replace(ask, tiers=choice.tiers), now, alternates)
+        if choice.probe and not isinstance(result, Lease):
+            choice = self.tiers.choose(state, ask.site, now, at_least=state.tier)
+            result = self._acquire_at(replace(ask, tiers=choice.tiers), now, alternates)
+        if isinstance(result, Lease):
+            result.site_tier, result.tier_probe = state.tier, choice.probe
+            self.tiers.sent(ask.site, state, choice.probe, now)
+        return result
+
+    def tier_sizes(self) -> Mapping[int, int]:
+        """How many proxies each price tier has (a gateway's template counts for its identities)."""
+        if not self.gateways:
+            return self.members.tiers
+        sizes = Counter(self.members.tiers)
+        for template in self.gateways.templates():
+            sizes[template.tier] += template.sessions
+        return sizes
+
     def pick(self, ask: Ask, now: float, *, only: ProxyState | None = None,
              accept: Callable[[ProxyState], bool] | None = None, alternates: int = 0,
              binding: bool = False) -> Lease | Wait:
-        """The rules of the module's docstring, for one request. ``only``: that proxy or none;
-        ``accept``: a further filter on candidates; ``binding``: a sticky session is being
-        bound (never to a probe, nor to a gateway identity made for plain requests)."""
-        candidates = self._candidates(ask, now, accept)
-        if only is not None:
-            if only.in_rotation and candidates(only):
-                return self.lease(only, ask, now)
-            return self._wait(ask, now, candidates)
-        lease = self._choose(ask, now, candidates, alternates, binding)
-        return lease if lease is not None else self._wait(ask, now, candidates)
-
-    def _candidates(self, ask: Ask, now: float, accept: Callable[[ProxyState], bool] | None) -> Candidates:
-        gap, limit = self.pair_rule(ask.site, now)
-        schemes = ask.schemes
-        if schemes is not None and self.members.beyond(schemes):  # its download path cannot carry them all
-            accept = _of_schemes(schemes, accept)
-        return Candidates(self.store, ask.site, now, gap, limit, ask.tried, accept, self.rules.pair_limit or 1 << 30)
-
-    def _choose(self, ask: Ask, now: float, candidates: Candidates, alternates: int, binding: bool) -> Lease | None:
-        """A probe of an ejected proxy (in panic), else a proxy the download path has ready,
-        else the strategy's pick among the primaries (then the backups), else a gateway's new
-        identity; ``None`` if none may take the request now."""
-        if not binding and self.recovery.probing(ask.region):
-            probe = self.recovery.probe_for(ask, now, candidates.pair_free)
-            if probe is not None:
-                return self.lease(probe, ask, now, probe=True)
-        if ask.prefer:
-            warm = self._preferred(ask, candidates.copy())
-            if warm is not None:
-                return self.lease(warm, ask, now)
-        lease = self._from_groups(ask, now, candidates, alternates)
-        if lease is not None:
-            return lease
-        if self.gateways and not binding:
-            grown = self.gateways.grow(ask.region)
-            if grown is not None and candidates(grown):
-                return self.lease(grown, ask, now)
-        return None
-
-    def _preferred(self, ask: Ask, candidates: Candidates) -> ProxyState | None:
-        """A primary proxy of ``ask.prefer`` that may take the request now (they are few: the
-        ones a download path has ready)."""
-        for key in ask.prefer:
-            p = self.by_key.get(key)
-            if (p is not None and p.in_rotation and not p.proxy.backup
-                    and ask.region in (None, p.proxy.region) and candidates(p)):
-                return p
-        return None
-
-    def _from_groups(self, ask: Ask, now: float, candidates: Candidates, alternates: int) -> Lease | None:
-        """A lease from the region's primaries, else its backups (only while no primary could
-        ever take the request: members only busy or cooling are waited for)."""
-        for backup in (False, True):
-            s = self.members.group(ask.region, backup)
-            if s is None or not len(s):
-                continue
-            p = s.pick(candidates)
-            if p is not None:
-                lease = self.lease(p, ask, now)
-                if alternates:
-                    lease.alternates = _alternates(s, candidates, p, alternates)
-                return lease
-            if len(s) > self._unusable(s, ask, now):
-                break
-        return None
+        """A lease for ``ask`` as the rules allow now, or how long to wait (see
+        :mod:`.picking`). ``only``: that proxy or none; ``accept``: a further filter on
+        candidates; ``binding``: a sticky session is being bound (never to a probe, nor to a
+        gateway identity made for plain requests)."""
+        return self.picker.pick(ask, now, only=only, accept=accept, alternates=alternates, binding=binding)
 
     def switch(self, lease: Lease, key: str) -> Lease:
         """The shared store took the pair of ``key`` (one of the lease's alternates) for this
@@ -275,15 +251,6 @@ class Balancer:
             self.members.released(p)
         self.store.untake(p.key, lease.site, lease.number)
 
-    def _unusable(self, s: Strategy, ask: Ask, now: float) -> int:
-        """Members of ``s`` that cannot serve this request however long it waits: tried by
-        it already, or banned by its site."""
-        banned = self.store.banned(ask.site, now)
-        if not ask.tried and not banned:
-            return 0
-        ids = {p.id for k in (*ask.tried, *banned) if (p := self.by_key.get(k)) is not None and p in s}
-        return len(ids)
-
     def lease(self, p: ProxyState, ask: Ask, now: float, probe: bool = False, number: int | None = None) -> Lease:
         """Lease ``p`` for the request as it is: the rules were applied by the caller."""
         p.in_flight += 1
@@ -296,14 +263,6 @@ class Balancer:
             number = next(self.lease_numbers)
         self.store.take(p.key, ask.site, now, number)
         return Lease(p, ask.site, ask.region, number, now, not p.limit.proven, probe)
-
-    def _wait(self, ask: Ask, now: float, candidates: Candidates) -> Wait:
-        region = ask.region
-        usable = sum(len(s) - self._unusable(s, ask, now)
-                     for backup in (False, True) if (s := self.members.group(region, backup)))
-        return next_wait(self, ask, now, candidates, usable)
-
-    # -- outcomes --------------------------------------------------------------------
 
     def release(self, lease: Lease, outcome: Outcome, latency: float | None = None,
                 retry_after: float | None = None, reason: str = "") -> Released:
@@ -336,18 +295,3 @@ class Balancer:
         self.recovery.revive_due(now)
         return Counter(self.state_of(p, now) for p in self.by_key.values())
 
-
-def _of_schemes(schemes: frozenset[str], accept: Callable[[ProxyState], bool] | None) -> Callable[[ProxyState], bool]:
-    if accept is None:
-        return lambda p: p.proxy.scheme in schemes
-    return lambda p: p.proxy.scheme in schemes and accept(p)
-
-
-def _alternates(s: Strategy, accept: Callable[[ProxyState], bool], chosen: ProxyState, n: int) -> tuple[str, ...]:
-    picked = [chosen]
-    for _ in range(n):
-        q = s.pick(lambda c: c not in picked and accept(c))
-        if q is None:
-            break
-        picked.append(q)
-    return tuple(q.key for q in picked[1:])

@@ -9,9 +9,11 @@ import re
 from pathlib import Path
 
 from .errors import InvalidProxy
-from .proxy import MAX_SESSIONS, MAX_WEIGHT, Proxy, describe, mask_url, parse_url, plain_value, split_url
+from .proxy import MAX_SESSIONS, MAX_WEIGHT, Cost, Proxy, describe, mask_url, parse_url, plain_value, split_url
 
-ENTRY_KEYS = ("url", "weight", "region", "backup", "name", "sessions", "rotating", "exit_header")
+ENTRY_KEYS = ("url", "weight", "region", "backup", "name", "sessions", "rotating", "exit_header", "tier", "cost")
+MAX_TIER = 99
+COST_KEYS = ("request", "gb")
 
 
 def parse_entry(entry: object) -> Proxy:
@@ -33,9 +35,13 @@ def parse_entry(entry: object) -> Proxy:
         if region is None:
             raise InvalidProxy(f"{shown!r} has a {{region}} field but the entry no 'region'")
         url = url.replace("{region}", region)
-    return parse_url(url, weight=_weight(entry, shown), region=region, backup=_bool(entry, "backup", shown),
-                     name=_text(entry, "name", shown), sessions=_sessions(entry, url, shown),
-                     rotating=_bool(entry, "rotating", shown), exit_header=_header(entry, shown))
+    proxy = parse_url(url, weight=_weight(entry, shown), region=region, backup=_bool(entry, "backup", shown),
+                      name=_text(entry, "name", shown), sessions=_sessions(entry, url, shown),
+                      rotating=_bool(entry, "rotating", shown), exit_header=_header(entry, shown),
+                      tier=_tier(entry, shown), cost=_cost(entry, shown))
+    if proxy.direct and (proxy.sessions or proxy.rotating or proxy.exit_header):
+        raise InvalidProxy(f"{shown!r} is a direct connection (no proxy): it has no sessions, rotation or exit header")
+    return proxy
 
 
 def _weight(entry: dict, shown: str) -> float:
@@ -45,6 +51,30 @@ def _weight(entry: dict, shown: str) -> float:
         raise InvalidProxy(f"weight must be a number > 0 and <= {MAX_WEIGHT:,.0f}, got {plain_value(weight)}"
                            f" for {shown!r}")
     return float(weight)
+
+
+def _tier(entry: dict, shown: str) -> int:
+    tier = entry.get("tier", 0)
+    if isinstance(tier, bool) or not isinstance(tier, int) or not 0 <= tier <= MAX_TIER:
+        raise InvalidProxy(f"tier must be a whole number from 0 (the cheapest) to {MAX_TIER}, got"
+                           f" {plain_value(tier)} for {shown!r}")
+    return tier
+
+
+def _cost(entry: dict, shown: str) -> Cost | None:
+    """``cost``: a number (per request), or ``{"request": ..., "gb": ...}`` (either may be left out)."""
+    cost = entry.get("cost")
+    if cost is None:
+        return None
+    parts = cost if isinstance(cost, dict) else {"request": cost}
+    wrong = [k for k in parts if k not in COST_KEYS]
+    if wrong or not parts:
+        raise InvalidProxy(f"cost must be a number (per request) or a dict with 'request' and/or 'gb', got"
+                           f" {describe(cost)} for {shown!r}")
+    for key, value in parts.items():
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+            raise InvalidProxy(f"cost {key!r} must be a number >= 0, got {plain_value(value)} for {shown!r}")
+    return Cost(float(parts.get("request", 0.0)), float(parts.get("gb", 0.0)))
 
 
 def _text(entry: dict, key: str, shown: str) -> str | None:
@@ -59,6 +89,9 @@ def _sessions(entry: dict, url: str, shown: str) -> int:
     """A gateway template's ``sessions`` (0 for a plain proxy), checked against its URL."""
     sessions = entry.get("sessions")
     userinfo = split_url(url if "://" in url else "http://" + url)[2]
+    if "{country}" in url and (sessions is None or "region" in entry):
+        raise InvalidProxy(f"{shown!r} has a {{country}} field: it must be a session gateway's template (with"
+                           " 'sessions' and a {session} field) and have no 'region' (a request's region fills it)")
     if sessions is None:
         if "{session}" in url:
             raise InvalidProxy(f"{shown!r} has a {{session}} field: give the entry 'sessions' (how many"

@@ -7,6 +7,11 @@ proxy for health, bans, cooldowns and sessions, made when first needed: one per 
 session bound to it (the token is the session's name when that is short and alphanumeric,
 else a digest of it; a moved session gets a fresh one), and, for other requests, one more
 whenever those made so far cannot take a request and most of them are in rotation.
+
+A template may also hold ``{country}``: one entry then serves every country its provider
+has. A request's country is its region (``meta['proxy_region']``, or the site's from
+``PROXY_DOMAIN_REGIONS``); each (session, country) is an identity of its own, in that region.
+Requests without a region do not use such a template.
 """
 
 from __future__ import annotations
@@ -23,7 +28,9 @@ if TYPE_CHECKING:
     from .state import ProxyState
 
 PLACEHOLDER = "{session}"
+COUNTRY = "{country}"
 _SAFE = re.compile(r"[A-Za-z0-9]{1,32}")
+_COUNTRY = re.compile(r"[A-Za-z0-9_-]{1,32}")
 
 
 def token(session: str, generation: int) -> str:
@@ -34,9 +41,15 @@ def token(session: str, generation: int) -> str:
 
 
 def identity(template: Proxy, tok: str) -> Proxy:
-    """The proxy a template stands for with ``tok`` in its credentials."""
-    made = replace(template, username=template.username.replace(PLACEHOLDER, tok),
-                   password=template.password.replace(PLACEHOLDER, tok), sessions=0, gateway=f"{template.key}#{tok}")
+    """The proxy a template stands for with ``tok`` in its credentials (``country.token`` for
+    a template with ``{country}``: that country, and the identity's region)."""
+    country, _, bare = tok.rpartition(".") if COUNTRY in template.username + template.password else ("", "", tok)
+
+    def filled(text: str) -> str:
+        return text.replace(PLACEHOLDER, bare).replace(COUNTRY, country)
+
+    made = replace(template, username=filled(template.username), password=filled(template.password), sessions=0,
+                   gateway=f"{template.key}#{tok}", region=country or template.region)
     # a token in the password is shown as a digest: no piece of a password is ever shown
     shown = str(made) if PLACEHOLDER in template.username else f"{made} [{_digest(tok)}]"
     return replace(made, name=f"{template.name}[{tok}]" if template.name else shown)
@@ -56,6 +69,16 @@ class Gateway:
     def room(self) -> bool:
         return len(self.made) < self.template.sessions
 
+    @property
+    def countries(self) -> bool:
+        return COUNTRY in self.template.username + self.template.password
+
+    def token_for(self, tok: str, region: str | None) -> str | None:
+        """The token of an identity for ``region`` (``None``: this gateway cannot serve it)."""
+        if not self.countries:
+            return tok if region in (None, self.template.region) else None
+        return f"{region}.{tok}" if region is not None and _COUNTRY.fullmatch(region) else None
+
 
 class Gateways:
     """The balancer's gateways: they add identities to its pool as they are needed."""
@@ -66,6 +89,11 @@ class Gateways:
 
     def __bool__(self) -> bool:
         return bool(self.by_key)
+
+    @property
+    def countries(self) -> bool:
+        """Whether a template takes ``{country}`` (sessions are then keyed ``name@country``)."""
+        return any(g.countries for g in self.by_key.values())
 
     def add(self, template: Proxy) -> None:
         """A template joins, with no identity yet."""
@@ -90,9 +118,11 @@ class Gateways:
 
     def for_session(self, session: str, generation: int, region: str | None) -> ProxyState | None:
         """The session's own identity, from a gateway of ``region`` with room (``None`` if none has)."""
+        if region is not None:
+            session = session.removesuffix(f"@{region}")  # its key names its country
         for gateway in self.by_key.values():
-            if region in (None, gateway.template.region):
-                tok = token(session, generation)
+            tok = gateway.token_for(token(session, generation), region)
+            if tok is not None:
                 made = gateway.made.get(tok)
                 if made is not None:
                     return made if made.in_rotation else None
@@ -105,10 +135,12 @@ class Gateways:
         with room whose identities are mostly in rotation (a gateway that is down grows no
         more)."""
         for gateway in self.by_key.values():
-            if region in (None, gateway.template.region) and gateway.room:
-                live = sum(1 for p in gateway.made.values() if p.in_rotation)  # O(made): only when all are busy
-                if 2 * live >= len(gateway.made):
-                    return self._make(gateway, self._plain_token(gateway))
+            if gateway.room and gateway.token_for("", region) is not None:
+                mine = [p for p in gateway.made.values() if region in (None, p.proxy.region)]  # only when all are busy
+                if 2 * sum(1 for p in mine if p.in_rotation) >= len(mine):
+                    tok = gateway.token_for(self._plain_token(gateway), region)
+                    assert tok is not None
+                    return self._make(gateway, tok)
         return None
 
     def made(self, key: str) -> ProxyState | None:

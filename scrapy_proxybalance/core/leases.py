@@ -17,7 +17,9 @@ class Ask:
     the sticky ``session``'s proxy, if it has one (``generation``: the binding it was first
     sent under). Proxies in ``prefer`` are picked first when the rules allow (its download
     path is ready to use them at once: a browser context is open). ``schemes``: the proxy
-    schemes its download path can carry (``None``: any)."""
+    schemes its download path can carry (``None``: any). ``pin``: the only price tier it may
+    go at; ``tier_min``: the lowest (a retry after a ban one tier down); ``tiers``: the tiers
+    the balancer chose for it, cheapest first (``None``: the pool has one)."""
 
     site: str
     tried: Collection[str] = ()
@@ -26,6 +28,9 @@ class Ask:
     generation: int | None = None
     prefer: Collection[str] = ()
     schemes: frozenset[str] | None = None
+    pin: int | None = None
+    tier_min: int = 0
+    tiers: tuple[int, ...] | None = None
 
 
 @dataclass(slots=True, eq=False)
@@ -45,6 +50,8 @@ class Lease:
     generation: int = 0  # the session's binding
     moved: str = ""  # the first request of a session since it moved: why it moved
     exit: str = ""  # the exit a rotating gateway's answer named (its exit_header), once answered
+    site_tier: int | None = None  # the site's price tier when leased (None: not tiered, or pinned)
+    tier_probe: bool = False  # a probe of the tier below the site's
 
     @property
     def proxy(self) -> Proxy:

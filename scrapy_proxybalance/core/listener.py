@@ -31,3 +31,6 @@ class PoolListener:
 
     def slowed(self, site: str, gap: float) -> None:
         """Rate limits from ``site``: each proxy now keeps ``gap`` seconds between requests there."""
+
+    def tier_moved(self, site: str, before: int, after: int, why: str) -> None:
+        """``site`` moved from price tier ``before`` to ``after`` (see :mod:`.tiers`)."""

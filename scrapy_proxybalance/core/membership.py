@@ -1,8 +1,8 @@
 """Which proxies are in the pool, and which of them each group's strategy may hand out.
 
-A group is a region (or ``None``: the whole pool) and a tier of backups; each group has one
-strategy holding the members in rotation. A proxy in rotation is in the pool, not ejected and
-not disabled; the strategies see it join and leave as its facts change.
+A group is a region (or ``None``: the whole pool), backups or not, and a price tier (see
+:mod:`.tiers`); each group has one strategy holding the members in rotation. A proxy in
+rotation is in the pool, not ejected and not disabled; the strategies see it join and leave as its facts change.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from .state import ProxyState
 from .store import ProxyFactsStore
 from .strategies import Strategy
 
-Group = tuple[str | None, bool]  # (region or None for all, backup tier)
+Group = tuple[str | None, bool, int]  # (region or None for all, backups, price tier)
 
 
 class Membership:
@@ -31,7 +31,8 @@ class Membership:
         self.states: list[ProxyState] = []  # by id; removed proxies keep their slot
         self.by_key: dict[str, ProxyState] = {}  # the proxies of the pool now
         self.region_size: Counter[str | None] = Counter()
-        self.schemes: Counter[str] = Counter()  # proxies of the pool by scheme
+        self.schemes: Counter[str] = Counter()  # proxies of the pool by scheme (a direct entry has none)
+        self.tiers: Counter[int] = Counter()  # proxies of the pool by price tier
         self.memberships: list[list[Strategy]] = []  # proxy id -> the strategies holding it
         self.disabled = 0
 
@@ -46,11 +47,13 @@ class Membership:
     def join(self, p: ProxyState) -> None:
         proxy = p.proxy
         self.by_key[p.key] = p
-        self.schemes[proxy.scheme] += 1
-        groups: list[Group] = [(None, proxy.backup)]
+        if not proxy.direct:
+            self.schemes[proxy.scheme] += 1
+        self.tiers[proxy.tier] += 1
+        groups: list[Group] = [(None, proxy.backup, proxy.tier)]
         self.region_size[None] += 1
         if proxy.region is not None:
-            groups.append((proxy.region, proxy.backup))
+            groups.append((proxy.region, proxy.backup, proxy.tier))
             self.region_size[proxy.region] += 1
         for g in groups:
             if g not in self.groups:
@@ -63,9 +66,8 @@ class Membership:
         """``p`` leaves the pool (for good, or to join again changed)."""
         self.leave(p)
         del self.by_key[p.key]
-        self.schemes[p.proxy.scheme] -= 1
-        if not self.schemes[p.proxy.scheme]:
-            del self.schemes[p.proxy.scheme]
+        _drop(self.schemes, p.proxy.scheme)
+        _drop(self.tiers, p.proxy.tier)
         self.region_size[None] -= 1
         if p.proxy.region is not None:
             self.region_size[p.proxy.region] -= 1
@@ -113,12 +115,16 @@ class Membership:
         """Whether some proxy of the pool has a scheme outside ``schemes``."""
         return not self.schemes.keys() <= schemes
 
-    def group(self, region: str | None, backup: bool) -> Strategy | None:
-        return self.groups.get((region, backup))
+    def group(self, region: str | None, backup: bool, tier: int = 0) -> Strategy | None:
+        return self.groups.get((region, backup, tier))
+
+    def tiered(self) -> bool:
+        """Whether the pool has proxies of more than one price tier."""
+        return len(self.tiers) > 1
 
     def live(self, region: str | None) -> int:
         """Proxies of the region in rotation."""
-        return sum(len(s) for backup in (False, True) if (s := self.groups.get((region, backup))))
+        return sum(len(s) for (r, _, _), s in self.groups.items() if r == region)
 
     def degraded(self, region: str | None = None) -> bool:
         """Fewer than half the proxies of the region are in rotation (Envoy's panic
@@ -129,3 +135,11 @@ class Membership:
         """Whether the pool, or ``p``'s region, is degraded."""
         region = p.proxy.region
         return self.degraded(None) or (region is not None and self.degraded(region))
+
+
+def _drop(counter: Counter, value: object) -> None:
+    """One fewer of ``value`` (none left: no entry)."""
+    if value in counter:
+        counter[value] -= 1
+        if not counter[value]:
+            del counter[value]

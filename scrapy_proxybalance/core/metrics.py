@@ -39,6 +39,8 @@ class Metrics:
     bans: int = 0
     rate_limits: int = 0
     overloads: int = 0
+    bytes: int = 0  # sent and received through it (see .costs)
+    cost: float = 0.0  # what they cost
     latency_total: float = 0.0
     latency_samples: int = 0
     success_rate: float | None = None  # EWMA of 1 (success) / 0 (failure or ban)

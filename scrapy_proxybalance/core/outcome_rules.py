@@ -11,6 +11,8 @@
 - **rate limited**: the site's pace may slow (see :mod:`.pace`); that pair pauses for the
   ``Retry-After`` asked, or, when the site's pace did not change, twice the pace.
 - **overloaded**: the proxy's concurrency limit is cut (once per round).
+- in a pool of price tiers, bans and a probe's answer also move the site's tier (see
+  :mod:`.tiers`).
 
 Before that, an outcome is counted as what it says about the proxy: an overload answer from a
 proxy with nothing else in flight is the site's own answer (a success), and a ban of the first
@@ -64,6 +66,8 @@ class OutcomeRules:
             b.members.released(p)
         if lease.session is not None:
             b.sessions.released(lease, outcome, now)
+        if lease.site_tier is not None:
+            b.tiers.answered(site, p.proxy.tier, p.key, outcome, lease.tier_probe, now)
         gap = b.pair_rule(site, now)[0]
         if lease.exit:
             b.exits.answered(lease, now, gap)

@@ -7,7 +7,9 @@ How a URL is read (``scheme://user:password@host:port``):
 - the credentials end at the **last** ``@``, and the username at the first ``:`` in them, so a
   password may hold raw ``@``, ``:``, ``/``, ``?`` or ``#``; a ``%`` must be written ``%25``,
   since percent escapes (``%40`` for ``@``, ``%23`` for ``#``) are decoded in both parts;
-- the port must be 1-65535 (default 80, 443 or 1080); no path, query or fragment.
+- the port must be 1-65535 (default 80, 443 or 1080); no path, query or fragment;
+- ``direct://`` is no proxy at all: a direct connection, as an entry of the pool (a tier of its
+  own, for sites that need no proxy).
 
 A proxy's password never appears in ``str()``, ``repr()`` or any message: they show
 ``scheme://user:***@host:port``, or the entry's ``name``.
@@ -22,6 +24,7 @@ from urllib.parse import quote, unquote
 from .errors import InvalidProxy
 
 SCHEMES = ("http", "https", "socks4", "socks5", "socks5h")
+DIRECT = "direct"  # the scheme of the entry that means no proxy
 _DEFAULT_PORTS = {"http": 80, "https": 443, "socks4": 1080, "socks5": 1080, "socks5h": 1080}
 MAX_WEIGHT = 1e6
 MAX_SESSIONS = 1_000_000  # identities one gateway template may stand for
@@ -94,6 +97,19 @@ def _starts_url(line: str, at: int) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
+class Cost:
+    """What a request through a proxy costs, in the user's own unit: ``per_request`` each, plus
+    ``per_gb`` per gigabyte (10**9 bytes) sent and received."""
+
+    per_request: float = 0.0
+    per_gb: float = 0.0
+
+    def of(self, nbytes: int) -> float:
+        """The cost of one request that moved ``nbytes`` bytes."""
+        return self.per_request + self.per_gb * nbytes / 1e9
+
+
+@dataclass(frozen=True, slots=True)
 class Proxy:
     """One proxy of the pool.
 
@@ -115,20 +131,31 @@ class Proxy:
     gateway: str = ""  # an identity of a gateway: its key (the template's key, '#', its token)
     rotating: bool = False  # a rotating gateway: a new exit for each connection
     exit_header: str | None = None  # the response header that names the exit a request left from
+    tier: int = 0  # 0 the cheapest (see .tiers)
+    cost: Cost | None = None  # what a request through it costs
     key: str = field(init=False, compare=False)
 
     def __post_init__(self) -> None:
         user = f"{quote(self.username, safe='')}@" if self.username else ""
-        object.__setattr__(self, "key", self.gateway or f"{self.scheme}://{user}{self.hostport}")
+        key = f"{DIRECT}://" if self.scheme == DIRECT else f"{self.scheme}://{user}{self.hostport}"
+        object.__setattr__(self, "key", self.gateway or key)
 
     @property
     def hostport(self) -> str:
         return f"{self.host}:{self.port}"
 
     @property
+    def direct(self) -> bool:
+        """No proxy: a direct connection."""
+        return self.scheme == DIRECT
+
+    @property
     def url(self) -> str:
         """The URL to put in ``request.meta['proxy']``: credentials percent-encoded, so
-        Scrapy's ``HttpProxyMiddleware`` decodes exactly this username and password."""
+        Scrapy's ``HttpProxyMiddleware`` decodes exactly this username and password
+        (``direct://`` for a direct entry: put ``None`` in the meta for it)."""
+        if self.direct:
+            return self.key
         if not self.username:
             return f"{self.scheme}://{self.hostport}"
         return f"{self.scheme}://{quote(self.username, safe='')}:{quote(self.password, safe='')}@{self.hostport}"
@@ -149,6 +176,8 @@ def parse_url(text: str, **extra: object) -> Proxy:
     shown = mask_url(url)
     if not url:
         raise InvalidProxy("an empty proxy URL")
+    if url.lower().rstrip("/") == f"{DIRECT}:":
+        return Proxy(scheme=DIRECT, host="", port=0, **extra)  # type: ignore[arg-type]
     if "://" not in url:
         url = "http://" + url
     scheme, _, userinfo, hostpart = split_url(url)
@@ -166,17 +195,18 @@ def parse_url(text: str, **extra: object) -> Proxy:
     host, colon, port_text = hostpart.partition(":")
     if not host or not _HOST.match(host):
         raise InvalidProxy(f"proxy URL {shown!r} has no valid host")
-    if colon:
-        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-            raise InvalidProxy(f"proxy URL {shown!r}: the port must be a number from 1 to 65535")
-        port = int(port_text)
-    else:
-        port = _DEFAULT_PORTS[scheme]
+    port = _port(port_text, shown) if colon else _DEFAULT_PORTS[scheme]
     user, has_password, password = userinfo.partition(":")
     if has_password and not user:
         raise InvalidProxy(f"proxy URL {shown!r} has a password but no username")
     return Proxy(scheme=scheme, host=host.lower(), port=port, username=unquote(user),
                  password=unquote(password), **extra)  # type: ignore[arg-type]
+
+
+def _port(text: str, shown: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise InvalidProxy(f"proxy URL {shown!r}: the port must be a number from 1 to 65535")
+    return int(text)
 
 
 def describe(entry: object) -> str:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from .ejection import Backoff
 from .sessions import SessionLimits
+from .tiers import TierRules
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,3 +26,4 @@ class Rules:
     retry_times: int  # charged retries of one request on other proxies
     unavailable_timeout: float  # seconds without any proxy for a site before acting (0: never)
     sessions: SessionLimits  # when a sticky session is retired
+    tiers: TierRules  # when a site probes a cheaper tier, and each site's floor and ceiling

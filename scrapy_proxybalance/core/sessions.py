@@ -116,7 +116,8 @@ class Sessions:
                 p = b.gateways.made(binding.proxy)
                 if p is None:
                     return Wait(RENEW_POLL)  # bound by another process to an identity this one cannot make
-                return self._tag(b.pick(replace(ask, tried=()) if ask.tried else ask, now, only=p), binding, key)
+                # its proxy, whatever the site's tier now (a ban there moves the session)
+                return self._tag(b.pick(replace(ask, tried=(), tiers=None), now, only=p), binding, key)
             self._unbind(binding.proxy)
             binding = moved(binding, now, why)
             b.store.set_session(key, binding)

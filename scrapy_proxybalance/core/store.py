@@ -1,7 +1,7 @@
 """The state store: everything processes sharing a pool must agree on, behind small protocols.
 
 What lives there: per (proxy, site) pair its requests in flight, when it may be used again
-(its cooldown) and its ban (until when, how many in a row); per site its learned pace; per
+(its cooldown) and its ban (until when, how many in a row); per site its learned pace and price tier; per
 proxy its :class:`~.ejection.ProxyFacts` (failures, ejection and its deadline, checks,
 disabled); per sticky session its binding; changes to the pool made at run time. What stays
 per process, in :class:`~.state.ProxyState`: requests in flight per proxy, concurrency limits
@@ -17,12 +17,13 @@ shared store converts.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
 from .ejection import ProxyFacts
 from .pace import SitePace
 from .sessions import Binding
+from .tiers import SiteTier
 
 Listener = Callable[[str], None]  # called with the key of a proxy whose facts changed elsewhere
 PoolChangeListener = Callable[[str, str], None]  # called with ("add", a pool entry as JSON) or ("remove", a proxy key)
@@ -78,12 +79,20 @@ class PairStore(Protocol):
 
 
 class SiteStore(Protocol):
-    """Each site's learned pace."""
+    """Each site's learned pace and price tier."""
 
     def pace(self, site: str) -> SitePace:
         """The site's learned pace."""
 
     def set_pace(self, site: str, pace: SitePace) -> None: ...
+
+    def tier(self, site: str) -> SiteTier:
+        """The site's tier (see :mod:`.tiers`; undecided if nothing is known)."""
+
+    def set_tier(self, site: str, tier: SiteTier) -> None: ...
+
+    def tiers(self) -> Mapping[str, SiteTier]:
+        """Every site's tier known here (for reports, and to save them in a ``JOBDIR``)."""
 
 
 class ProxyFactsStore(Protocol):

@@ -12,6 +12,7 @@ from ..core.ejection import HEALTHY, ProxyFacts
 from ..core.pace import SitePace
 from ..core.sessions import IDLE_EXPIRY, Binding
 from ..core.store import Listener, PoolChangeListener
+from ..core.tiers import NO_TIER, SiteTier
 
 if TYPE_CHECKING:
     from . import StoreOptions
@@ -48,6 +49,7 @@ class MemoryStore:
         self.bans: dict[str, dict[str, float]] = {}  # site -> proxy -> ban end (for `banned`)
         self.bans_of: dict[str, dict[str, float]] = {}  # proxy -> site -> ban end (`banned_sites`)
         self.paces: dict[str, SitePace] = {}
+        self.site_tiers: dict[str, SiteTier] = {}
         self.proxy_facts: dict[str, ProxyFacts] = {}
         self.sessions: dict[str, Binding] = {}
         self.session_expiry: list[tuple[float, str]] = []  # (when it may expire, session), lazily
@@ -199,6 +201,15 @@ class MemoryStore:
 
     def set_pace(self, site: str, pace: SitePace) -> None:
         self.paces[site] = pace
+
+    def tier(self, site: str) -> SiteTier:
+        return self.site_tiers.get(site, NO_TIER)
+
+    def set_tier(self, site: str, tier: SiteTier) -> None:
+        self.site_tiers[site] = tier
+
+    def tiers(self) -> dict[str, SiteTier]:
+        return self.site_tiers
 
     # -- proxies
     def facts(self, key: str) -> ProxyFacts:

@@ -35,6 +35,7 @@ from ..core.ejection import ProxyFacts
 from ..core.pace import SitePace
 from ..core.sessions import Binding
 from ..core.store import Listener, PoolChangeListener
+from ..core.tiers import SiteTier
 from .memory import MemoryStore
 from .redis_link import RedisLink
 
@@ -46,8 +47,9 @@ STREAM_LENGTH = 10_000  # changes kept on the stream (approximately)
 IN_FLIGHT_GUESS = 500  # ms a pair just claimed is reported held past its gap, until its answer says
 HELD_REPORTED = 256  # pairs of a site held by the fleet that a claim reports back, the soonest free first
 
-_TIMES = {"ejected_until", "since", "limited_at", "used"}  # fields that hold times (sent relative, read back converted)
-_RECORDS = {"proxy": ProxyFacts, "site": SitePace, "session": Binding}
+# fields that hold times (sent relative, read back converted)
+_TIMES = {"ejected_until", "since", "limited_at", "used", "banned_at", "probe_at", "probing"}
+_RECORDS = {"proxy": ProxyFacts, "site": SitePace, "session": Binding, "tier": SiteTier}
 
 
 class RedisStore:
@@ -107,6 +109,12 @@ class RedisStore:
 
     def pace(self, site: str) -> SitePace:
         return self.mirror.pace(site)
+
+    def tier(self, site: str) -> SiteTier:
+        return self.mirror.tier(site)
+
+    def tiers(self) -> dict[str, SiteTier]:
+        return self.mirror.tiers()
 
     def facts(self, key: str) -> ProxyFacts:
         return self.mirror.facts(key)
@@ -178,6 +186,10 @@ class RedisStore:
         self.mirror.set_pace(site, pace)
         self._put("site", site, asdict(pace))
 
+    def set_tier(self, site: str, tier: SiteTier) -> None:
+        self.mirror.set_tier(site, tier)
+        self._put("tier", site, asdict(tier))
+
     def set_session(self, key: str, binding: Binding) -> None:
         self.mirror.set_session(key, binding)
         self._put("session", key, asdict(binding))
@@ -196,10 +208,13 @@ class RedisStore:
     def _put(self, kind: str, name: str, values: dict[str, Any], script: str = "put") -> None:
         args: list[Any] = [kind, name, self.link.writer, KEEP, STREAM_LENGTH]
         for field, value in values.items():
-            if field in _TIMES:  # this clock's times go as ms from now; 0 (or -inf) means never
-                value = f"R{int((value - self.clock()) * 1000)}" if math.isfinite(value) else "0"
+            if field in _TIMES:  # this clock's times go as ms from now; 0 is -inf (long ago), inf stays
+                value = f"R{int((value - self.clock()) * 1000)}" if math.isfinite(value) else \
+                    "inf" if value > 0 else "0"
             elif isinstance(value, bool):
                 value = int(value)
+            elif isinstance(value, tuple):
+                value = "\n".join(value)
             args += [field, value]
         self.link.send(script, [self.link.key(kind, name), self.link.key("events")], args)
 
@@ -216,6 +231,8 @@ class RedisStore:
                 listener(name)
         elif kind == "site":
             self.mirror.set_pace(name, record)
+        elif kind == "tier":
+            self.mirror.set_tier(name, record)
         else:
             self.mirror.set_session(name, record)
 
@@ -233,13 +250,15 @@ def _read(cls: Any, raw: dict[str, str], local: Callable[[float], float]) -> Any
             continue
         text = raw[f.name]
         if f.name in _TIMES:
-            values[f.name] = local(float(text)) if float(text) > 0 else -math.inf
+            values[f.name] = math.inf if text == "inf" else local(float(text)) if float(text) > 0 else -math.inf
         elif f.type in ("bool", bool):
             values[f.name] = text in ("1", "True", "true")
         elif f.type in ("int", int):
             values[f.name] = int(float(text))
         elif f.type in ("float", float):
             values[f.name] = float(text)
+        elif f.type.startswith("tuple"):
+            values[f.name] = tuple(text.split("\n")) if text else ()
         else:
             values[f.name] = text
     return cls(**values)

@@ -1,0 +1,146 @@
+"""Choosing a proxy for one request: the balancer's rules applied to its candidates.
+
+A proxy may take a request if it is in rotation, below its concurrency limit, not tried by
+the request, of a scheme its download path carries and of a price tier chosen for it, and
+its pair with the site is free (see :class:`~.candidates.Candidates`). Then, in order: a
+panic probe of an ejected proxy, a proxy the download path has ready, the strategy's pick
+among the region's primaries then backups (cheapest tier first), a gateway's new identity.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+from .candidates import Candidates
+from .leases import Ask, Lease, Wait
+from .state import ProxyState
+from .strategies import Strategy
+from .waits import next_wait
+
+if TYPE_CHECKING:
+    from .balancer import Balancer
+
+
+class Picker:
+    def __init__(self, balancer: Balancer) -> None:
+        self.b = balancer
+
+    def pick(self, ask: Ask, now: float, *, only: ProxyState | None = None,
+             accept: Callable[[ProxyState], bool] | None = None, alternates: int = 0,
+             binding: bool = False) -> Lease | Wait:
+        """See :meth:`.Balancer.pick`."""
+        candidates = self._candidates(ask, now, accept)
+        if only is not None:
+            if only.in_rotation and candidates(only):
+                return self.b.lease(only, ask, now)
+            return self._wait(ask, now, candidates)
+        lease = self._choose(ask, now, candidates, alternates, binding)
+        return lease if lease is not None else self._wait(ask, now, candidates)
+
+    def _candidates(self, ask: Ask, now: float, accept: Callable[[ProxyState], bool] | None) -> Candidates:
+        gap, limit = self.b.pair_rule(ask.site, now)
+        schemes = ask.schemes
+        if schemes is not None and self.b.members.beyond(schemes):  # its download path cannot carry them all
+            accept = _of_schemes(schemes, accept)
+        if ask.tiers is not None and len(ask.tiers) < len(self.b.tier_sizes()):
+            accept = _of_tiers(frozenset(ask.tiers), accept)
+        b = self.b
+        return Candidates(b.store, ask.site, now, gap, limit, ask.tried, accept, b.rules.pair_limit or 1 << 30)
+
+    def _choose(self, ask: Ask, now: float, candidates: Candidates, alternates: int, binding: bool) -> Lease | None:
+        """A probe of an ejected proxy (in panic), else a proxy the download path has ready,
+        else the strategy's pick among the primaries (then the backups), else a gateway's new
+        identity; ``None`` if none may take the request now."""
+        if not binding and self.b.recovery.probing(ask.region):
+            free = candidates.pair_free if candidates.accept is None else \
+                (lambda p: candidates.accept(p) and candidates.pair_free(p))  # type: ignore[misc]
+            probe = self.b.recovery.probe_for(ask, now, free)
+            if probe is not None:
+                return self.b.lease(probe, ask, now, probe=True)
+        if ask.prefer:
+            warm = self._preferred(ask, candidates.copy())
+            if warm is not None:
+                return self.b.lease(warm, ask, now)
+        lease = self._from_groups(ask, now, candidates, alternates)
+        if lease is not None:
+            return lease
+        if self.b.gateways and not binding:
+            grown = self.b.gateways.grow(ask.region)
+            if grown is not None and candidates(grown):
+                return self.b.lease(grown, ask, now)
+        return None
+
+    def _preferred(self, ask: Ask, candidates: Candidates) -> ProxyState | None:
+        """A primary proxy of ``ask.prefer`` that may take the request now (they are few: the
+        ones a download path has ready)."""
+        for key in ask.prefer:
+            p = self.b.by_key.get(key)
+            if (p is not None and p.in_rotation and not p.proxy.backup
+                    and ask.region in (None, p.proxy.region) and candidates(p)):
+                return p
+        return None
+
+    def _from_groups(self, ask: Ask, now: float, candidates: Candidates, alternates: int) -> Lease | None:
+        """A lease from the region's primaries, else its backups, of the request's cheapest
+        tier, else of the next (a group is passed over only while none of its members could
+        ever take the request: members only busy or cooling are waited for)."""
+        for tier in self._tiers_of(ask):
+            for backup in (False, True):
+                s = self.b.members.group(ask.region, backup, tier)
+                if s is None or not len(s):
+                    continue
+                p = s.pick(candidates)
+                if p is not None:
+                    lease = self.b.lease(p, ask, now)
+                    if alternates:
+                        lease.alternates = _alternates(s, candidates, p, alternates)
+                    return lease
+                if len(s) > self._unusable(s, ask, now):
+                    return None
+        return None
+
+    def _tiers_of(self, ask: Ask) -> Sequence[int]:
+        if ask.tiers is not None:
+            return ask.tiers
+        tiers = self.b.members.tiers
+        return tiers.keys() if len(tiers) == 1 else sorted(tiers)  # type: ignore[return-value]
+
+    def _unusable(self, s: Strategy, ask: Ask, now: float) -> int:
+        """Members of ``s`` that cannot serve this request however long it waits: tried by
+        it already, or banned by its site."""
+        banned = self.b.store.banned(ask.site, now)
+        if not ask.tried and not banned:
+            return 0
+        ids = {p.id for k in (*ask.tried, *banned) if (p := self.b.by_key.get(k)) is not None and p in s}
+        return len(ids)
+
+    def _wait(self, ask: Ask, now: float, candidates: Candidates) -> Wait:
+        region = ask.region
+        usable = sum(len(s) - self._unusable(s, ask, now) for tier in self._tiers_of(ask)
+                     for backup in (False, True) if (s := self.b.members.group(region, backup, tier)))
+        return next_wait(self.b, ask, now, candidates, usable)
+
+    # -- outcomes --------------------------------------------------------------------
+
+
+def _of_schemes(schemes: frozenset[str], accept: Callable[[ProxyState], bool] | None) -> Callable[[ProxyState], bool]:
+    if accept is None:
+        return lambda p: p.proxy.scheme in schemes or p.proxy.direct
+    return lambda p: (p.proxy.scheme in schemes or p.proxy.direct) and accept(p)
+
+
+def _of_tiers(tiers: frozenset[int], accept: Callable[[ProxyState], bool] | None) -> Callable[[ProxyState], bool]:
+    if accept is None:
+        return lambda p: p.proxy.tier in tiers
+    return lambda p: p.proxy.tier in tiers and accept(p)
+
+
+def _alternates(s: Strategy, accept: Callable[[ProxyState], bool], chosen: ProxyState, n: int) -> tuple[str, ...]:
+    picked = [chosen]
+    for _ in range(n):
+        q = s.pick(lambda c: c not in picked and accept(c))
+        if q is None:
+            break
+        picked.append(q)
+    return tuple(q.key for q in picked[1:])
