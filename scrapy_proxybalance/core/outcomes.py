@@ -9,6 +9,8 @@ from email.utils import parsedate_to_datetime
 from enum import Enum
 from typing import Any
 
+from .blocks import BODY_SCAN_BYTES, BlockPages
+
 
 class Outcome(Enum):
     SUCCESS = "success"  # the proxy delivered an answer (a site's own 404 or 500 included)
@@ -34,7 +36,6 @@ PROXY_AUTH_REQUIRED = 407  # the proxy itself refused us: its failure, never a s
 BAN_STATUSES = frozenset({403})  # the defaults of PROXY_BAN_STATUS_CODES,
 RATE_LIMIT_STATUSES = frozenset({429})  # PROXY_RATE_LIMIT_STATUS_CODES
 OVERLOAD_STATUSES = frozenset({503})  # and PROXY_OVERLOAD_STATUS_CODES
-BODY_SCAN_BYTES = 16384  # body patterns are searched in this much of the body only
 
 
 class BanPolicy:
@@ -48,7 +49,8 @@ class BanPolicy:
       falls; the balancer treats it as the site's own answer if the proxy had nothing else
       in flight);
     - a 2xx whose first ``BODY_SCAN_BYTES`` match one of ``body_patterns`` (a captcha page
-      served with status 200): a ban;
+      served with status 200), or any response that is the block or challenge page of one of
+      the ``blocks`` presets (Cloudflare, DataDome, ...: see :mod:`.blocks`): a ban;
     - anything else is the site's own answer, delivered: a success for the proxy.
 
     An exception of one of the ``failures`` types (connection refused, timeouts, ...) is a
@@ -64,18 +66,20 @@ class BanPolicy:
         failures: tuple[type[BaseException], ...] = (),
         rate_limit_statuses: Iterable[int] = RATE_LIMIT_STATUSES,
         overload_statuses: Iterable[int] = OVERLOAD_STATUSES,
+        blocks: BlockPages | None = None,
     ) -> None:
         self.ban_statuses = frozenset(ban_statuses)
         self.rate_limit_statuses = frozenset(rate_limit_statuses)
         self.overload_statuses = frozenset(overload_statuses)
         self.body_patterns = [re.compile(p) if isinstance(p, str) else p for p in body_patterns]
         self.failures = failures
+        self.blocks = blocks
 
     def response_outcome(self, request: Any, response: Any) -> Outcome:
         status = response.status
         if status == PROXY_AUTH_REQUIRED:
             return Outcome.FAILURE
-        if status in self.ban_statuses:
+        if status in self.ban_statuses or (self.blocks and self.blocks.match(response)):
             return Outcome.BAN
         if status in self.rate_limit_statuses:
             return Outcome.RATE_LIMITED
@@ -85,6 +89,10 @@ class BanPolicy:
         if self.body_patterns and 200 <= status < 300 and self.body_is_ban(response.body):
             return Outcome.BAN
         return Outcome.SUCCESS
+
+    def block_of(self, response: Any) -> str | None:
+        """The anti-bot service whose block page ``response`` is (``None``: none known)."""
+        return self.blocks.match(response) if self.blocks else None
 
     def body_is_ban(self, body: bytes) -> bool:
         head = body[:BODY_SCAN_BYTES].decode("utf-8", "replace")

@@ -1,0 +1,127 @@
+"""Block and challenge pages of the common anti-bot services, recognised with no user regex.
+
+Each preset names the markers of one service's pages: a response header (alone it decides,
+or only on a refusal: status 403, how these services refuse) or a phrase in the first
+:data:`~.outcomes.BODY_SCAN_BYTES` of the body. A response with a marker of an enabled preset
+is a ban, whatever its status (a challenge served with ``200`` or ``503`` included). The
+markers are chosen so that an ordinary page of a protected site, which carries the service's
+scripts and cookies too, does not match. Where each signature comes from:
+
+- ``cloudflare``: Cloudflare documents that every Challenge Page response carries
+  ``cf-mitigated: challenge`` ("Detect a Challenge Page response", Cloudflare's challenge
+  docs); the interstitial's ``<title>Just a moment...</title>`` and its ``_cf_chl_opt``
+  script object are what the page itself shows (ordinary pages of a protected site load
+  ``/cdn-cgi/challenge-platform/`` scripts too, so that path is not a marker).
+- ``datadome``: DataDome's captcha and block pages are served from
+  ``geo.captcha-delivery.com`` (the ``captchaUrl`` that captcha-solving services' DataDome
+  tasks take); every response of a protected site has an ``X-DataDome`` header, so the
+  header counts only on a refusal.
+- ``perimeterx``: HUMAN (PerimeterX) block pages hold the ``px-captcha`` element of its
+  "Press & Hold" challenge (HUMAN's block page documentation and its captcha script's
+  container id); ordinary pages load ``_pxAppId`` sensors, which are not markers.
+- ``akamai``: the Akamai edge's refusal page, "Access Denied ... You don't have permission to
+  access ... Reference #" (sent with ``Server: AkamaiGHost``), and Bot Manager's challenge
+  container ``sec-if-cpt-container``.
+- ``imperva``: Imperva (Incapsula) block pages say "Incapsula incident ID"; an
+  ``X-Iinfo`` header or an ``_Incapsula_Resource`` frame counts only on a refusal (ordinary
+  pages load that resource too).
+
+Responses are duck-typed (``status``, ``headers`` with ``get``, ``body``), so no Scrapy here.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+BODY_SCAN_BYTES = 16384
+REFUSAL = 403  # how the services refuse: the status their refusal-only markers need
+
+
+@dataclass(frozen=True, slots=True)
+class Marker:
+    """A header (``header``: its name; ``pattern``: its value, ``None``: any) or, without a
+    header, a phrase of the body; ``refusal``: it counts only with status 403 (the service's
+    refusal; its header is on every response of the site it protects)."""
+
+    pattern: bytes | None
+    header: str | None = None
+    refusal: bool = False
+
+
+PRESETS: dict[str, tuple[Marker, ...]] = {
+    "cloudflare": (
+        Marker(rb"^challenge$", header="cf-mitigated"),
+        Marker(rb"<title>Just a moment\.\.\.</title>"),
+        Marker(rb"window\._cf_chl_opt"),
+    ),
+    "datadome": (
+        Marker(rb"captcha-delivery\.com"),
+        Marker(None, header="x-datadome", refusal=True),
+    ),
+    "perimeterx": (
+        Marker(rb"""id=["']px-captcha["']"""),
+    ),
+    "akamai": (
+        Marker(rb"You don't have permission to access[\s\S]{0,600}Reference(?:\s|&#32;)*(?:#|&#35;)"),
+        Marker(rb"sec-if-cpt-container"),
+        Marker(rb"^AkamaiGHost$", header="server", refusal=True),
+    ),
+    "imperva": (
+        Marker(rb"Incapsula incident ID"),
+        Marker(rb"_Incapsula_Resource", refusal=True),
+        Marker(None, header="x-iinfo", refusal=True),
+    ),
+}
+
+
+class BlockPages:
+    """The enabled presets' markers, compiled: each body's head is searched once."""
+
+    def __init__(self, names: Iterable[str]) -> None:
+        self.names = tuple(names)
+        unknown = [n for n in self.names if n not in PRESETS]
+        if unknown:
+            raise ValueError(f"no block preset {unknown[0]!r}; the presets: {', '.join(PRESETS)}")
+        self.headers: list[tuple[str, str, re.Pattern[bytes] | None, bool]] = []
+        bodies: dict[bool, list[str]] = {False: [], True: []}
+        for name in self.names:
+            for marker in PRESETS[name]:
+                if marker.header is not None:
+                    pattern = re.compile(marker.pattern, re.I) if marker.pattern else None
+                    self.headers.append((name, marker.header, pattern, marker.refusal))
+                else:
+                    assert marker.pattern is not None
+                    bodies[marker.refusal].append(f"(?P<{name}_{len(bodies[marker.refusal])}>"
+                                                  f"{marker.pattern.decode()})")
+        self.body = {refusal: re.compile("|".join(parts).encode(), re.I) if parts else None
+                     for refusal, parts in bodies.items()}
+
+    def __bool__(self) -> bool:
+        return bool(self.names)
+
+    def match(self, response: object) -> str | None:
+        """The name of the preset whose page ``response`` is, or ``None``."""
+        status = getattr(response, "status", 200)
+        refusal = status == REFUSAL
+        headers = getattr(response, "headers", {})
+        for name, header, pattern, only_refusal in self.headers:
+            if only_refusal and not refusal:
+                continue
+            value = headers.get(header)
+            if value is not None and (pattern is None or pattern.search(_bytes(value).strip())):
+                return name
+        head = getattr(response, "body", b"")[:BODY_SCAN_BYTES]
+        for needs_refusal in (False, True):
+            pattern = self.body[needs_refusal]
+            if pattern is None or (needs_refusal and not refusal):
+                continue
+            found = pattern.search(head)
+            if found is not None:
+                return (found.lastgroup or "").rsplit("_", 1)[0]
+        return None
+
+
+def _bytes(value: object) -> bytes:
+    return value if isinstance(value, bytes) else str(value).encode("latin-1", "replace")

@@ -1,0 +1,51 @@
+"""Block-page presets: each service's block and challenge page is a ban with status 403 or 200
+(or 503), its ordinary pages are not, and each preset is switched by name."""
+
+import pytest
+
+from scrapy_proxybalance.core.blocks import PRESETS, BlockPages
+from scrapy_proxybalance.core.outcomes import BanPolicy, Outcome
+from scrapy_proxybalance.testing.blocks import ORDINARY, PAGES
+
+
+class Answer:
+    """A response as the core reads one (Scrapy's headers are case-insensitive too)."""
+
+    def __init__(self, status, header_lines, body):
+        self.status, self.body = status, body
+        pairs = [line.split(": ", 1) for line in header_lines.split("\r\n") if line]
+        self.headers = {k.lower(): v.encode() for k, v in pairs}
+
+    def __repr__(self):
+        return f"<{self.status}>"
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+@pytest.mark.parametrize("status", [403, 200, 503])
+def test_each_services_block_page_is_a_ban_whatever_its_status(name, status):
+    policy = BanPolicy(blocks=BlockPages(PRESETS))
+    headers, body = PAGES[name]
+    page = Answer(status, headers, body)
+    assert policy.response_outcome(None, page) is Outcome.BAN
+    assert policy.block_of(page) == name
+    without_headers = Answer(status, "", body)  # the body alone tells it too
+    assert BlockPages([name]).match(without_headers) == name
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_ordinary_pages_of_protected_sites_are_not_bans(name):
+    policy = BanPolicy(blocks=BlockPages(PRESETS))
+    headers, body = ORDINARY[name]
+    for status in (200, 404, 302):
+        assert policy.response_outcome(None, Answer(status, headers, body)) is Outcome.SUCCESS
+    assert policy.block_of(Answer(200, headers, body)) is None
+
+
+def test_presets_are_switched_by_name_and_an_unknown_one_is_refused():
+    headers, body = PAGES["cloudflare"]
+    page = Answer(503, headers, body)
+    assert BanPolicy(blocks=BlockPages(["datadome"])).response_outcome(None, page) is Outcome.OVERLOADED
+    assert BanPolicy(blocks=BlockPages([])).response_outcome(None, page) is Outcome.OVERLOADED
+    assert BanPolicy().block_of(page) is None
+    with pytest.raises(ValueError, match="no block preset 'kasada'; the presets: cloudflare"):
+        BlockPages(["kasada"])
