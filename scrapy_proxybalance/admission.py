@@ -16,7 +16,7 @@ import random
 from collections import Counter
 from collections.abc import Callable, Hashable
 from dataclasses import replace
-from typing import TYPE_CHECKING, NoReturn, Protocol
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 from scrapy.utils.httpobj import urlparse_cached
 
@@ -24,7 +24,8 @@ from .core.availability import Act, Unavailability
 from .core.errors import NoProxyAvailable
 from .core.explain import why_out
 from .core.leases import Ask, Lease, Wait
-from .meta import FAIL, SESSION, SESSION_GENERATION, TRIED
+from .core.proxy import plain_value
+from .meta import FAIL, SESSION, SESSION_GENERATION, TIER, TIER_MIN, TRIED
 from .stats import PREFIX
 
 if TYPE_CHECKING:
@@ -122,10 +123,10 @@ class Admission:
     def admit(self, request: Request) -> Wait | None:
         """Lease a proxy for a request leaving the scheduler. ``None``: it goes now (with a
         proxy, or needing none, or to fail with a reason); a :class:`Wait`: it stays."""
-        asked = self._ask(request)
-        if asked is None:
-            return None
         try:
+            asked = self._ask(request)
+            if asked is None:
+                return None
             result = self._take(request, *asked)
         except NoProxyAvailable as exc:
             request.meta[FAIL] = str(exc)
@@ -151,10 +152,10 @@ class Admission:
         """A lease for a request that came without the scheduler's admission (or whose lease
         went stale), or its wait; ``None`` if it needs no proxy from the pool. Raises
         :class:`NoProxyAvailable`."""
-        asked = self._ask(request)
-        if asked is None:
-            return None
         try:
+            asked = self._ask(request)
+            if asked is None:
+                return None
             return self._take(request, *asked)
         except NoProxyAvailable as exc:
             self.stats.inc_value(f"{PREFIX}/no_proxy")
@@ -200,7 +201,16 @@ class Admission:
         meta = request.meta
         session = meta.get(SESSION)
         if session is not None and SESSION_GENERATION not in meta:
-            meta[SESSION_GENERATION] = self.balancer.sessions.generation(str(session), self.balancer.clock())
+            key = self._session_key(session, meta, urlparse_cached(request).hostname or "")
+            meta[SESSION_GENERATION] = self.balancer.sessions.generation(key, self.balancer.clock())
+
+    def _session_key(self, session: object, meta: dict[str, Any], site: str) -> str:
+        """The sticky session's key: its name, and its country where a gateway template has
+        ``{country}`` (one session in two countries is two identities)."""
+        if not self.balancer.gateways.countries:
+            return str(session)
+        region = meta.get("proxy_region") or self.config.region_for(site)
+        return f"{session}@{region}" if region else str(session)
 
     def forget(self, request: Request) -> None:
         """The request goes (back) into the scheduler: release a lease it never used, and take
@@ -227,11 +237,13 @@ class Admission:
         prefer = carrier.prefer(request) if carrier.reserves else ()
         schemes = carrier.proxy_schemes(request)
         session = meta.get(SESSION)
+        pin, tier_min = _tier_pin(meta), meta.get(TIER_MIN, 0)
         if session is None:
-            return Ask(site, meta.get(TRIED, ()), region, prefer=prefer, schemes=schemes), carrier
+            return Ask(site, meta.get(TRIED, ()), region, prefer=prefer, schemes=schemes, pin=pin,
+                       tier_min=tier_min), carrier
         self.queued(request)
-        return Ask(site, meta.get(TRIED, ()), region, str(session), meta[SESSION_GENERATION], prefer,
-                   schemes), carrier
+        return Ask(site, meta.get(TRIED, ()), region, self._session_key(session, meta, site), meta[SESSION_GENERATION],
+                   prefer, schemes, pin, tier_min), carrier
 
     # -- the fleet: a claim before the request is sent ---------------------------------
 
@@ -269,3 +281,12 @@ class Admission:
             lease = again
         self.ledger.release_unused(request)
         return Wait(CLAIM_RETRY * (0.5 + random.random()), on_release=True)
+
+
+def _tier_pin(meta: dict[str, Any]) -> int | None:
+    """``meta['proxy_tier']``: a whole number, or ``None``; anything else is an error of the
+    spider's, said in one line (the request then fails without a proxy)."""
+    pin = meta.get(TIER)
+    if pin is None or (isinstance(pin, int) and not isinstance(pin, bool) and pin >= 0):
+        return pin
+    raise NoProxyAvailable(f"meta['proxy_tier'] must be a price tier (a whole number >= 0), got {plain_value(pin)}")

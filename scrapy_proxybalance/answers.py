@@ -17,10 +17,11 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 from scrapy.downloadermiddlewares.retry import get_retry_request
+from scrapy.downloadermiddlewares.stats import get_header_size, get_status_size
 
 from .core.outcomes import Outcome, parse_retry_after
 from .core.retry import GiveUp, decide_retry
-from .meta import LAST_TRY, MAX_RETRIES, RETRIES, TRIED, WAIT
+from .meta import LAST_TRY, MAX_RETRIES, RETRIES, TIER_MIN, TRIED, WAIT
 from .policy import BanDetected
 from .stats import PREFIX
 
@@ -60,17 +61,15 @@ class Answers:
             self.ledger.release(lease, Outcome.NEUTRAL)
             return response
         outcome = self.policy.response_outcome(request, response)
-        looks_fine = 200 <= response.status < 300
-        ban_page = outcome is Outcome.BAN and looks_fine
-        reason = "ban page" if ban_page else _status_text(response.status)
+        ban_page = outcome is Outcome.BAN and 200 <= response.status < 300
+        reason, status = self._described(response, outcome, ban_page)
         retry_after = None
         if outcome in (Outcome.BAN, Outcome.RATE_LIMITED):
             retry_after = parse_retry_after(response.headers.get(b"Retry-After"), time.time())
-        status = f"{response.status} ban page" if ban_page else str(response.status)
         if lease.proxy.exit_header:  # a rotating gateway names the exit it used
             lease.exit = (response.headers.get(lease.proxy.exit_header) or b"").decode("latin-1").strip()[:64]
         outcome = self.ledger.release(lease, outcome, reason, request.meta.get("download_latency"), retry_after,
-                                      status)
+                                      status, nbytes=request_bytes(request) + response_bytes(response))
         if outcome.retryable:
             retry = self._retry(request, lease, outcome, reason)
             if retry is not None:
@@ -78,6 +77,17 @@ class Answers:
             if ban_page:  # never hand a ban page to the callback
                 raise BanDetected(response, f"{reason} from {lease.proxy.label} for {request}")
         return response
+
+    def _described(self, response: Response, outcome: Outcome, ban_page: bool) -> tuple[str, str]:
+        """The answer's reason (as retry stats name it) and status (as reports show it): an
+        anti-bot service's block page by the service's name."""
+        block = self.policy.block_of(response) if outcome is Outcome.BAN else None
+        if block is not None:
+            self.stats.inc_value(f"{PREFIX}/blocks/{block}")
+            return f"{block} page", f"{response.status} {block} page"
+        if ban_page:
+            return "ban page", f"{response.status} ban page"
+        return _status_text(response.status), str(response.status)
 
     def on_exception(self, request: Request, exception: Exception) -> Request | None:
         lease = self.ledger.pop(request)
@@ -89,7 +99,7 @@ class Answers:
         if fault is None:  # a download path's exception we do not know: counted, so a user can report it
             self.stats.inc_value(f"{PREFIX}/exceptions/unknown/{reason}")
         outcome = self.policy.exception_outcome(request, exception, fault)
-        outcome = self.ledger.release(lease, outcome, reason)
+        outcome = self.ledger.release(lease, outcome, reason, nbytes=request_bytes(request))
         if outcome.retryable:
             return self._retry(request, lease, outcome, reason)
         return None
@@ -117,6 +127,8 @@ class Answers:
         retry = self._scrapy_retry(request, reason)
         assert retry is not None
         _carry(retry.meta, decision)
+        if outcome is Outcome.BAN and lease.site_tier is not None:  # the waterfall: at once a tier up
+            retry.meta[TIER_MIN] = max(retry.meta.get(TIER_MIN, 0), lease.proxy.tier + 1)
         if not decision.charged:
             self.stats.inc_value(f"{PREFIX}/retry/uncharged")
         return retry
@@ -138,6 +150,17 @@ class Answers:
             retry.meta[RETRIES] = retry.meta["retry_times"]
             _restore(retry.meta, own)
         return retry
+
+
+def request_bytes(request: Request) -> int:
+    """The request's size on the wire to the proxy: its request line (with the absolute URL a
+    proxy is sent), headers and body."""
+    return len(request.method) + len(request.url) + 13 + get_header_size(request.headers) + 4 + len(request.body)
+
+
+def response_bytes(response: Response) -> int:
+    """The response's size as it came (before decompression): status line, headers, body."""
+    return get_status_size(response.status) + get_header_size(response.headers) + 4 + len(response.body)
 
 
 def _carry(meta: dict[str, Any], decision: Retry) -> None:

@@ -83,3 +83,8 @@ class PoolEvents(PoolListener):
         self.stats.inc_value(f"{PREFIX}/slowdowns")
         logger.info("%s is rate limiting: each proxy now waits %.2f s between requests there"
                     " (it speeds up again while the site answers fine)", site, gap)
+
+    def tier_moved(self, site: str, before: int, after: int, why: str) -> None:
+        self.stats.inc_value(f"{PREFIX}/tiers/{'climbs' if after > before else 'descents'}")
+        logger.info("%s now goes through tier %d proxies (was tier %d): %s", site, after, before, why)
+        self.wake()  # requests waiting for the old tier's proxies may go at the new one

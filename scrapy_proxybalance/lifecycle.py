@@ -17,10 +17,11 @@ from typing import TYPE_CHECKING, Any
 from scrapy.utils.asyncio import call_later, create_looping_call
 from scrapy.utils.defer import deferred_from_coro
 
+from .jobdir import load_tiers, save_tiers
 from .logs import PasswordFilter
 from .policy import SpiderPolicy
 from .report import report_path, write_report
-from .stats import PREFIX, record_proxies, summary, table
+from .stats import PREFIX, cost_line, record_proxies, summary, table
 from .status.server import StatusServer
 from .status.view import View
 
@@ -59,6 +60,7 @@ class Lifecycle:
         if c.recorder is not None:
             c.recorder.started = time.time()
         await c.store.start()
+        load_tiers(c)
         source, config = c.pool.source, c.config
         if source is not None:
             await self._read_source_first()
@@ -131,8 +133,10 @@ class Lifecycle:
         if c.config.stats_per_proxy:
             record_proxies(c.balancer, c.stats)
         logger.info("%s\n%s", summary(c.balancer, c.stats, 0), table(c.balancer))
+        logger.info("%s", cost_line(c.balancer))
         if c.config.report_file is not None:
             self._write_report(c.config.report_file, reason)
+        save_tiers(c)
         await c.store.close()
         self.passwords.remove()
 

@@ -36,7 +36,8 @@ def build_policy(cls: type, crawler: Crawler, config: Config, failures: tuple[ty
     if hasattr(cls, "from_crawler"):
         return cls.from_crawler(crawler)
     return cls(ban_statuses=config.ban_status_codes, body_patterns=config.ban_body_patterns, failures=failures,
-               rate_limit_statuses=config.rate_limit_status_codes, overload_statuses=config.overload_status_codes)
+               rate_limit_statuses=config.rate_limit_status_codes, overload_statuses=config.overload_status_codes,
+               blocks=config.block_pages)
 
 
 class SpiderPolicy:
@@ -64,6 +65,11 @@ class SpiderPolicy:
     def response_outcome(self, request: Request, response: Response) -> Outcome:
         outcome = self.policy.response_outcome(request, response)
         return _overridden(outcome, self.response_is_ban, request, response, not_a_ban=Outcome.SUCCESS)
+
+    def block_of(self, response: Response) -> str | None:
+        """The anti-bot service whose block page a banned response is, if the policy knows."""
+        block_of = getattr(self.policy, "block_of", None)
+        return block_of(response) if block_of is not None else None
 
     def exception_outcome(self, request: Request, exception: BaseException, fault: Fault | None) -> Outcome:
         """``fault``: what the download path's fault table says of the exception."""

@@ -52,6 +52,31 @@ def record_proxies(balancer: Balancer, stats: StatsCollector) -> None:
             stats.set_value(f"{base}/failures", m.failures)
             stats.set_value(f"{base}/bans", m.bans)
             stats.set_value(f"{base}/ejections", balancer.facts(p).ejections)
+            stats.set_value(f"{base}/bytes", m.bytes)
+            if p.proxy.cost is not None:
+                stats.set_value(f"{base}/cost", m.cost)
+
+
+def cost_line(balancer: Balancer) -> str:
+    """What the crawl moved and cost, in all and per price tier (the closing line)."""
+    book = balancer.costs
+    total = book.all
+    priced = any(p.proxy.cost is not None for p in balancer.states)
+    line = f"{total.requests} requests through the pool moved {_size(total.bytes)}"
+    if priced:
+        line += f" and cost {total.cost:.6g}"
+    if len(book.tiers) > 1 or priced:
+        parts = [f"tier {tier}: {spent.requests} requests, {_size(spent.bytes)}"
+                 + (f", {spent.cost:.6g}" if priced else "") for tier, spent in sorted(book.tiers.items())]
+        line += f" ({'; '.join(parts)})"
+    return line
+
+
+def _size(nbytes: int) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if nbytes >= scale:
+            return f"{nbytes / scale:.1f} {unit}"
+    return f"{nbytes} bytes"
 
 
 def _row(balancer: Balancer, p: ProxyState) -> tuple[str, ...]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import TYPE_CHECKING
 
+from ..core.proxy import DIRECT
 from .base import Carrier, Fault, FaultTable
 from .handlers import is_impersonate, plain_handler
 from .http import HttpCarrier
@@ -48,7 +49,8 @@ class Carriers:
         self.special = carriers[:-1]
         self.default = carriers[-1]
         self.holding = [c for c in carriers if c.reserves]  # they keep something per lease
-        self.carried = frozenset().union(*(c.schemes_carried() for c in carriers))  # proxy schemes, any path
+        # proxy schemes some path carries (and a direct entry: every path can go without a proxy)
+        self.carried = frozenset().union(*(c.schemes_carried() for c in carriers)) | {DIRECT}
 
     @classmethod
     def from_crawler(cls, crawler: Crawler, config: Config) -> Carriers:

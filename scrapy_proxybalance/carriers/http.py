@@ -73,8 +73,8 @@ class HttpCarrier(Carrier):
     def attach(self, request: Request, lease: Lease) -> None:
         meta = request.meta
         proxy = lease.proxy
-        meta["proxy"] = proxy.url
-        meta[OUR_PROXY] = bare_url(proxy.url)
+        meta["proxy"] = None if proxy.direct else proxy.url  # None: no proxy (not the environment's either)
+        meta[OUR_PROXY] = "" if proxy.direct else bare_url(proxy.url)
         if "download_slot" not in meta and lease.site not in self.own_slots:
             meta["download_slot"] = f"{lease.site}|{lease.state.id}"
             meta[OUR_SLOT] = True
@@ -91,9 +91,9 @@ class HttpCarrier(Carrier):
     def detach(self, request: Request) -> None:
         meta = request.meta
         ours = meta.pop(OUR_PROXY, None)
-        if ours is not None and bare_url(meta.get("proxy")) == ours:
+        if ours is not None and (bare_url(meta.get("proxy")) or "") == ours:
             # HttpProxyMiddleware has since moved the credentials into a header: drop both
-            del meta["proxy"]
+            meta.pop("proxy", None)
             meta.pop("_auth_proxy", None)
             request.headers.pop(b"Proxy-Authorization", None)
         if meta.pop(OUR_SLOT, None):

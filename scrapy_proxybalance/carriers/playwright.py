@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
     from ..config import Config
     from ..core.leases import Lease
+    from ..core.proxy import Proxy
 
 OURS = "_proxybalance_playwright"  # (the request's own context, kwargs, goto kwargs) while ours ride
 SUPPORTED = ((0, 0, 47), (0, 0, 48))  # scrapy-playwright versions whose context internals we know
@@ -145,11 +146,8 @@ class PlaywrightCarrier(Carrier):
         own_goto = meta.get("playwright_page_goto_kwargs")
         meta[OURS] = (own_kwargs, own_goto)
         proxy = lease.proxy
-        server: dict[str, str] = {"server": f"{proxy.scheme}://{proxy.hostport}"}
-        if proxy.username:
-            server.update(username=proxy.username, password=proxy.password)
         meta["playwright_context"] = name
-        meta["playwright_context_kwargs"] = {**(own_kwargs or {}), "proxy": server}
+        meta["playwright_context_kwargs"] = {**(own_kwargs or {}), **_proxy_kwargs(proxy)}
         if lease.unproven and self.trial_ms:
             goto = dict(own_goto or {})
             current = goto.get("timeout") or self.navigation_ms
@@ -184,6 +182,16 @@ class PlaywrightCarrier(Carrier):
         engine = self.crawler.engine
         handlers = getattr(engine.downloader.handlers, "_handlers", {}) if engine is not None else {}
         return handlers.get(scheme)
+
+
+def _proxy_kwargs(proxy: Proxy) -> dict[str, dict[str, str]]:
+    """The browser context's ``proxy`` (none for a direct entry)."""
+    if proxy.direct:
+        return {}
+    server = {"server": f"{proxy.scheme}://{proxy.hostport}"}
+    if proxy.username:
+        server.update(username=proxy.username, password=proxy.password)
+    return {"proxy": server}
 
 
 def playwright_schemes(settings: BaseSettings) -> list[str]:

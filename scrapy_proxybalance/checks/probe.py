@@ -45,7 +45,7 @@ def check_request(proxy: Proxy, check: HealthCheck) -> Request:
         dont_filter=True,
         meta={
             CHECK: time.monotonic(),
-            "proxy": proxy.url,
+            "proxy": None if proxy.direct else proxy.url,
             "download_timeout": check.timeout,
             "dont_retry": True,
             "dont_redirect": True,

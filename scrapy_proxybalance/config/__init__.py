@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..core.blocks import BlockPages
 from ..core.ejection import Backoff
 from ..core.errors import ConfigError
 from ..core.outcomes import PROXY_AUTH_REQUIRED
@@ -22,12 +23,14 @@ from ..core.proxy import Proxy
 from ..core.rules import Rules
 from ..core.sessions import SessionLimits
 from ..core.strategies import Strategy
+from ..core.tiers import closest
 from .defaults import DEFAULTS
-from .pool import domain_regions, namespace, pool_source, read_pool, state_url
+from .pool import domain_regions, namespace, pool_source, read_pool, state_url, tier_rules
 from .values import (
     HTTP_URL,
     UNAVAILABLE_ACTIONS,
     ban_policy,
+    block_pages,
     boolean,
     choice,
     number,
@@ -58,6 +61,7 @@ class Config:
     rate_limit_status_codes: frozenset[int]
     overload_status_codes: frozenset[int]
     ban_body_patterns: list[re.Pattern[str]]
+    block_pages: BlockPages
     ban_policy: type
     trial_timeout: float
     unavailable_action: str
@@ -122,12 +126,14 @@ class Config:
                     max_requests=number(settings, "PROXY_SESSION_MAX_REQUESTS", integer=True),
                     max_errors=number(settings, "PROXY_SESSION_MAX_ERRORS", integer=True),
                 ),
+                tiers=tier_rules(settings),
             ),
             session_cookiejar=boolean(settings, "PROXY_SESSION_COOKIEJAR"),
             ban_status_codes=codes["PROXY_BAN_STATUS_CODES"] - {PROXY_AUTH_REQUIRED},
             rate_limit_status_codes=codes["PROXY_RATE_LIMIT_STATUS_CODES"],
             overload_status_codes=codes["PROXY_OVERLOAD_STATUS_CODES"],
             ban_body_patterns=patterns(settings, "PROXY_BAN_BODY_PATTERNS"),
+            block_pages=block_pages(settings),
             ban_policy=ban_policy(settings),
             trial_timeout=number(settings, "PROXY_TRIAL_TIMEOUT"),
             unavailable_action=choice(settings, "PROXY_UNAVAILABLE_ACTION", UNAVAILABLE_ACTIONS),
@@ -152,14 +158,7 @@ class Config:
 
     def region_for(self, hostname: str) -> str | None:
         """The region ``PROXY_DOMAIN_REGIONS`` gives a host or its closest parent domain."""
-        if not self.domain_regions:
-            return None
-        labels = hostname.lower().split(".")
-        for i in range(len(labels)):
-            region = self.domain_regions.get(".".join(labels[i:]))
-            if region is not None:
-                return region
-        return None
+        return closest(self.domain_regions, hostname)  # type: ignore[return-value]
 
 
 def scheduler_settings(settings: BaseSettings) -> tuple[type, int]:

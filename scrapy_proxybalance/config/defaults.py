@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..core.blocks import PRESETS
 from ..core.outcomes import BAN_STATUSES, OVERLOAD_STATUSES, RATE_LIMIT_STATUSES
 
 DEFAULTS: dict[str, Any] = {
@@ -24,6 +25,7 @@ DEFAULTS: dict[str, Any] = {
     "PROXY_BAN_MAX_COOLDOWN": 1800.0,
     "PROXY_RETRY_AFTER_MAX": 1800.0,
     "PROXY_BAN_BODY_PATTERNS": [],
+    "PROXY_BLOCK_PRESETS": list(PRESETS),
     "PROXY_BAN_POLICY": "scrapy_proxybalance.BanPolicy",
     "PROXY_MAX_BANNED_SITES": 3,
     "PROXY_TRIAL_TIMEOUT": 30.0,
@@ -58,4 +60,7 @@ DEFAULTS: dict[str, Any] = {
     "PROXY_METRICS_PER_SITE": False,
     "PROXY_REPORT_FILE": None,
     "PROXY_PLAYWRIGHT_MAX_CONTEXTS": None,
+    "PROXY_SITE_TIERS": {},
+    "PROXY_TIER_PROBE_INTERVAL": 300.0,
+    "PROXY_TIER_PROBE_MAX_INTERVAL": 21600.0,
 }

@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING, Any
 from ..core.entries import load_pool
 from ..core.errors import ConfigError, InvalidProxy
 from ..core.proxy import Proxy
+from ..core.tiers import TOP, TierRules
 from ..sources import mask_source
 from ..stores import MissingDependency, UnknownScheme, schemes, store_class
-from .values import HTTP_URL, get, load_class, shown
+from .values import HTTP_URL, get, load_class, number, shown
 
 if TYPE_CHECKING:
     from scrapy.settings import BaseSettings
@@ -84,6 +85,34 @@ def domain_regions(settings: BaseSettings, pool: list[Proxy], sourced: bool = Fa
                 f" PROXY_POOL has that region (regions: {sorted(regions)})"
             )
     return {k.lower().lstrip("."): v for k, v in value.items()}
+
+
+def tier_rules(settings: BaseSettings) -> TierRules:
+    """``PROXY_SITE_TIERS`` (a domain's floor, or ``[floor, ceiling]``, or ``{"floor": ...,
+    "ceiling": ...}``) and the probes' intervals."""
+    value = get(settings, "PROXY_SITE_TIERS")
+    if not isinstance(value, dict) or not all(isinstance(k, str) and k.strip(".") for k in value):
+        raise ConfigError(f"PROXY_SITE_TIERS must map domain names to tiers, got {shown(value)}")
+    bounds = {domain.lower().strip("."): _bounds(domain, given) for domain, given in value.items()}
+    every = number(settings, "PROXY_TIER_PROBE_INTERVAL", positive=True)
+    most = number(settings, "PROXY_TIER_PROBE_MAX_INTERVAL", positive=True)
+    if most < every:
+        raise ConfigError(f"PROXY_TIER_PROBE_MAX_INTERVAL ({most:g}) must be >= PROXY_TIER_PROBE_INTERVAL ({every:g})")
+    return TierRules(every, most, bounds)
+
+
+def _bounds(domain: str, given: object) -> tuple[int, int]:
+    if isinstance(given, dict) and set(given) <= {"floor", "ceiling"}:
+        floor, ceiling = given.get("floor", 0), given.get("ceiling", TOP)
+    elif isinstance(given, list | tuple) and len(given) == 2:
+        floor, ceiling = given
+    else:
+        floor, ceiling = given, TOP
+    if not all(isinstance(t, int) and not isinstance(t, bool) and 0 <= t <= TOP for t in (floor, ceiling)) \
+            or floor > ceiling:  # type: ignore[operator]
+        raise ConfigError(f"PROXY_SITE_TIERS[{domain!r}] must be a tier from 0 to {TOP} (the floor), [floor,"
+                          f" ceiling] or {{'floor': ..., 'ceiling': ...}} with floor <= ceiling, got {shown(given)}")
+    return floor, ceiling  # type: ignore[return-value]
 
 
 def pool_source(settings: BaseSettings) -> str | Callable[[], Any] | None:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from scrapy.utils.misc import load_object
 
+from ..core.blocks import PRESETS, BlockPages
 from ..core.errors import ConfigError
 from ..core.proxy import describe, mask
 from ..core.strategies import STRATEGIES, Strategy
@@ -149,6 +150,21 @@ def patterns(settings: BaseSettings, name: str) -> list[re.Pattern[str]]:
         except (re.error, TypeError) as exc:
             raise ConfigError(f"{name}: {shown(pattern)} is not a valid regular expression: {exc}") from None
     return patterns
+
+
+def block_pages(settings: BaseSettings) -> BlockPages:
+    """``PROXY_BLOCK_PRESETS``: the anti-bot services whose block pages are bans (see
+    :mod:`..core.blocks`); a list of names, or a comma-separated string."""
+    value = get(settings, "PROXY_BLOCK_PRESETS")
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",") if v.strip()]
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"PROXY_BLOCK_PRESETS must be a list of preset names ({', '.join(PRESETS)}),"
+                          f" got {shown(value)}")
+    try:
+        return BlockPages(v.lower() for v in value)
+    except ValueError as exc:
+        raise ConfigError(f"PROXY_BLOCK_PRESETS: {exc}") from None
 
 
 def ban_policy(settings: BaseSettings) -> type:

@@ -51,6 +51,7 @@ class PoolCollector(Collector):
             ("proxybalance_pool_reloads", "pool_reloads", "Times the pool file or source changed the pool"),
         ):
             yield CounterMetricFamily(name, doc, value=totals[key])
+        yield from _tiers(v)
         proxies = GaugeMetricFamily("proxybalance_proxies", "Proxies of the pool by state", labels=["state"])
         for state in STATES:
             proxies.add_metric([state], pool[state])
@@ -118,6 +119,10 @@ class PoolCollector(Collector):
         gap = GaugeMetricFamily("proxybalance_site_gap_seconds", "The gap each proxy keeps between two requests"
                                 " to the site", labels=["site"])
         banned = GaugeMetricFamily("proxybalance_site_banned_proxies", "Proxies the site bans now", labels=["site"])
+        tier = GaugeMetricFamily("proxybalance_site_tier", "The price tier the site's requests go at now",
+                                 labels=["site"])
+        cost = CounterMetricFamily("proxybalance_site_cost", "What requests to the site cost (the pool entries'"
+                                   " unit)", labels=["site"])
         recorder = v.recorder
         for row in v.sites():
             site = row["site"]
@@ -127,7 +132,26 @@ class PoolCollector(Collector):
             waiting.add_metric([site], row["waiting"])
             gap.add_metric([site], row["gap_s"])
             banned.add_metric([site], row["banned_proxies"])
-        yield from (requests, waiting, gap, banned)
+            if row["tier"] is not None:
+                tier.add_metric([site], row["tier"])
+            cost.add_metric([site], row["cost"])
+        yield from (requests, waiting, gap, banned, tier, cost)
+
+
+def _tiers(v: View) -> Iterator[Metric]:
+    """Requests, bytes and cost per price tier."""
+    requests = CounterMetricFamily("proxybalance_tier_requests", "Requests through proxies of each price tier",
+                                   labels=["tier"])
+    sent = CounterMetricFamily("proxybalance_tier_bytes", "Bytes sent and received through proxies of each price"
+                               " tier", labels=["tier"])
+    cost = CounterMetricFamily("proxybalance_tier_cost", "What requests through proxies of each price tier cost"
+                               " (the pool entries' unit)", labels=["tier"])
+    for row in v.tiers():
+        label = [str(row["tier"])]
+        requests.add_metric(label, row["requests"])
+        sent.add_metric(label, row["bytes"])
+        cost.add_metric(label, row["cost"])
+    yield from (requests, sent, cost)
 
 
 def exposition(collector: PoolCollector, accept: str = "") -> tuple[bytes, str]:

@@ -74,7 +74,19 @@ class View:
         return {"requests": stat("requests"), "outcomes": {o: outcomes[o] for o in OUTCOMES},
                 "retries": stat("retry/count"), "gave_up": stat("retry/max_reached"), "ejections": stat("ejections"),
                 "waits": stat("waits"), "no_proxy": stat("no_proxy"), "pool_reloads": stat("pool/reloads"),
-                "rendered": stat("requests/playwright")}
+                "rendered": stat("requests/playwright"), "bytes": self.balancer.costs.all.bytes,
+                "cost": round(self.balancer.costs.all.cost, 9)}
+
+    def tiers(self) -> list[dict[str, Any]]:
+        """Each price tier: its proxies, and the requests, bytes and cost through them."""
+        b = self.balancer
+        sizes, spent = b.tier_sizes(), b.costs.tiers
+        sites = Counter(t.tier for t in b.store.tiers().values() if t.tier >= 0)
+        return [{"tier": tier, "proxies": sizes.get(tier, 0), "sites": sites[tier],
+                 "requests": spent[tier].requests if tier in spent else 0,
+                 "bytes": spent[tier].bytes if tier in spent else 0,
+                 "cost": round(spent[tier].cost, 9) if tier in spent else 0.0}
+                for tier in sorted(set(sizes) | set(spent))]
 
     # -- proxies -----------------------------------------------------------------------
 
@@ -111,6 +123,7 @@ class View:
             "ejections": facts.ejections, "next_trial_s": None if ejected_for is None else round(ejected_for, 1),
             "exit_ip": checker.ip_of.get(p.key) if checker else None,
             "region": p.proxy.region, "backup": p.proxy.backup, "weight": p.proxy.weight,
+            "tier": p.proxy.tier, "bytes": m.bytes, "cost": round(m.cost, 9),
         }
         row.update(self._recorded(record or ProxyRecord(), history))
         return row
@@ -165,9 +178,16 @@ class View:
                 "bans_by_status": dict(record.bans) if record else {},
                 "pages_per_s": round(record.pages.per_second(self.wall, recorder.started), 2) if record else 0.0,
                 "waiting": waiting.get(site, 0), "gap_s": round(b.pair_rule(site, self.now)[0], 3),
-                "banned_proxies": len(store.banned(site, self.now)),
+                "banned_proxies": len(store.banned(site, self.now)), **self._spent(site),
             })
         return rows
+
+    def _spent(self, site: str) -> dict[str, Any]:
+        """The site's price tier and why it is there, and what its requests moved and cost."""
+        b = self.balancer
+        state, spent = b.store.tier(site), b.costs.sites.get(site)
+        return {"tier": state.tier if state.tier >= 0 else None, "tier_why": state.why or None,
+                "bytes": spent.bytes if spent else 0, "cost": round(spent.cost, 9) if spent else 0.0}
 
     # -- whole documents ---------------------------------------------------------------
 
@@ -184,6 +204,7 @@ class View:
             **self.header(),
             "pool": self.pool,
             "totals": self.totals(),
+            "tiers": self.tiers(),
             "pages_per_s": round(recorder.pages_per_second(self.wall), 2) if recorder else 0.0,
             "throughput": {"step_s": 1, "points": recorder.throughput(self.wall) if recorder else []},
             "latency": self.latency(),
@@ -198,8 +219,8 @@ class View:
         """The closing report: every proxy and site, with their histories."""
         source = self.crawl.pool.source
         return {**self.header(), "finish_reason": reason, "pool": self.pool, "totals": self.totals(),
-                "latency": self.latency(), "sites": self.sites(), "proxies": self.proxies(history=True),
-                "source": source.status() if source is not None else None}
+                "tiers": self.tiers(), "latency": self.latency(), "sites": self.sites(),
+                "proxies": self.proxies(history=True), "source": source.status() if source is not None else None}
 
     def latency(self) -> dict[str, Any] | None:
         """The answered requests' download latency: count, mean, and cumulative buckets."""

@@ -48,7 +48,7 @@ import threading
 import time
 
 from .proxies import Outage, ProxySpec, Seen, authorized, demo_specs
-from .site import BLOCKED, CAPTCHA, PAGES, PORTAL, Site, site_page, token
+from .site import BLOCKED, CAPTCHA, PAGES, PORTAL, Block, Site, site_page, token
 from .wire import HOST, closed_port, kept_alive, quietly, read_head, response, split_target
 
 __all__ = ["CAPTCHA", "HOST", "PAGES", "PORTAL", "Farm", "Outage", "ProxySpec", "Seen", "demo_specs", "site_page",
@@ -59,15 +59,17 @@ class Farm:
     """The site and the proxies, served by one asyncio loop in a background thread.
 
     ``site_interval``: the site answers ``429`` (``Retry-After: site_retry_after``) to an exit
-    address that asks for the same host again within that many seconds.
+    address that asks for the same host again within that many seconds. ``site_blocks``: hosts
+    that refuse some exit addresses (see :class:`~.site.Block`).
     """
 
-    def __init__(self, specs: list[ProxySpec], site_interval: float = 0.0, site_retry_after: int = 20) -> None:
+    def __init__(self, specs: list[ProxySpec], site_interval: float = 0.0, site_retry_after: int = 20,
+                 site_blocks: dict[str, Block] | None = None) -> None:
         self.specs = specs
         for i, spec in enumerate(specs):
             if not spec.exit_ip:
                 spec.exit_ip = f"127.0.{1 + i // 250}.{1 + i % 250}"
-        self.site = Site(site_interval, site_retry_after)
+        self.site = Site(site_interval, site_retry_after, site_blocks)
         self.site_seen: list[Seen] = []  # every request the site received
         self.site_port = 0
         self.outages: list[Outage] = []

@@ -6,13 +6,18 @@ token (:func:`token`) so a crawl can prove it got the real page.
 session bound to the exit that logged in, and ``/account/<n>`` answers 403 to that session's
 cookie from any other exit; ``/flaky/<n>`` answers 500 once, then the page. With ``interval``,
 the site answers 429 to an exit that asks for a host again too soon, as sites rate limit an IP.
+A host may refuse exit addresses (:class:`Block`): with a plain "blocked" page or an anti-bot
+service's block page (:mod:`.blocks`), for good or for its first requests only.
 """
 
 from __future__ import annotations
 
 import hashlib
 import secrets
+from collections import Counter
+from dataclasses import dataclass
 
+from .blocks import block_response
 from .wire import HOST, cookie, response
 
 PAGES = 60  # pages per host on the site's index
@@ -45,10 +50,27 @@ def site_page(host: str, path: str, peer: str = HOST) -> tuple[int, bytes] | Non
     return 404, b"<html><body>not found</body></html>"
 
 
+@dataclass(frozen=True)
+class Block:
+    """A host refuses requests from ``exits`` with ``page`` (``"blocked"``, or a preset's name
+    from :mod:`.blocks`) and ``status``; with ``until``, only its first that many requests."""
+
+    exits: frozenset[str]
+    page: str = "blocked"
+    status: int = 403
+    until: int | None = None
+
+    def answer(self) -> bytes:
+        return response(self.status, BLOCKED) if self.page == "blocked" else block_response(self.page, self.status)
+
+
 class Site:
     """The site's memory: who asked when (its rate limit), its sessions, its flaky pages."""
 
-    def __init__(self, interval: float = 0.0, retry_after: int = 20) -> None:
+    def __init__(self, interval: float = 0.0, retry_after: int = 20, blocks: dict[str, Block] | None = None) -> None:
+        self.blocks = blocks or {}  # host -> the exits it refuses
+        self.asked: Counter[str] = Counter()  # requests per host
+        self.refused: Counter[str] = Counter()  # block pages sent per host
         self.interval = interval
         self.retry_after = retry_after
         self.limited: list[tuple[float, str, str]] = []  # (when, exit, host) of each 429 it sent
@@ -56,7 +78,19 @@ class Site:
         self.sessions: dict[str, str] = {}  # session cookie -> the exit that logged in
         self.flaky_seen: set[tuple[str, str]] = set()  # /flaky/ pages that failed once already
 
+    def _refusal(self, host: str, peer: str) -> bytes | None:
+        """The host's block page for an exit it refuses (now)."""
+        self.asked[host] += 1
+        block = self.blocks.get(host)
+        if block is None or peer not in block.exits or (block.until is not None and self.asked[host] > block.until):
+            return None
+        self.refused[host] += 1
+        return block.answer()
+
     def answer(self, host: str, path: str, headers: dict[str, str], peer: str, now: float) -> bytes | None:
+        refusal = self._refusal(host, peer)
+        if refusal is not None:
+            return refusal
         if self.interval and path != "/ip":
             last = self.last.get((peer, host))
             self.last[peer, host] = now
