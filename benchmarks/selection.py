@@ -40,8 +40,8 @@ from scrapy_proxybalance.core.outcomes import Outcome
 from scrapy_proxybalance.core.proxy import Proxy
 from scrapy_proxybalance.core.rules import Rules
 from scrapy_proxybalance.core.sessions import SessionLimits
-from scrapy_proxybalance.core.tiers import TierRules
 from scrapy_proxybalance.core.strategies import STRATEGIES
+from scrapy_proxybalance.core.tiers import TierRules
 from scrapy_proxybalance.stores.memory import MemoryStore
 
 DOMAINS = [f"site-{i}.test" for i in range(10)]
