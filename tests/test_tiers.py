@@ -2,6 +2,7 @@
 the fake clock; the balancer picking within a request's tiers."""
 
 import math
+from dataclasses import replace
 
 import pytest
 
@@ -11,7 +12,7 @@ from scrapy_proxybalance.core.entries import parse_entry
 from scrapy_proxybalance.core.errors import InvalidProxy, NoProxyAvailable
 from scrapy_proxybalance.core.listener import PoolListener
 from scrapy_proxybalance.core.outcomes import Outcome
-from scrapy_proxybalance.core.tiers import CLIMB_WINDOW, NO_TIER, PROBE_STALE, TierRules, Tiers
+from scrapy_proxybalance.core.tiers import CLIMB_WINDOW, NO_TIER, PROBE_STALE, TierChoice, TierRules, Tiers
 from scrapy_proxybalance.stores.memory import MemoryStore
 
 from .conftest import make_balancer
@@ -103,6 +104,14 @@ def test_one_probe_at_a_time_and_a_lost_one_frees_the_turn():
     assert t.choose(out, "a", PROBE + PROBE_STALE + 1).probe  # never answered: the turn is free again
     lost = t.probe_lost(out, PROBE + 2)
     assert lost.probing == -math.inf and lost.probe_at <= PROBE + 2 + PROBE / 10
+
+
+def test_a_probe_never_goes_below_what_the_request_needs():
+    t = tiers({0: 2, 2: 2, 3: 1})
+    state = replace(t.settle(NO_TIER, "a", 0.0), tier=3, probe_at=0.0)
+    assert t.choose(state, "a", 1.0).tiers == (2,)
+    assert t.choose(state, "a", 1.0, at_least=1) == TierChoice((2,), probe=True)  # 2: the tier below, above 1
+    assert not t.choose(replace(state, tier=2), "a", 1.0, at_least=1).probe  # none between 1 and 2
 
 
 def test_a_retry_after_a_ban_goes_at_least_a_tier_up_and_never_probes():

@@ -158,7 +158,7 @@ class Tiers:
         floor, ceiling = self.rules.bounds(site)
         start = max(state.tier, at_least, floor)
         if at_least < state.tier and now >= state.probe_at and now - state.probing > PROBE_STALE:
-            below = max((t for t in self.present() if floor <= t < state.tier), default=None)
+            below = max((t for t in self.present() if max(floor, at_least) <= t < state.tier), default=None)
             if below is not None:
                 return TierChoice((below,), probe=True)
         return TierChoice(tuple(t for t in sorted(self.present()) if start <= t <= ceiling) or
