@@ -7,6 +7,7 @@ proxy, nor fail one that a proxy could serve later; in-flight counts stay exact,
 leased above its concurrency limit, and no limit falls below 1.
 """
 
+import math
 import random
 
 from hypothesis import given, settings
@@ -64,6 +65,7 @@ class Model:
         self.busy: dict[tuple[int, str], int] = {}  # requests in flight per pair
         self.ban: dict[tuple[int, str], float] = {}  # bans, until when
         self.level: dict[tuple[int, str], int] = {}  # bans in a row per (proxy, site)
+        self.level_until: dict[tuple[int, str], float] = {}  # when the store may forget that level
 
     def facts(self, p):
         return self.b.facts(p)
@@ -131,21 +133,28 @@ class Model:
             self.record_ban(lease, retry_after)
         elif outcome is Outcome.SUCCESS:
             self.level.pop(key, None)
+            self.level_until.pop(key, None)
 
     def record_ban(self, lease, retry_after) -> None:
         """A ban holds for Retry-After (clamped), else 7 s doubling per ban in a row on that
         site, jittered down by up to half: check the balancer's draw is in range."""
-        key = (lease.state.id, lease.site)
+        key, now = (lease.state.id, lease.site), self.clock()
+        # a ban's level is remembered until as long again as the ban lasted has passed since it
+        # ended; after that the store may have forgotten it (when it forgot the idle pair)
+        may_restart = now >= self.level_until.get(key, math.inf)
         self.level[key] = self.level.get(key, 0) + 1
         until, before = self.b.store.ban_of(lease.state.key, lease.site)[0], self.ban.get(key, 0.0)
         if until != before:  # a ban never shortens one already running
             if retry_after is not None:
-                assert until == self.clock() + min(retry_after, MAX_HOLD)
+                assert until == now + min(retry_after, MAX_HOLD)
             else:
                 full = min(MAX_HOLD, 7.0 * 2 ** (self.level[key] - 1))
-                assert 0.5 * full - 1e-9 <= until - self.clock() <= full + 1e-9
+                if may_restart and until - now <= 7.0 + 1e-9:  # forgotten: level 1 again
+                    self.level[key], full = 1, 7.0
+                assert 0.5 * full - 1e-9 <= until - now <= full + 1e-9
         assert until >= before
         self.ban[key] = until
+        self.level_until[key] = max(self.level_until.get(key, -math.inf), until + max(0.0, until - now))
 
 
 @settings(max_examples=400, deadline=None)

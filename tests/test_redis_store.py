@@ -155,6 +155,27 @@ def test_keys_expire_when_unused(namespace):
     run(scenario())
 
 
+def test_a_pair_s_keys_live_as_long_as_its_answer_can_matter_and_a_ban_as_long_as_it_runs(namespace):
+    async def scenario():
+        (one,) = await stores(namespace, n=1)
+        one.remember_answers(60.0)  # the longest a site's gap can be (PROXY_DOMAIN_COOLDOWN_MAX)
+        for site in ("once.test", "banned.test"):
+            assert await one.claim(site, [A], 1, limit=1, gap=1.0) == A
+        now = time.monotonic()
+        one.ban(A, "banned.test", now, now + 7200.0, 1)
+        for site in ("once.test", "banned.test"):
+            one.give_back(A, site, now, 1.0, 1)
+        await one.flush()
+        await one.close()
+        server = redis.Redis.from_url(URL)
+        once = one.link.key("pair", "once.test", A)
+        banned = one.link.key("pair", "banned.test", A)
+        assert 60_000 <= server.pttl(once) <= 66_000  # a site seen once is gone from Redis a minute later
+        assert server.pttl(banned) > 7200_000  # a running ban is not cut short by the answer after it
+
+    run(scenario())
+
+
 def test_with_redis_away_a_store_goes_on_alone_and_says_so_once():
     async def scenario():
         said = []

@@ -27,6 +27,7 @@ class Unavailability:
     def __init__(self, timeout: float) -> None:
         self.timeout = timeout
         self.episodes: dict[Hashable, tuple[float, float]] = {}  # key -> (since, last noted)
+        self.tidy_at = 1024  # episodes: past this many, the ended ones are dropped
 
     def waiting(self, key: Hashable, seconds: float, unavailable: bool, now: float, what: str) -> float | Act:
         """A request for ``key`` must wait ``seconds``: how long to wait before looking
@@ -37,6 +38,9 @@ class Unavailability:
         if now - last > GAP:
             since = now
         self.episodes[key] = (since, now)
+        if len(self.episodes) > self.tidy_at:  # sites nobody waits for any more (amortized: the size doubles)
+            self.episodes = {k: e for k, e in self.episodes.items() if now - e[1] <= GAP}
+            self.tidy_at = max(1024, 2 * len(self.episodes))
         left = since + self.timeout - now
         if left > 0:
             return min(seconds, left, CHECK)

@@ -45,6 +45,13 @@ class SitePace:
         excess = (self.gap - floor) * 0.5 ** (max(0.0, now - self.since - SETTLE) / HALF_LIFE)
         return floor + excess if excess > 1e-3 else floor
 
+    def idle_at(self, longest_gap: float) -> float:
+        """When nothing of this pace matters any more (it may be forgotten): its excess decayed
+        below a millisecond whatever the floor, its last rate limit out of every window
+        (``longest_gap``: the most a gap can be)."""
+        decayed = self.since + SETTLE + HALF_LIFE * math.log2(self.gap / 1e-3) if self.gap > 1e-3 else -math.inf
+        return max(decayed, self.limited_at + max(WINDOW, 4 * longest_gap))
+
     def rate_limited(self, now: float, floor: float, cap: float, sent_at: float, proxy: str,
                      pool_size: int) -> SitePace:
         """After a rate-limit answer through ``proxy`` to a request sent at ``sent_at``."""

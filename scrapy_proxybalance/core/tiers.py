@@ -82,6 +82,14 @@ class SiteTier:
     why: str = ""
 
 
+    def idle_at(self) -> float:
+        """When the state may be forgotten (a site is then new again, starting at its floor):
+        a climb window after it was decided and after its last ban, its probe stale, and a tier
+        it climbed to kept until its next probe is due and as long again."""
+        climbed = self.probe_at + self.probe_every if math.isfinite(self.probe_at) else -math.inf
+        return max(max(self.since, self.banned_at) + CLIMB_WINDOW, self.probing + PROBE_STALE, climbed)
+
+
 NO_TIER = SiteTier()
 
 

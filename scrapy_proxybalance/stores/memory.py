@@ -26,16 +26,21 @@ class _Pair:
     fleet: float = -math.inf  # held by another process until then, as the shared store last said
     ban_until: float = -math.inf
     ban_level: int = 0
+    level_until: float = -math.inf  # the ban level is remembered until then (as long again as the ban)
 
 
 class MemoryStore:
     """The store in this process's memory.
 
-    Per site, a dict of pairs and heaps of their last answers and of pause and ban ends,
-    expired lazily, so memory follows the pairs in use, answered lately, paused or banned, not
-    pool size times sites. A site's gap is applied when asked, so a site that slows down holds
-    every pair to the new gap at once: a pair's last answer is kept as long as a gap can grow
-    to (:meth:`remember_answers`).
+    Per site, a dict of pairs and heaps of their last answers within the gap and of pause and
+    ban ends. A site's gap is applied when asked, so a site that slows down holds every pair to
+    the new gap at once: a pair's last answer is kept as long as a gap can grow to
+    (:meth:`remember_answers`). Memory follows the active sites, not the sites ever seen: one
+    heap for the whole store (the sweep) says when each pair, and each site's pace and tier, may
+    be forgotten, and every answer forgets what has come due, so a site seen once is gone a
+    minute later, without a scan. A pair in use, paused or banned is kept as long as that runs;
+    a ban's level as long again; a learned pace until it has decayed (see
+    :meth:`.SitePace.idle_at`), a site's tier until its probe is due (:meth:`.SiteTier.idle_at`).
     """
 
     shared = False
@@ -44,15 +49,15 @@ class MemoryStore:
         self.pairs: dict[str, dict[str, _Pair]] = {}
         self.memory = 60.0  # seconds a pair's last answer is kept (the longest gap)
         self.recent: dict[str, list[tuple[float, str]]] = {}  # site -> heap of (answered, proxy) within its gap
-        self.answers: dict[str, list[tuple[float, str]]] = {}  # site -> heap of (answered, proxy) within memory
+        self.sweep: list[tuple[float, str, str]] = []  # heap of (when, site, proxy or "" for the site's pace and tier)
+        self.held = 0  # pairs in self.pairs
         self.holds: dict[str, list[tuple[float, str]]] = {}  # site -> heap of (pause or ban end, proxy)
         self.bans: dict[str, dict[str, float]] = {}  # site -> proxy -> ban end (for `banned`)
         self.bans_of: dict[str, dict[str, float]] = {}  # proxy -> site -> ban end (`banned_sites`)
         self.paces: dict[str, SitePace] = {}
         self.site_tiers: dict[str, SiteTier] = {}
         self.proxy_facts: dict[str, ProxyFacts] = {}
-        self.sessions: dict[str, Binding] = {}
-        self.session_expiry: list[tuple[float, str]] = []  # (when it may expire, session), lazily
+        self.sessions = _Sessions()
 
     @classmethod
     def from_url(cls, url: str, options: StoreOptions) -> MemoryStore:
@@ -77,6 +82,8 @@ class MemoryStore:
         pair = pairs.get(key) if pairs else None
         if pair is not None:
             pair.busy = max(0, pair.busy - 1)
+            if not pair.busy:
+                self._due(self._idle_at(pair), site, key)
 
     async def claim(self, site: str, keys: Sequence[str], lease: int, limit: int, gap: float) -> str | None:
         return keys[0]  # this process is the whole fleet: its own pick stands
@@ -91,21 +98,12 @@ class MemoryStore:
             heapq.heappush(recent, (now, key))
             while recent[0][0] + gap <= now:  # the heap holds only the last gap's answers
                 heapq.heappop(recent)
-        answers = self.answers.setdefault(site, [])
-        heapq.heappush(answers, (now, key))
-        while answers[0][0] + self.memory <= now:  # amortized: forget pairs answered long ago
-            answered, other = heapq.heappop(answers)
-            held = self.pairs.get(site, {}).get(other)
-            if held is not None and held.answered == answered:
-                self._tidy(site, other, held, now)
-        if len(answers) > 1024 + 4 * len(self.pairs.get(site, ())):  # a long memory: drop superseded answers
-            answers[:] = [(held.answered, other) for other, held in self.pairs.get(site, {}).items()]
-            heapq.heapify(answers)
         if hold_until > pair.hold:
             pair.hold = hold_until
             heapq.heappush(self.holds.setdefault(site, []), (hold_until, key))
-        if site in self.pairs and key in self.pairs[site]:
-            self._tidy(site, key, pair, now)
+        if not pair.busy:
+            self._due(self._idle_at(pair), site, key)
+        self._forget_due(now)
 
     def fleet_holds(self, site: str, reported: dict[str, float], complete: bool, taken: str | None) -> None:
         """The pairs of ``site`` other processes hold (in use, within their gap, paused or
@@ -120,16 +118,18 @@ class MemoryStore:
             if key != taken:
                 self._pair(key, site).fleet = until
                 heapq.heappush(self.holds.setdefault(site, []), (until, key))
+                self._due(until, site, key)
 
     def ban(self, key: str, site: str, now: float, until: float, level: int) -> None:
         pair = self._pair(key, site)
         pair.ban_level = max(pair.ban_level, level)
+        pair.level_until = max(pair.level_until, until + max(0.0, until - now))
         if until > pair.ban_until:
             pair.ban_until = until
             self.bans.setdefault(site, {})[key] = until
             self.bans_of.setdefault(key, {})[site] = until
             heapq.heappush(self.holds.setdefault(site, []), (until, key))
-        self._tidy(site, key, pair, now)
+        self._due(self._idle_at(pair), site, key)
 
     def unban(self, key: str, site: str) -> None:
         pairs = self.pairs.get(site)
@@ -164,9 +164,9 @@ class MemoryStore:
             if pair is not None:
                 self._tidy(site, key, pair, now)
         if recent is not None and not recent:
-            del self.recent[site]
+            self.recent.pop(site, None)
         if holds is not None and not holds:
-            del self.holds[site]
+            self.holds.pop(site, None)
         return min(ends) if ends else None
 
     def banned(self, site: str, now: float) -> list[str]:
@@ -182,15 +182,82 @@ class MemoryStore:
         pair = pairs.get(key)
         if pair is None:
             pair = pairs[key] = _Pair()
+            self.held += 1
         return pair
 
+    def _idle_at(self, pair: _Pair) -> float:
+        """When a pair not in use holds nothing any more: its answer out of memory, its pause,
+        fleet hold and ban over, its ban level forgotten."""
+        level = pair.level_until if pair.ban_level else -math.inf
+        return max(pair.answered + self.memory, pair.hold, pair.ban_until, pair.fleet, level)
+
     def _tidy(self, site: str, key: str, pair: _Pair, now: float) -> None:
-        """Drop a pair that holds nothing any more (a ban level stays until a success)."""
-        if (not pair.busy and pair.answered + self.memory <= now and max(pair.hold, pair.ban_until, pair.fleet) <= now
-                and not pair.ban_level):
-            del self.pairs[site][key]
-            if not self.pairs[site]:
-                del self.pairs[site]
+        """Drop a pair that holds nothing any more; with a site's last pair, what else the
+        store keeps of the site's pairs."""
+        if pair.busy or self._idle_at(pair) > now:
+            return
+        pairs = self.pairs[site]
+        del pairs[key]
+        self.held -= 1
+        for index, name, other in ((self.bans, site, key), (self.bans_of, key, site)):
+            held = index.get(name)
+            if held is not None and held.pop(other, None) is not None and not held:
+                del index[name]
+        if not pairs:
+            del self.pairs[site]
+            self.recent.pop(site, None)
+            self.holds.pop(site, None)
+
+    def _due(self, when: float, site: str, key: str) -> None:
+        """The sweep looks at the pair (``key``; a site's pace and tier: ``""``) at ``when``."""
+        sweep = self.sweep
+        heapq.heappush(sweep, (when, site, key))
+        if len(sweep) > 4096 + 4 * (self.held + len(self.paces) + len(self.site_tiers)):
+            self._compact()
+
+    def _forget_due(self, now: float) -> None:
+        """Forget what has come due and holds nothing any more (amortized: each entry once)."""
+        sweep = self.sweep
+        while sweep and sweep[0][0] <= now:
+            _, site, key = heapq.heappop(sweep)
+            if not key:
+                self._forget_site(site, now)
+                continue
+            pairs = self.pairs.get(site)
+            pair = pairs.get(key) if pairs else None
+            if pair is None or pair.busy:
+                continue  # gone, or its answer or untake will be due
+            idle = self._idle_at(pair)
+            if idle <= now:
+                self._tidy(site, key, pair, now)
+            else:
+                heapq.heappush(sweep, (idle, site, key))
+
+    def _forget_site(self, site: str, now: float) -> None:
+        """Forget the site's pace and tier if they no longer matter, else look again when they may not."""
+        later = math.inf
+        pace = self.paces.get(site)
+        if pace is not None:
+            if (idle := pace.idle_at(self.memory)) <= now:
+                del self.paces[site]
+            else:
+                later = idle
+        tier = self.site_tiers.get(site)
+        if tier is not None:
+            if (idle := tier.idle_at()) <= now:
+                del self.site_tiers[site]
+            else:
+                later = min(later, idle)
+        if later < math.inf:
+            heapq.heappush(self.sweep, (later, site, ""))
+
+    def _compact(self) -> None:
+        """Rebuild the sweep from what is held (superseded entries pile up on busy pairs)."""
+        sweep = [(self._idle_at(pair), site, key) for site, pairs in self.pairs.items()
+                 for key, pair in pairs.items() if not pair.busy]
+        sweep += [(-math.inf, site, "") for site in self.paces.keys() | self.site_tiers.keys()]
+        heapq.heapify(sweep)
+        self.sweep = sweep
 
     def remember_answers(self, seconds: float) -> None:
         self.memory = seconds
@@ -201,12 +268,14 @@ class MemoryStore:
 
     def set_pace(self, site: str, pace: SitePace) -> None:
         self.paces[site] = pace
+        self._due(pace.idle_at(self.memory), site, "")
 
     def tier(self, site: str) -> SiteTier:
         return self.site_tiers.get(site, NO_TIER)
 
     def set_tier(self, site: str, tier: SiteTier) -> None:
         self.site_tiers[site] = tier
+        self._due(tier.idle_at(), site, "")
 
     def tiers(self) -> dict[str, SiteTier]:
         return self.site_tiers
@@ -236,34 +305,13 @@ class MemoryStore:
 
     # -- sessions
     def session(self, key: str, now: float) -> Binding | None:
-        self._expire_sessions(now)
-        return self.sessions.get(key)
+        return self.sessions.get(key, now)
 
     def set_session(self, key: str, binding: Binding) -> None:
-        self._keep_session(key, binding)
+        self.sessions.keep(key, binding)
 
     def bind_session(self, key: str, binding: Binding) -> Binding:
-        current = self.sessions.get(key)
-        if current is not None and (current.proxy or current.generation != binding.generation):
-            return current
-        self._keep_session(key, binding)
-        return binding
-
-    def _keep_session(self, key: str, binding: Binding) -> None:
-        if key not in self.sessions:
-            heapq.heappush(self.session_expiry, (binding.used + IDLE_EXPIRY, key))
-        self.sessions[key] = binding
-
-    def _expire_sessions(self, now: float) -> None:
-        expiry = self.session_expiry
-        while expiry and expiry[0][0] <= now:
-            _, key = heapq.heappop(expiry)
-            binding = self.sessions.get(key)
-            if binding is not None:
-                if binding.used + IDLE_EXPIRY <= now:
-                    del self.sessions[key]
-                else:
-                    heapq.heappush(expiry, (binding.used + IDLE_EXPIRY, key))
+        return self.sessions.bind(key, binding)
 
     async def start(self) -> None:
         pass
@@ -273,6 +321,39 @@ class MemoryStore:
 
 
 _NO_PACE = SitePace()
+
+
+class _Sessions:
+    """Sticky sessions' bindings, each forgotten once unused for :data:`.IDLE_EXPIRY`."""
+
+    def __init__(self) -> None:
+        self.bindings: dict[str, Binding] = {}
+        self.expiry: list[tuple[float, str]] = []  # (when it may expire, session), lazily
+
+    def get(self, key: str, now: float) -> Binding | None:
+        expiry = self.expiry
+        while expiry and expiry[0][0] <= now:
+            _, name = heapq.heappop(expiry)
+            binding = self.bindings.get(name)
+            if binding is not None:
+                if binding.used + IDLE_EXPIRY <= now:
+                    del self.bindings[name]
+                else:
+                    heapq.heappush(expiry, (binding.used + IDLE_EXPIRY, name))
+        return self.bindings.get(key)
+
+    def bind(self, key: str, binding: Binding) -> Binding:
+        """Bind unless a binding of that generation exists already; return the one that holds."""
+        current = self.bindings.get(key)
+        if current is not None and (current.proxy or current.generation != binding.generation):
+            return current
+        self.keep(key, binding)
+        return binding
+
+    def keep(self, key: str, binding: Binding) -> None:
+        if key not in self.bindings:
+            heapq.heappush(self.expiry, (binding.used + IDLE_EXPIRY, key))
+        self.bindings[key] = binding
 
 
 def _current(index: dict[str, dict[str, float]], name: str, now: float) -> list[str]:

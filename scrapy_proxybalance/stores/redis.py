@@ -42,7 +42,8 @@ from .redis_link import RedisLink
 if TYPE_CHECKING:
     from . import StoreOptions
 
-KEEP = 3600_000  # ms an unused key lives on past what it holds
+KEEP = 3600_000  # ms an unused key lives on past what it holds (a pair's: ANSWER_MARGIN past its last answer's memory)
+ANSWER_MARGIN = 5_000  # ms a pair's key outlives the longest a site's gap can be
 STREAM_LENGTH = 10_000  # changes kept on the stream (approximately)
 IN_FLIGHT_GUESS = 500  # ms a pair just claimed is reported held past its gap, until its answer says
 HELD_REPORTED = 256  # pairs of a site held by the fleet that a claim reports back, the soonest free first
@@ -161,8 +162,9 @@ class RedisStore:
                   hold_until: float = -math.inf) -> None:
         self.mirror.give_back(key, site, now, gap, lease, hold_until)
         hold = int((hold_until - now) * 1000) if hold_until > now else 0
+        keep = int(self.mirror.memory * 1000) + ANSWER_MARGIN  # the pair's answer matters that long
         self.link.send("give_back", [*self._pair_keys(key, site), self.link.key("held", site)],
-                       [f"{self.link.writer}:{lease}", now, hold, int(gap * 1000), KEEP, key], since=1)
+                       [f"{self.link.writer}:{lease}", now, hold, int(gap * 1000), keep, key], since=1)
 
     def untake(self, key: str, site: str, lease: int) -> None:
         self.mirror.untake(key, site, lease)

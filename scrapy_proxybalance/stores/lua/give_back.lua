@@ -11,5 +11,12 @@ if hold > 0 and answered + hold > (tonumber(redis.call('HGET', KEYS[1], 'hold'))
   redis.call('HSET', KEYS[1], 'hold', answered + hold)
 end
 local free_at = answered + math.max(hold, tonumber(ARGV[4]))
-if free_at > now then redis.call('ZADD', KEYS[3], free_at, ARGV[6]) else redis.call('ZREM', KEYS[3], ARGV[6]) end
-redis.call('PEXPIRE', KEYS[1], hold + tonumber(ARGV[5]))
+local keep = tonumber(ARGV[5])
+if free_at > now then
+  redis.call('ZADD', KEYS[3], free_at, ARGV[6])
+  if redis.call('PTTL', KEYS[3]) < free_at - now + keep then redis.call('PEXPIRE', KEYS[3], free_at - now + keep) end
+else
+  redis.call('ZREM', KEYS[3], ARGV[6])
+end
+-- the pair lives on as long as its answer can matter (never shortened: a ban may hold it longer)
+if redis.call('PTTL', KEYS[1]) < hold + keep then redis.call('PEXPIRE', KEYS[1], hold + keep) end
