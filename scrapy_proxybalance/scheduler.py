@@ -9,6 +9,9 @@ request stays here instead, so:
 - memory is bounded: at most ``PROXY_MAX_WAITING`` requests wait in the room; when it is
   full, the request goes back to your scheduler's queue and no more are pulled until room
   frees up (your queue, on disk with ``JOBDIR``, keeps the rest of the frontier);
+- a queue shared by a fleet (scrapy-redis's) is not hoarded: by default the room then holds
+  only as many requests as the process sends at once (``CONCURRENT_REQUESTS``), so the
+  fleet's other processes take the rest;
 - among requests for the same site it waits in priority order;
 - when the crawl closes or pauses, every waiting request goes back into your scheduler before
   that closes, so resuming a ``JOBDIR`` job crawls it.
@@ -64,7 +67,8 @@ class ProxyScheduler(BaseScheduler):
             if not enabled(crawler.settings):
                 logger.error("scrapy-proxybalance: %s; using Scrapy's own scheduler", exc)
             inner_cls, max_waiting = Scheduler, 1
-        return cls(crawler, build_from_crawler(inner_cls, crawler), max_waiting)
+        inner = build_from_crawler(inner_cls, crawler)
+        return cls(crawler, inner, max_waiting or room_size(inner, crawler.settings))
 
     def open(self, spider: Spider) -> Any:
         """Find the middleware's admission (the downloader middleware that has one) and
@@ -225,7 +229,18 @@ class ProxyScheduler(BaseScheduler):
         self.crawler.engine.crawl(request)
 
 
-def wrapped_scheduler(settings: BaseSettings) -> tuple[type, int]:
+ROOM = 1000  # requests the waiting room holds by default (a queue of this process's own)
+SHARED_QUEUES = ("scrapy_redis.",)  # schedulers whose queue the processes of a fleet share
+
+
+def room_size(inner: object, settings: BaseSettings) -> int:
+    """``PROXY_MAX_WAITING``'s default: :data:`ROOM`, or what the process sends at once
+    (``CONCURRENT_REQUESTS``) when its queue is shared by a fleet, which then takes the rest."""
+    shared = type(inner).__module__.startswith(SHARED_QUEUES)
+    return max(1, settings.getint("CONCURRENT_REQUESTS")) if shared else ROOM
+
+
+def wrapped_scheduler(settings: BaseSettings) -> tuple[type, int | None]:
     """``PROXY_SCHEDULER`` (the scheduler a :class:`ProxyScheduler` wraps: not one itself) and
     ``PROXY_MAX_WAITING``; read also when the middleware is off. Raises :class:`ConfigError`."""
     cls, max_waiting = scheduler_settings(settings)

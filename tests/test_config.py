@@ -28,7 +28,7 @@ def test_defaults():
     assert (r.cooldown, r.max_failures, r.backoff.base, r.backoff.cap, r.retry_times) == (1.0, 3, 60.0, 1800.0, 3)
     assert (r.ban_backoff.base, r.ban_backoff.cap, r.retry_after_max, r.cooldown_max) == (60.0, 1800.0, 1800.0, 60.0)
     assert (c.ban_status_codes, c.rate_limit_status_codes, c.overload_status_codes) == ({403}, {429}, {503})
-    assert c.stats_interval == 60.0 and not c.stats_per_proxy and c.max_waiting == 1000
+    assert c.stats_interval == 60.0 and not c.stats_per_proxy and c.max_waiting is None
     assert (r.max_banned_sites, c.trial_timeout, r.unavailable_timeout, c.unavailable_action) == (3, 30.0, 600.0, "close")
     assert c.ban_body_patterns == [] and c.pool_reload_interval == 5.0 and c.health_check is None
     assert r.pair_limit == 8  # Scrapy's CONCURRENT_REQUESTS_PER_DOMAIN, per (site, proxy)

@@ -65,7 +65,7 @@ class Config:
     ban_policy: type
     trial_timeout: float
     unavailable_action: str
-    max_waiting: int
+    max_waiting: int | None  # None: the scheduler decides (see scheduler.room_size)
     scheduler: type
     pool_reload_interval: float
     state_url: str
@@ -137,7 +137,7 @@ class Config:
             ban_policy=ban_policy(settings),
             trial_timeout=number(settings, "PROXY_TRIAL_TIMEOUT"),
             unavailable_action=choice(settings, "PROXY_UNAVAILABLE_ACTION", UNAVAILABLE_ACTIONS),
-            max_waiting=number(settings, "PROXY_MAX_WAITING", integer=True, positive=True),
+            max_waiting=optional_number(settings, "PROXY_MAX_WAITING", integer=True, positive=True),
             scheduler=scheduler(settings),
             pool_reload_interval=number(settings, "PROXY_POOL_RELOAD_INTERVAL"),
             state_url=state_url(settings),
@@ -161,10 +161,10 @@ class Config:
         return closest(self.domain_regions, hostname)  # type: ignore[return-value]
 
 
-def scheduler_settings(settings: BaseSettings) -> tuple[type, int]:
-    """``PROXY_SCHEDULER`` and ``PROXY_MAX_WAITING``, for the scheduler (read also when the
-    middleware is off)."""
-    return scheduler(settings), number(settings, "PROXY_MAX_WAITING", integer=True, positive=True)
+def scheduler_settings(settings: BaseSettings) -> tuple[type, int | None]:
+    """``PROXY_SCHEDULER`` and ``PROXY_MAX_WAITING`` (``None``: the scheduler's default), for
+    the scheduler (read also when the middleware is off)."""
+    return scheduler(settings), optional_number(settings, "PROXY_MAX_WAITING", integer=True, positive=True)
 
 
 def enabled(settings: BaseSettings) -> bool:

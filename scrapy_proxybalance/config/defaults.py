@@ -31,7 +31,7 @@ DEFAULTS: dict[str, Any] = {
     "PROXY_TRIAL_TIMEOUT": 30.0,
     "PROXY_UNAVAILABLE_TIMEOUT": 600.0,
     "PROXY_UNAVAILABLE_ACTION": "close",
-    "PROXY_MAX_WAITING": 1000,
+    "PROXY_MAX_WAITING": None,  # 1000; CONCURRENT_REQUESTS when the queue is shared (scrapy-redis)
     "PROXY_SCHEDULER": "scrapy.core.scheduler.Scheduler",
     "PROXY_POOL_RELOAD_INTERVAL": 5.0,
     "PROXY_SESSION_MAX_AGE": 3000.0,
