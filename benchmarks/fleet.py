@@ -196,7 +196,7 @@ def delete_namespace(namespace: str) -> int:
     import redis
 
     server = redis.Redis.from_url(REDIS_URL)
-    keys = list(server.scan_iter(f"{namespace}:*", count=1000))
+    keys = list(server.scan_iter(f"{{{namespace}}}:*", count=1000))  # the pool's keys are under its hash tag
     for i in range(0, len(keys), 500):
         server.delete(*keys[i:i + 500])
     server.close()
@@ -548,7 +548,7 @@ async def keys_run(requests: int) -> dict:
 
 async def survey(admin, namespace: str) -> dict:
     """Keys under ``namespace`` by kind (the part after the namespace), with their memory and TTLs."""
-    keys = [k async for k in admin.scan_iter(f"{namespace}:*", count=1000)]
+    keys = [k async for k in admin.scan_iter(f"{{{namespace}}}:*", count=1000)]
     kinds: dict[str, dict] = {}
     for i in range(0, len(keys), 500):
         chunk = keys[i:i + 500]
@@ -558,7 +558,7 @@ async def survey(admin, namespace: str) -> dict:
                 pipe.memory_usage(k)
             replies = await pipe.execute()
         for j, k in enumerate(chunk):
-            kind = k.decode()[len(namespace) + 1:].split(":", 1)[0]
+            kind = k.decode()[len(namespace) + 3:].split(":", 1)[0]
             pttl, size = replies[2 * j], replies[2 * j + 1] or 0
             entry = kinds.setdefault(kind, {"keys": 0, "bytes": 0, "no_ttl": 0, "min_ttl": None, "max_ttl": None})
             entry["keys"] += 1

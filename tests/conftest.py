@@ -40,7 +40,7 @@ def namespace():
     name = f"proxybalance-test-{uuid.uuid4().hex[:8]}"
     yield name
     server = redis.Redis.from_url(REDIS_URL)
-    keys = list(server.scan_iter(f"{name}:*"))
+    keys = [*server.scan_iter(f"{{{name}}}:*"), *server.scan_iter(f"{name}:*")]  # the pool's (hash-tagged), scrapy-redis's
     if keys:
         server.delete(*keys)
 

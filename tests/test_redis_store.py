@@ -149,7 +149,7 @@ def test_keys_expire_when_unused(namespace):
         await one.flush()
         await one.close()
         server = redis.Redis.from_url(URL)
-        keys = list(server.scan_iter(f"{namespace}:*"))
+        keys = list(server.scan_iter(f"{{{namespace}}}:*"))
         assert keys and all(server.pttl(k) > 0 for k in keys)  # every key has an expiry
 
     run(scenario())

@@ -5,6 +5,7 @@ scheme                                                    store
 ========================================================  ================================
 ``memory://``                                             :class:`.memory.MemoryStore`: this process alone (the default)
 ``redis://``, ``rediss://``, ``redis+unix://``            :class:`.redis.RedisStore`: a fleet through Redis
+``redis+cluster://``, ``rediss+cluster://``                 :class:`.redis.RedisStore` on a Redis Cluster
 ========================================================  ================================
 
 A store implements :class:`~scrapy_proxybalance.core.store.StateStore` and a classmethod
@@ -45,7 +46,7 @@ class _Entry:
 
 _REGISTRY: dict[str, _Entry] = {
     "memory": _Entry("scrapy_proxybalance.stores.memory.MemoryStore"),
-    **dict.fromkeys(("redis", "rediss", "redis+unix", "unix"),
+    **dict.fromkeys(("redis", "rediss", "redis+unix", "unix", "redis+cluster", "rediss+cluster"),
                     _Entry("scrapy_proxybalance.stores.redis.RedisStore", "redis")),
 }
 

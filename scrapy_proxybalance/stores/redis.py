@@ -61,7 +61,7 @@ class RedisStore:
     def __init__(self, url: str, namespace: str, *, lease_ttl: float, timeout: float = 0.5,
                  clock: Callable[[], float] = time.monotonic, on_trouble: Callable[[str], None] | None = None) -> None:
         self.mirror = MemoryStore()
-        self.link = RedisLink(_redis_url(url), namespace, timeout, clock, on_trouble or (lambda message: None))
+        self.link = RedisLink(*_redis_url(url), namespace, timeout, clock, on_trouble or (lambda message: None))
         self.lease_ttl_ms = int(lease_ttl * 1000)
         self.clock = clock
         self.listeners: list[Listener] = []
@@ -239,9 +239,15 @@ class RedisStore:
             self.mirror.set_session(name, record)
 
 
-def _redis_url(url: str) -> str:
-    """The URL as redis-py reads it (``redis+unix://`` is ``unix://`` there)."""
-    return "unix://" + url.removeprefix("redis+unix://") if url.startswith("redis+unix://") else url
+def _redis_url(url: str) -> tuple[str, bool]:
+    """The URL as redis-py reads it (``redis+unix://`` is ``unix://`` there), and whether it
+    names a Redis Cluster (``redis+cluster://``, ``rediss+cluster://``: any of its nodes)."""
+    scheme, _, rest = url.partition("://")
+    if scheme.lower() == "redis+unix":
+        return "unix://" + rest, False
+    if scheme.lower().endswith("+cluster"):
+        return scheme[: -len("+cluster")] + "://" + rest, True
+    return url, False
 
 
 def _read(cls: Any, raw: dict[str, str], local: Callable[[float], float]) -> Any:

@@ -7,6 +7,13 @@ the two loops that keep this process's mirror and Redis in step.
   changed are read back and handed to ``apply``.
 - Every call is bounded by ``timeout``: on trouble the process goes on alone, says so once
   (``on_trouble``), and shares again when Redis answers.
+
+Every key is under the namespace's hash tag (``{namespace}:...``), so on a Redis Cluster all
+of a pool's keys live in one slot and each script stays atomic over the keys it touches. One
+tag per namespace rather than per site: a claim reads the candidates' proxy records as well as
+the site's pairs, and a write announces itself on the namespace's one change stream; a fleet's
+claims (one per request) are far below what one node serves, and other namespaces, like the
+crawl's own queue, spread over the cluster.
 """
 
 from __future__ import annotations
@@ -18,8 +25,8 @@ from collections.abc import Callable
 from importlib import resources
 from typing import Any
 
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.asyncio import Redis, RedisCluster
+from redis.exceptions import NoScriptError, RedisError
 
 from ..core.proxy import mask
 
@@ -29,6 +36,7 @@ SYNC_INTERVAL = 0.25  # seconds between reads of the change stream
 FLUSH_INTERVAL = 0.02  # seconds between writes of what this process changed
 OUTBOX_LIMIT = 100_000  # writes kept while Redis is away; older ones are dropped
 SCRIPTS = ("claim", "give_back", "untake", "ban", "unban", "put")
+CLOCK = "local t = redis.call('TIME') return {t[1], t[2]}"  # the clock of the node that holds the namespace
 
 
 def lua(name: str) -> str:
@@ -41,9 +49,10 @@ def lua(name: str) -> str:
 
 
 class RedisLink:
-    def __init__(self, url: str, namespace: str, timeout: float, clock: Callable[[], float],
+    def __init__(self, url: str, cluster: bool, namespace: str, timeout: float, clock: Callable[[], float],
                  on_trouble: Callable[[str], None]) -> None:
-        self.redis = Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+        client = RedisCluster if cluster else Redis
+        self.redis: Any = client.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
         self.shown_url = mask(url)
         self.ns = namespace
         self.timeout = timeout
@@ -57,9 +66,11 @@ class RedisLink:
         self.tasks: list[asyncio.Task[None]] = []
         self.apply: Callable[[str, str, dict[str, str]], None] = lambda kind, name, record: None
         self.scripts = {name: self.redis.register_script(lua(name)) for name in (*SCRIPTS, "bind")}
+        self.clock_script = self.redis.register_script(CLOCK)
+        self.loaded = not cluster  # a cluster's pipelines do not load scripts: this link does, on every node
 
     def key(self, *parts: str) -> str:
-        return ":".join((self.ns, *parts))
+        return ":".join((f"{{{self.ns}}}", *parts))
 
     # -- time: this process's clock <-> Redis's
     def note_time(self, redis_ms: int, sent: float) -> None:
@@ -83,8 +94,8 @@ class RedisLink:
 
     async def _first_contact(self) -> None:
         sent = self.clock()
-        seconds, micros = await self.redis.time()
-        self.note_time(seconds * 1000 + micros // 1000, sent)
+        seconds, micros = await self.clock_script(keys=[self.key("events")])
+        self.note_time(int(seconds) * 1000 + int(micros) // 1000, sent)
         last = await self.redis.xrevrange(self.key("events"), count=1)
         self.last_event = _text(last[0][0]) if last else "0-0"
 
@@ -136,6 +147,8 @@ class RedisLink:
         """Write what is queued (the flush loop does it every :data:`FLUSH_INTERVAL`)."""
         if not self.outbox or (not self.healthy and not await self.call(self.redis.ping())):
             return
+        if not self.loaded:
+            self.loaded = await self.call(self._load_scripts()) is not None
         batch, self.outbox = self.outbox, []
         now = self.clock()
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -147,9 +160,18 @@ class RedisLink:
         if done is None:
             self.outbox[:0] = batch  # keep them for when Redis answers again
             return
-        failed = [result for result in done if isinstance(result, Exception)]
+        unloaded = [write for write, result in zip(batch, done, strict=True) if isinstance(result, NoScriptError)]
+        if unloaded:  # a node restarted, or a slot moved, since the scripts were loaded: again, next flush
+            self.loaded = False
+            self.outbox[:0] = unloaded
+        failed = [result for result in done if isinstance(result, Exception) and not isinstance(result, NoScriptError)]
         if failed:
             logger.error("%d write(s) to the shared state failed, e.g. %s", len(failed), failed[0])
+
+    async def _load_scripts(self) -> bool:
+        for script in self.scripts.values():
+            await self.redis.script_load(script.script)
+        return True
 
     # -- reads: what the others changed
     async def sync(self) -> None:
