@@ -99,6 +99,7 @@ bench: $(BENCH_VENV)/.installed
 	$(BENCH_VENV)/bin/python benchmarks/paths.py
 	$(BENCH_VENV)/bin/python benchmarks/tiers.py
 	$(BENCH_VENV)/bin/python benchmarks/broad.py
+	$(BENCH_VENV)/bin/python benchmarks/status.py
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) $(COMPAT_VENV) .pytest_cache .hypothesis example_project/output*.json docs/_build dist

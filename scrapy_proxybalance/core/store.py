@@ -74,6 +74,9 @@ class PairStore(Protocol):
     def banned_sites(self, key: str, now: float) -> list[str]:
         """The sites that ban proxy ``key`` at ``now``."""
 
+    def banned_proxies(self, now: float) -> list[str]:
+        """The proxies some site bans at ``now`` (O(bans): for the status page)."""
+
     def remember_answers(self, seconds: float) -> None:
         """A site's gap can grow to ``seconds``: keep each pair's last answer that long."""
 
@@ -102,6 +105,9 @@ class ProxyFactsStore(Protocol):
         """What is known of the proxy's health (a blank record if nothing)."""
 
     def set_facts(self, key: str, facts: ProxyFacts) -> None: ...
+
+    def noted(self) -> list[str]:
+        """The proxies whose facts are not a blank record (O(those): for the status page)."""
 
     def forget(self, key: str) -> None:
         """The proxy left the pool for good."""

@@ -5,7 +5,9 @@ it) through a custom collector that reads a :class:`~.view.View` when scraped.
 Per-proxy series (label ``proxy``: the entry's name, else its masked URL) only with
 ``PROXY_METRICS_PER_PROXY``, per-site series (label ``site``) only with
 ``PROXY_METRICS_PER_SITE``: a large pool or a broad crawl would otherwise make thousands of
-series.
+series. Even then a scrape is bounded, to the proxies and sites ``/status.json`` lists
+(:data:`~.view.MAX_PROXY_ROWS`: out or banned first, then the busiest;
+:data:`~.view.MAX_SITE_ROWS`: the busiest).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from .record import OUTCOMES
-from .view import STATES, View
+from .view import MAX_PROXY_ROWS, MAX_SITE_ROWS, STATES, View
 
 PROXY_OUTCOMES = (("success", "successes"), ("failure", "failures"), ("ban", "bans"),
                   ("rate_limited", "rate_limits"), ("overloaded", "overloads"))
@@ -94,7 +96,7 @@ class PoolCollector(Collector):
         banned = GaugeMetricFamily("proxybalance_proxy_banned_sites", "Sites banning each proxy now",
                                    labels=["proxy"])
         seen: set[str] = set()
-        for p, state, banning in v.states:
+        for p, state, banning in v.chosen(MAX_PROXY_ROWS):
             label = p.proxy.label
             if label in seen:  # two entries with one name: still two series
                 label = f"{label} #{p.id}"
@@ -124,7 +126,7 @@ class PoolCollector(Collector):
         cost = CounterMetricFamily("proxybalance_site_cost", "What requests to the site cost (the pool entries'"
                                    " unit)", labels=["site"])
         recorder = v.recorder
-        for row in v.sites():
+        for row in v.sites(MAX_SITE_ROWS):
             site = row["site"]
             record = recorder.sites.get(site) if recorder is not None else None
             for outcome in OUTCOMES:

@@ -2,12 +2,16 @@
 closing report show, read from the crawl's parts (:class:`~..assembly.Crawl`).
 
 No password appears: proxies are shown by ``Proxy.label`` (the entry's name, else the masked
-URL) and by their masked URL. Building a view walks the pool once (O(pool)); the status
-server caches it and spaces its refreshes by how long that takes.
+URL) and by their masked URL. A view costs little even for a large pool and a broad crawl: it
+asks the store only for the proxies with something to show (out, on trial, disabled, banned),
+reads the rest's in-flight counts in one pass of attribute reads, and lists the top rows (the
+report at close lists every one); the status server caches it and spaces its refreshes by how
+long that takes.
 """
 
 from __future__ import annotations
 
+import heapq
 import math
 import time
 from collections import Counter
@@ -44,22 +48,25 @@ class View:
         self.recorder = crawl.recorder
         self.now = b.clock()  # the balancer's clock (monotonic), for deadlines
         self.wall = time.time()
-        store = b.store
-        self.states: list[tuple[ProxyState, str, list[str]]] = []  # (proxy, state, sites banning it now)
-        counts: Counter[str] = Counter()
-        banned = backups = backups_busy = in_flight = 0
-        for p in b.by_key.values():
-            state = b.state_of(p, self.now)
-            banning = store.banned_sites(p.key, self.now)
-            self.states.append((p, state, banning))
-            counts[state] += 1
-            banned += bool(banning)
-            in_flight += p.in_flight
+        store, now, by_key = b.store, self.now, b.by_key
+        self.out: dict[str, str] = {}  # proxy key -> its state, for the proxies not healthy
+        for key in store.noted():
+            if key in by_key and (state := b.state_of(by_key[key], now)) != "healthy":
+                self.out[key] = state
+        self.banning = {key: store.banned_sites(key, now) for key in store.banned_proxies(now) if key in by_key}
+        counts = Counter(self.out.values())
+        counts["healthy"] = len(by_key) - len(self.out)
+        in_flight = backups = backups_busy = 0
+        self.busy: list[ProxyState] = []  # the proxies with requests in flight
+        for p in by_key.values():  # attribute reads only
+            if p.in_flight:
+                in_flight += p.in_flight
+                self.busy.append(p)
             if p.proxy.backup:
                 backups += 1
                 backups_busy += p.in_flight > 0
         waiting = crawl.admission.waiting()
-        self.pool = {"total": len(self.states), **{s: counts[s] for s in STATES}, "banned": banned,
+        self.pool = {"total": len(by_key), **{s: counts[s] for s in STATES}, "banned": len(self.banning),
                      "backups": backups, "backups_in_use": backups_busy, "in_flight": in_flight, "waiting": waiting}
 
     # -- totals ------------------------------------------------------------------------
@@ -146,14 +153,32 @@ class View:
                 "back": event["back"] and {**event["back"], "at": _iso(event["back"]["at"])}}
 
     def proxies(self, limit: int | None = None, history: bool = False) -> list[dict[str, Any]]:
-        """One row per proxy of the pool: all of them, or the ``limit`` most worth a look (out
-        or banned first, then the busiest), in pool order."""
-        chosen = self.states
-        if limit is not None and len(chosen) > limit:
-            chosen = sorted(chosen, key=lambda t: (STATE_ORDER.get(t[1], 9) - 0.5 * bool(t[2]),
-                                                   -t[0].metrics.requests, t[0].id))[:limit]
-            chosen.sort(key=lambda t: t[0].id)
-        return [self.proxy(p, state, banning, history) for p, state, banning in chosen]
+        """One row per proxy of the pool: all of them, or the ``limit`` most worth a look (see
+        :meth:`chosen`), in pool order."""
+        return [self.proxy(p, state, banning, history) for p, state, banning in self.chosen(limit)]
+
+    def chosen(self, limit: int | None = None) -> list[tuple[ProxyState, str, list[str]]]:
+        """(proxy, state, sites banning it now) of every proxy, or of the ``limit`` most worth a
+        look: out or banned first (ejected, disabled, on trial, then the most used), then those
+        with requests in flight, then the first in pool order; in pool order."""
+        by_key = self.balancer.by_key
+        if limit is None or len(by_key) <= limit:
+            keys: list[str] = list(by_key)
+        else:
+            flagged = heapq.nsmallest(limit, {*self.out, *self.banning}, key=lambda k: (
+                STATE_ORDER.get(self.out.get(k, "healthy"), 9) - 0.5 * (k in self.banning),
+                -by_key[k].metrics.requests, by_key[k].id))
+            picked = dict.fromkeys(flagged)
+            for p in heapq.nlargest(limit, self.busy, key=lambda p: p.in_flight):
+                if len(picked) >= limit:
+                    break
+                picked.setdefault(p.key)
+            for key in by_key:
+                if len(picked) >= limit:
+                    break
+                picked.setdefault(key)
+            keys = sorted(picked, key=lambda k: by_key[k].id)
+        return [(by_key[k], self.out.get(k, "healthy"), self.banning.get(k, [])) for k in keys]
 
     # -- sites -------------------------------------------------------------------------
 
@@ -163,8 +188,12 @@ class View:
         if recorder is None:
             return []
         waiting = self.crawl.admission.waiting_by_site()
-        names = sorted(recorder.sites, key=lambda s: -recorder.sites[s].requests)
-        names += [s for s in waiting if s not in recorder.sites]
+        sites = recorder.sites
+        if limit is None:
+            names = sorted(sites, key=lambda s: -sites[s].requests)
+        else:
+            names = heapq.nsmallest(limit, sites, key=lambda s: -sites[s].requests)
+        names += [s for s in waiting if s not in sites]
         if limit is not None:
             names = names[:limit]
         store, b = self.balancer.store, self.balancer
@@ -210,7 +239,7 @@ class View:
             "latency": self.latency(),
             "sites": self.sites(max_sites),
             "proxies": self.proxies(max_proxies),
-            "proxies_shown": min(len(self.states), max_proxies),
+            "proxies_shown": min(len(self.balancer.by_key), max_proxies),
             "source": source.status() if source is not None else None,
             "actions": bool(self.crawl.config.status and self.crawl.config.status.actions),
         }

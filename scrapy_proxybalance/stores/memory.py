@@ -175,6 +175,9 @@ class MemoryStore:
     def banned_sites(self, key: str, now: float) -> list[str]:
         return _current(self.bans_of, key, now)
 
+    def banned_proxies(self, now: float) -> list[str]:
+        return [key for key in list(self.bans_of) if _current(self.bans_of, key, now)]
+
     def _pair(self, key: str, site: str) -> _Pair:
         pairs = self.pairs.get(site)
         if pairs is None:
@@ -289,6 +292,9 @@ class MemoryStore:
             self.proxy_facts.pop(key, None)
         else:
             self.proxy_facts[key] = facts
+
+    def noted(self) -> list[str]:
+        return list(self.proxy_facts)
 
     def forget(self, key: str) -> None:
         self.proxy_facts.pop(key, None)

@@ -108,6 +108,12 @@ class RedisStore:
     def banned_sites(self, key: str, now: float) -> list[str]:
         return self.mirror.banned_sites(key, now)
 
+    def banned_proxies(self, now: float) -> list[str]:
+        return self.mirror.banned_proxies(now)
+
+    def noted(self) -> list[str]:
+        return self.mirror.noted()
+
     def pace(self, site: str) -> SitePace:
         return self.mirror.pace(site)
 
