@@ -21,6 +21,7 @@ SESSION_GENERATION = "_proxybalance_session"  # the binding of its sticky sessio
 OUR_JAR = "_proxybalance_jar"  # the cookie jar we chose for its sticky session
 MOVED_AT = "_proxybalance_moved_at"  # the binding whose move it told (a copy of it tells nothing)
 TIER_MIN = "_proxybalance_tier_min"  # the lowest price tier it may go at (it was banned a tier below)
+CUSTODY = "_proxybalance_custody"  # its token in the fleet's custody while a process holds it (see custody.py)
 SESSION = "proxy_session"  # public: the request's sticky session
 MOVED = "proxy_session_moved"  # public: its session moved to another proxy with it, and why
 RETRIES = "proxy_retry_times"  # public: moves to another proxy, apart from RetryMiddleware's retry_times

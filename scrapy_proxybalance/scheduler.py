@@ -11,7 +11,9 @@ request stays here instead, so:
   frees up (your queue, on disk with ``JOBDIR``, keeps the rest of the frontier);
 - a queue shared by a fleet (scrapy-redis's) is not hoarded: by default the room then holds
   only as many requests as the process sends at once (``CONCURRENT_REQUESTS``), so the
-  fleet's other processes take the rest;
+  fleet's other processes take the rest; and with a shared state store, what the process
+  took from that queue is held for the fleet (:mod:`.custody`): if it dies, the others put it
+  back;
 - among requests for the same site it waits in priority order;
 - when the crawl closes or pauses, every waiting request goes back into your scheduler before
   that closes, so resuming a ``JOBDIR`` job crawls it.
@@ -26,6 +28,7 @@ from collections import Counter, deque
 from collections.abc import Hashable
 from typing import TYPE_CHECKING, Any
 
+from scrapy import signals
 from scrapy.core.scheduler import BaseScheduler, Scheduler
 from scrapy.utils.asyncio import CallLaterResult, call_later
 from scrapy.utils.httpobj import urlparse_cached
@@ -35,6 +38,7 @@ from scrapy.utils.python import global_object_name
 from .config import enabled, scheduler_settings
 from .core.errors import ConfigError
 from .core.waiting import WaitingRoom
+from .custody import Custody, Unshared
 from .meta import DONT_FILTER, WAIT, WOKEN
 from .stats import PREFIX
 
@@ -58,6 +62,7 @@ class ProxyScheduler(BaseScheduler):
         self.woken: deque[Request] = deque()
         self.admission: Admission | RefusedAdmission | None = None  # the middleware's
         self.timer: tuple[float, CallLaterResult] | None = None
+        self.custody: Custody | Unshared = Unshared()  # what it took from a queue its fleet shares
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> ProxyScheduler:
@@ -78,6 +83,11 @@ class ProxyScheduler(BaseScheduler):
         self.admission = next((m.admission for m in middlewares if hasattr(m, "admission")), None)
         if self.admission is not None:
             self.admission.attach(self)
+            store = getattr(self.admission, "store", None)
+            if store is not None and store.shared and shared_queue(self.inner):
+                self.custody = custody = Custody(store, self.crawler, self._reclaimed)
+                self.crawler.signals.connect(self._left_downloader, signal=signals.request_left_downloader)
+                custody.start()
         return self.inner.open(spider) if hasattr(self.inner, "open") else None
 
     def close(self, reason: str) -> Any:
@@ -86,6 +96,7 @@ class ProxyScheduler(BaseScheduler):
         if self.timer is not None:
             self.timer[1].cancel()
             self.timer = None
+        self.custody.stop()
         for request in [*self.woken, *self.room.drain()]:
             self._requeue(request)
         self.woken.clear()
@@ -123,6 +134,7 @@ class ProxyScheduler(BaseScheduler):
         admission.forget(request)
         key = admission.wait_key(request) if wait is not None else None
         if key is None:
+            self.custody.let_go(request)  # back in the shared queue
             return self.inner.enqueue_request(request)
         self._park(request, key, time.monotonic() + wait[0], wait[1])
         return True
@@ -147,6 +159,7 @@ class ProxyScheduler(BaseScheduler):
                 request = self.inner.next_request()
                 if request is None:
                     return None
+                self.custody.hold(request)
                 key = admission.wait_key(request)
                 if key is None:
                     return _leaving(request)
@@ -177,6 +190,7 @@ class ProxyScheduler(BaseScheduler):
     def _park(self, request: Request, key: Hashable, due: float, on_release: bool) -> bool:
         """Put ``request`` in the room; False if it did not fit (it went back to the queue)."""
         _pass_filter(request)
+        self.custody.hold(request)
         out = self.room.add(request, key, request.priority, due, on_release)
         if out is not None:
             self._requeue(out)
@@ -190,7 +204,20 @@ class ProxyScheduler(BaseScheduler):
         assert self.admission is not None
         self.admission.forget(request)
         _pass_filter(request)
+        self.custody.let_go(request)
         self.inner.enqueue_request(request)
+
+    def _reclaimed(self, request: Request) -> None:
+        """A request a dead process of the fleet held: into the shared queue, past its duplicate
+        filter, through the engine (which then asks for requests at once)."""
+        _pass_filter(request)
+        assert self.crawler.engine is not None
+        self.crawler.engine.crawl(request)
+
+    def _left_downloader(self, request: Request, spider: Spider) -> None:
+        """A download ended: its request is no longer this process's to hold (a retry is held
+        again when it waits here)."""
+        self.custody.let_go(request)
 
     def released(self) -> None:
         """A request through a proxy ended: a request waiting for capacity may go."""
@@ -233,11 +260,15 @@ ROOM = 1000  # requests the waiting room holds by default (a queue of this proce
 SHARED_QUEUES = ("scrapy_redis.",)  # schedulers whose queue the processes of a fleet share
 
 
+def shared_queue(inner: object) -> bool:
+    """Whether the scheduler ``inner`` keeps a queue the processes of a fleet share."""
+    return type(inner).__module__.startswith(SHARED_QUEUES)
+
+
 def room_size(inner: object, settings: BaseSettings) -> int:
     """``PROXY_MAX_WAITING``'s default: :data:`ROOM`, or what the process sends at once
     (``CONCURRENT_REQUESTS``) when its queue is shared by a fleet, which then takes the rest."""
-    shared = type(inner).__module__.startswith(SHARED_QUEUES)
-    return max(1, settings.getint("CONCURRENT_REQUESTS")) if shared else ROOM
+    return max(1, settings.getint("CONCURRENT_REQUESTS")) if shared_queue(inner) else ROOM
 
 
 def wrapped_scheduler(settings: BaseSettings) -> tuple[type, int | None]:

@@ -4,7 +4,7 @@
 the runner writes pages, errors, stats and warnings to ``out``. A request is a dict: ``url``,
 and optionally ``meta``, ``priority``, ``dont_filter`` (default True) and ``then``, requests
 its callback yields once it has the page. With ``linger``, the crawl stays open that many
-seconds after its last page.
+seconds after its last page; with ``open_until`` (a file's path), idle, until that file exists.
 """
 
 import json
@@ -19,8 +19,9 @@ if os.environ.get("CLOCK_SKEW"):  # a machine whose clocks are off: every clock 
     time.monotonic = lambda: _monotonic() + _skew
     time.time = lambda: _time() + _skew
 
-from scrapy import Request, Spider
+from scrapy import Request, Spider, signals
 from scrapy.crawler import AsyncCrawlerProcess, CrawlerProcess
+from scrapy.exceptions import DontCloseSpider
 
 
 def main(job_path: str) -> None:
@@ -36,6 +37,17 @@ def main(job_path: str) -> None:
 
     class ListSpider(Spider):
         name = job.get("spider", "list")
+
+        @classmethod
+        def from_crawler(cls, crawler, *args, **kwargs):
+            spider = super().from_crawler(crawler, *args, **kwargs)
+            if job.get("open_until"):
+                crawler.signals.connect(spider.idle, signal=signals.spider_idle)
+            return spider
+
+        def idle(self):
+            if not os.path.exists(job["open_until"]):
+                raise DontCloseSpider
 
         async def start(self):
             for r in job["requests"]:

@@ -67,6 +67,7 @@ def start(tmp_path: Path, farm: Farm, urls_or_requests: list, reactor: str, run:
     log = tmp_path / f"{run}.log"
     sessions = settings.pop("sessions", None)  # the sessions spider's plan
     linger = settings.pop("linger", None)  # seconds the crawl stays open after its last page
+    open_until = settings.pop("open_until", None)  # a file: the crawl stays open, idle, until it exists
     job = {
         "settings": {**BASE_SETTINGS, **REACTORS[reactor], "PROXY_POOL": farm.pool(), "LOG_FILE": str(log),
                      **settings},
@@ -75,6 +76,7 @@ def start(tmp_path: Path, farm: Farm, urls_or_requests: list, reactor: str, run:
         "out": str(tmp_path / f"{run}.json"),
         "sessions": sessions,
         "linger": linger,
+        "open_until": open_until,
     }
     job_path = tmp_path / f"{run}-job.json"
     job_path.write_text(json.dumps(job))

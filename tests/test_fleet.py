@@ -106,3 +106,38 @@ def test_a_fleet_of_scrapy_redis_workers_shares_its_queue_and_its_pool(tmp_path,
     assert sorted(fetched) == sorted(urls) and all(valid(p) for r in results for p in r["pages"])
     assert sum(1 for result in results if result["pages"]) >= 2  # the work was shared
     assert farm.site_limited == [] and set(hits.values()) == {1}
+
+
+def test_a_fleet_process_killed_midway_loses_no_request_the_others_take_back_what_it_held(tmp_path, namespace):
+    import re
+
+    from .e2e import finish, start
+
+    specs = [ProxySpec(f"p{i}") for i in range(4)]
+    urls = pages("shop-a.test", 40) + pages("shop-b.test", 40)
+    every_worker = [{"url": u, "dont_filter": False} for u in urls]
+    done = tmp_path / "every-page-seen"  # the survivors stay open (idle) until the site has seen every page
+    settings = {"SCHEDULER": "scrapy_redis.scheduler.Scheduler", "DUPEFILTER_CLASS": "scrapy_redis.dupefilter.RFPDupeFilter",
+                "REDIS_URL": REDIS_URL, "SCHEDULER_QUEUE_KEY": f"{namespace}:queue", "SCHEDULER_DUPEFILTER_KEY": f"{namespace}:seen",
+                "PROXY_STATE_URL": REDIS_URL, "PROXY_STATE_NAMESPACE": namespace, "PROXY_DOMAIN_COOLDOWN": 0.4,
+                "SCHEDULER_PERSIST": True, "open_until": str(done)}
+    with Farm(specs, site_interval=0.4, site_retry_after=5) as farm:
+        victim = start(tmp_path, farm, every_worker, "asyncio", "victim", "list", **settings)
+        deadline = time.monotonic() + 30
+        while len(farm.site_seen) < 6 and time.monotonic() < deadline:  # it has taken the queue's head
+            time.sleep(0.02)
+        others = [start(tmp_path, farm, every_worker, "asyncio", f"crawl-{i}", "list", **settings) for i in range(2)]
+        time.sleep(0.3)
+        victim[0].kill()  # SIGKILL: no close, no flush of its queue, its leases and custody left as they were
+        while {(s.host, s.path) for s in farm.site_seen} < {(u.split("/")[2], "/" + u.split("/", 3)[3]) for u in urls} \
+                and time.monotonic() < deadline + 30:
+            time.sleep(0.05)
+        done.touch()
+        results = [finish(job, 60) for job in others]
+    victim_log = victim[2].read_text()
+    crawled_by_victim = set(re.findall(r"Crawled \(200\) <GET (\S+)>", victim_log))
+    fetched = {p["url"] for r in results for p in r["pages"]}
+    assert fetched | crawled_by_victim >= set(urls), sorted(set(urls) - fetched - crawled_by_victim)
+    assert all(r["errors"] == [] for r in results) and all(valid(p) for r in results for p in r["pages"])
+    assert sum(r["stats"].get("proxybalance/custody/reclaimed", 0) for r in results) >= 1  # it held some
+    assert farm.site_limited == []  # the survivors kept the sites' limits (the dead one's claims expired)

@@ -226,3 +226,25 @@ def test_a_session_binding_is_shared_and_the_first_process_to_bind_it_wins(names
         await close(one, two)
 
     run(scenario())
+
+
+def test_what_a_process_that_died_held_is_reclaimed_once_by_another(namespace):
+    async def scenario():
+        dying, other, third = await stores(namespace, n=3)
+        dying.hold("t1", b"request one")
+        dying.hold("t2", b"request two")
+        dying.let_go("t2")  # done before it died
+        await dying.flush()
+        assert await other.reclaim() == []  # its heartbeat runs: its requests are its own
+        for task in dying.link.tasks:  # it dies: no heartbeat, no close
+            task.cancel()
+        server = redis.Redis.from_url(URL)
+        server.delete(dying.link.key("alive", dying.link.writer))  # (rather than wait out ALIVE_FOR)
+        taken = [await other.reclaim(), await third.reclaim()]
+        assert sorted(map(len, taken)) == [0, 1] and b"request one" in taken[0] + taken[1]
+        other.hold("t3", b"request three")
+        await close(other, third)
+        assert not server.exists(other.link.key("custody", other.link.writer))  # a clean close keeps nothing
+        await dying.link.redis.aclose()
+
+    run(scenario())

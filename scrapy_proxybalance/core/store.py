@@ -140,6 +140,20 @@ class SessionStore(Protocol):
         already (another process bound it first): returns the binding that holds."""
 
 
+class Custody(Protocol):
+    """Requests a process holds (waiting for a proxy, or downloading) after taking them from a
+    queue its fleet shares: if the process dies, another one puts them back."""
+
+    def hold(self, token: str, blob: bytes) -> None:
+        """This process holds the request ``blob`` (serialized), known by ``token``."""
+
+    def let_go(self, token: str) -> None:
+        """The request ``token`` is done, or back in the shared queue."""
+
+    async def reclaim(self) -> list[bytes]:
+        """What processes that died held, each blob to one process only."""
+
+
 class Lifecycle(Protocol):
     """A store's life with the crawl."""
 
@@ -152,5 +166,5 @@ class Lifecycle(Protocol):
         """End: a shared store writes what is left and disconnects."""
 
 
-class StateStore(PairStore, SiteStore, ProxyFactsStore, PoolChanges, SessionStore, Lifecycle, Protocol):
+class StateStore(PairStore, SiteStore, ProxyFactsStore, PoolChanges, SessionStore, Custody, Lifecycle, Protocol):
     """Every capability: what a store class implements (see :mod:`scrapy_proxybalance.stores`)."""

@@ -18,6 +18,30 @@ if TYPE_CHECKING:
     from . import StoreOptions
 
 
+class Alone:
+    """What a store of one process does with what only a fleet needs: nothing else writes to its
+    memory, nobody is told of its pool changes, and nobody outlives it to take back its
+    requests (a ``JOBDIR`` keeps them at a pause)."""
+
+    def subscribe(self, listener: Listener) -> None:
+        pass
+
+    def share_pool_change(self, action: str, value: str) -> None:
+        pass
+
+    def subscribe_pool(self, listener: PoolChangeListener) -> None:
+        pass
+
+    def hold(self, token: str, blob: bytes) -> None:
+        pass
+
+    def let_go(self, token: str) -> None:
+        pass
+
+    async def reclaim(self) -> list[bytes]:
+        return []
+
+
 @dataclass(slots=True)
 class _Pair:
     busy: int = 0
@@ -29,7 +53,7 @@ class _Pair:
     level_until: float = -math.inf  # the ban level is remembered until then (as long again as the ban)
 
 
-class MemoryStore:
+class MemoryStore(Alone):
     """The store in this process's memory.
 
     Per site, a dict of pairs and heaps of their last answers within the gap and of pause and
@@ -299,15 +323,6 @@ class MemoryStore:
     def forget(self, key: str) -> None:
         self.proxy_facts.pop(key, None)
         self.bans_of.pop(key, None)
-
-    def subscribe(self, listener: Listener) -> None:
-        """Nothing else writes to this process's memory."""
-
-    def share_pool_change(self, action: str, value: str) -> None:
-        pass
-
-    def subscribe_pool(self, listener: PoolChangeListener) -> None:
-        pass
 
     # -- sessions
     def session(self, key: str, now: float) -> Binding | None:

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 
 KEEP = 3600_000  # ms an unused key lives on past what it holds (a pair's: ANSWER_MARGIN past its last answer's memory)
 ANSWER_MARGIN = 5_000  # ms a pair's key outlives the longest a site's gap can be
+RECLAIM_MAX = 1000  # requests of dead processes one reclaim takes back
 STREAM_LENGTH = 10_000  # changes kept on the stream (approximately)
 IN_FLIGHT_GUESS = 500  # ms a pair just claimed is reported held past its gap, until its answer says
 HELD_REPORTED = 256  # pairs of a site held by the fleet that a claim reports back, the soonest free first
@@ -209,6 +210,20 @@ class RedisStore:
         if held is binding:
             self._put("session", key, asdict(binding), script="bind")
         return held
+
+    # -- custody: this process's requests, in a hash of its own, while it is alive
+    def hold(self, token: str, blob: bytes) -> None:
+        k = self.link.key
+        self.link.send("hold", [k("custody", self.link.writer), k("custodians")], [token, blob, self.link.writer])
+
+    def let_go(self, token: str) -> None:
+        self.link.send("let_go", [self.link.key("custody", self.link.writer)], [token])
+
+    async def reclaim(self) -> list[bytes]:
+        link = self.link
+        script = link.scripts["reclaim"]
+        reply = await link.call(script(keys=[link.key("custodians")], args=[link.key(""), RECLAIM_MAX]))
+        return list(reply or [])
 
     def share_pool_change(self, action: str, value: str) -> None:
         self._put("pool", f"{action}:{self.link.writer}:{secrets.token_hex(4)}", {"action": action, "value": value})

@@ -35,7 +35,9 @@ logger = logging.getLogger(__name__)
 SYNC_INTERVAL = 0.25  # seconds between reads of the change stream
 FLUSH_INTERVAL = 0.02  # seconds between writes of what this process changed
 OUTBOX_LIMIT = 100_000  # writes kept while Redis is away; older ones are dropped
-SCRIPTS = ("claim", "give_back", "untake", "ban", "unban", "put")
+SCRIPTS = ("claim", "give_back", "untake", "ban", "unban", "put", "hold", "let_go", "reclaim")
+ALIVE = 1.0  # seconds between this process's heartbeats (what says its custody is still its own)
+ALIVE_FOR = 4000  # ms a heartbeat lasts: a process silent that long is dead, its requests reclaimed
 CLOCK = "local t = redis.call('TIME') return {t[1], t[2]}"  # the clock of the node that holds the namespace
 
 
@@ -89,8 +91,14 @@ class RedisLink:
         another process changed."""
         self.apply = apply
         await self.call(self._first_contact())
+        await self.alive()
         self.tasks = [asyncio.ensure_future(self._every(SYNC_INTERVAL, self.sync)),
-                      asyncio.ensure_future(self._every(FLUSH_INTERVAL, self.flush))]
+                      asyncio.ensure_future(self._every(FLUSH_INTERVAL, self.flush)),
+                      asyncio.ensure_future(self._every(ALIVE, self.alive))]
+
+    async def alive(self) -> None:
+        """Say this process is alive (its custody is its own) for :data:`ALIVE_FOR` ms more."""
+        await self.call(self.redis.set(self.key("alive", self.writer), 1, px=ALIVE_FOR))
 
     async def _first_contact(self) -> None:
         sent = self.clock()
@@ -109,6 +117,8 @@ class RedisLink:
                 await asyncio.gather(*self.tasks, return_exceptions=True)
                 if self.healthy:
                     await self.flush()
+                    # a clean close: what it still holds was dropped by the crawl (what waited went back to the queue)
+                    await self.call(self.redis.delete(self.key("custody", self.writer), self.key("alive", self.writer)))
                 await self.redis.aclose()
         except TimeoutError:
             logger.warning("the shared state at %s did not close in time; left as it was", self.shown_url)
