@@ -30,7 +30,7 @@ def hostile_farm():
 
 @pytest.mark.parametrize("reactor", ["asyncio", "plain", "reactorless"])
 def test_pool_with_dead_hung_resetting_and_banning_proxies_fetches_every_page(tmp_path, hostile_farm, reactor):
-    urls = pages("shop-a.test", 30) + pages("shop-b.test", 30)
+    urls = pages("shop-a.test", 20) + pages("shop-b.test", 20)
     result = crawl(tmp_path, hostile_farm, urls, reactor=reactor, PROXY_DOMAIN_COOLDOWN=COOLDOWN,
                    PROXY_RECOVERY_INTERVAL=5.0, PROXY_STRATEGY="round_robin")
     assert result["errors"] == []

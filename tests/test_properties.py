@@ -157,7 +157,7 @@ class Model:
         self.level_until[key] = max(self.level_until.get(key, -math.inf), until + max(0.0, until - now))
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=250, deadline=None)
 @given(
     pool=st.sampled_from(sorted(POOLS)),
     strategy=st.sampled_from(sorted(STRATEGIES)),
