@@ -58,7 +58,8 @@ def cluster(tmp_path):
             node.execute_command("CLUSTER", "ADDSLOTSRANGE", i * 16384 // 3, (i + 1) * 16384 // 3 - 1)
         for node in nodes[1:]:
             node.execute_command("CLUSTER", "MEET", "127.0.0.1", ports[0])
-        wait_for(lambda: all(n.cluster("info")["cluster_state"] == "ok" for n in nodes), seconds=60)
+        wait_for(lambda: all(info["cluster_state"] == "ok" and int(info["cluster_known_nodes"]) == 3
+                             for info in (n.cluster("info") for n in nodes)), seconds=60)
         yield ports
     finally:
         for server in servers:  # by the PIDs this test started
@@ -86,7 +87,7 @@ def test_a_fleet_through_a_redis_cluster_gets_every_page_with_the_limits_held(tm
     url = f"redis+cluster://127.0.0.1:{cluster[1]}"  # any node: the client finds the others
     with Farm(specs, site_interval=0.3, site_retry_after=5) as farm:
         results = crawl_together(tmp_path, farm, jobs, PROXY_STATE_URL=url, PROXY_STATE_NAMESPACE="fleet",
-                                 PROXY_DOMAIN_COOLDOWN=0.3)
+                                 PROXY_DOMAIN_COOLDOWN=0.3, PROXY_STATE_TIMEOUT=2.0)  # (a loaded machine)
         hits = Counter((s.host, s.path) for s in farm.site_seen)
     for job, result in zip(jobs, results, strict=True):
         assert result["errors"] == [] and sorted(p["url"] for p in result["pages"]) == sorted(job)
