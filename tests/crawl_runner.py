@@ -126,6 +126,10 @@ def main(job_path: str) -> None:
             results["errors"].append({"url": failure.request.url, "type": type(failure.value).__name__,
                                       "message": str(failure.value)})
 
+    if job.get("open_until"):  # idle, it looks at its queue (shared: others fill it) and the file 4 times a second
+        from scrapy.core.engine import ExecutionEngine
+
+        ExecutionEngine._SLOT_HEARTBEAT_INTERVAL = 0.25
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         reactorless = job["settings"].get("TWISTED_REACTOR_ENABLED") is False
