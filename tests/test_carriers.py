@@ -18,6 +18,7 @@ from twisted.internet import error as twisted_error
 
 from scrapy_proxybalance.carriers import Fault, HttpCarrier
 from scrapy_proxybalance.carriers.contexts import ContextPool
+from scrapy_proxybalance.carriers.playwright import playwright_faults
 
 from .conftest import FakeClock, make_balancer
 
@@ -58,9 +59,9 @@ def test_playwright_errors_name_their_fault_in_chromium_s_words(message, fault):
     from scrapy_proxybalance.carriers.playwright import PlaywrightCarrier
 
     error = errors.Error(message)
-    assert PlaywrightCarrier.faults.fault(error) is fault
-    assert PlaywrightCarrier.faults.fault(errors.TimeoutError("Page.goto: Timeout 30000ms exceeded.")) is Fault.TIMEOUT
-    assert PlaywrightCarrier.faults.fault(errors.TargetClosedError()) is Fault.NOT_PROXY
+    assert playwright_faults().fault(error) is fault
+    assert playwright_faults().fault(errors.TimeoutError("Page.goto: Timeout 30000ms exceeded.")) is Fault.TIMEOUT
+    assert playwright_faults().fault(errors.TargetClosedError()) is Fault.NOT_PROXY
     carrier = PlaywrightCarrier.__new__(PlaywrightCarrier)
     assert carrier.reason(errors.Error("Page.goto: net::ERR_PROXY_CONNECTION_FAILED at x")) == \
         "playwright.ERR_PROXY_CONNECTION_FAILED"

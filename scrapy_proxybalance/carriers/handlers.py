@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from importlib.util import find_spec
 from typing import TYPE_CHECKING
 
@@ -113,7 +114,15 @@ AIOHTTP = Handler("AiohttpDownloadHandler", HTTP, SCRAPY_FAULTS)
 HTTPX = Handler("HttpxDownloadHandler", HTTP | (SOCKS5 if find_spec("socksio") else frozenset()),
                 HTTPX_CREDENTIALS + SCRAPY_FAULTS)
 HTTPX_WITHOUT_PROXIES = Handler("HttpxDownloadHandler (Scrapy < 2.16)", frozenset(), SCRAPY_FAULTS)
-IMPERSONATE = Handler("ImpersonateDownloadHandler", CURL, _curl_faults())
+
+
+@cache
+def impersonate_handler() -> Handler:
+    """scrapy-impersonate's handler: its fault table reads curl_cffi's errors, so curl_cffi is
+    imported only by a crawl that uses it."""
+    return Handler("ImpersonateDownloadHandler", CURL, _curl_faults())
+
+
 UNKNOWN = Handler("a download handler scrapy-proxybalance does not know", HTTP, SCRAPY_FAULTS + TWISTED_FAULTS)
 
 _KNOWN = {  # the handler a class is, by the dotted path of it or of one of its bases

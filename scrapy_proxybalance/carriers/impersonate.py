@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, ClassVar
 from scrapy.utils.httpobj import urlparse_cached
 
 from .base import Fault, FaultTable
-from .handlers import IMPERSONATE
+from .handlers import CURL, impersonate_handler
 from .http import HttpCarrier
 
 if TYPE_CHECKING:
@@ -32,13 +32,13 @@ OURS = "_proxybalance_impersonate_args"  # (the request's own impersonate_args,)
 
 class ImpersonateCarrier(HttpCarrier):
     name: ClassVar[str] = "impersonate"
-    schemes: ClassVar[frozenset[str]] = IMPERSONATE.schemes
-    faults = IMPERSONATE.faults
+    schemes: ClassVar[frozenset[str]] = CURL
 
     def __init__(self, url_schemes: Collection[str], trial_timeout: float = 0.0,
                  download_timeout: float = 180.0, own_slots: frozenset[str] = frozenset()) -> None:
-        super().__init__(trial_timeout, download_timeout, own_slots,
-                         dict.fromkeys(url_schemes, IMPERSONATE))
+        handler = impersonate_handler()
+        super().__init__(trial_timeout, download_timeout, own_slots, dict.fromkeys(url_schemes, handler))
+        self.faults = handler.faults
         self.url_schemes = frozenset(url_schemes)
 
     def carries(self, request: Request) -> bool:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection
+from functools import cache
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -58,7 +59,9 @@ def _net_error(*codes: str) -> Any:
     return matches
 
 
-def _playwright_faults() -> FaultTable:
+@cache
+def playwright_faults() -> FaultTable:
+    """What Playwright's errors mean (playwright is imported only by a crawl that renders)."""
     try:
         from playwright.async_api import Error, TimeoutError
     except ImportError:  # scrapy-playwright is not installed: nothing of its can be raised
@@ -82,12 +85,12 @@ def _playwright_faults() -> FaultTable:
 class PlaywrightCarrier(Carrier):
     name: ClassVar[str] = "playwright"
     schemes: ClassVar[frozenset[str]] = frozenset({"http", "https", "socks5"})
-    faults = _playwright_faults()
     reserves: ClassVar[bool] = True
 
     def __init__(self, crawler: Crawler, schemes: Collection[str], cap: int, trial_timeout: float = 0.0,
                  navigation_timeout: float = 0.0) -> None:
         self.crawler = crawler
+        self.faults = playwright_faults()
         self.handled = frozenset(schemes)  # URL schemes DOWNLOAD_HANDLERS gives to scrapy-playwright
         self.cap = cap
         self.trial_ms = trial_timeout * 1000
