@@ -7,6 +7,8 @@ child's output goes) and ``rc`` (where its exit code is written when it ends); a
 with the child's PID on a line of its own. Ends when stdin closes.
 """
 
+import contextlib
+import importlib
 import json
 import os
 import random
@@ -15,6 +17,26 @@ import sys
 import traceback
 
 import crawl_runner
+
+# What every crawl imports, imported once here (none of it installs a reactor): the plugin, the
+# components Scrapy enables by default, scrapy-redis. A child then starts in a fraction of the CPU.
+PRELOADED = (
+    "scrapy_proxybalance.addon", "scrapy_proxybalance.middleware", "scrapy_proxybalance.scheduler",
+    "scrapy.core.engine", "scrapy.core.scheduler", "scrapy.core.downloader", "scrapy.core.scraper",
+    "scrapy.core.downloader.handlers.http11", "scrapy.pqueues", "scrapy.squeues", "scrapy.dupefilters",
+    "scrapy.statscollectors", "scrapy.logformatter", "scrapy.resolver", "scrapy.extensions.remote_control",
+    "scrapy.extensions.telnet", "scrapy.extensions.feedexport", "scrapy.extensions.memusage",
+    "scrapy.extensions.logstats", "scrapy.extensions.corestats", "scrapy.extensions.throttle",
+    "scrapy.downloadermiddlewares.retry", "scrapy.downloadermiddlewares.redirect",
+    "scrapy.downloadermiddlewares.httpcompression", "scrapy.downloadermiddlewares.cookies",
+    "scrapy.downloadermiddlewares.offsite", "scrapy.downloadermiddlewares.robotstxt",
+    "scrapy.downloadermiddlewares.httpcache", "scrapy.spidermiddlewares.referer", "scrapy.spidermiddlewares.depth",
+    "scrapy.spidermiddlewares.httperror", "scrapy.spidermiddlewares.urllength", "scrapy.spidermiddlewares.start",
+    "scrapy_redis.scheduler", "scrapy_redis.dupefilter", "redis.asyncio",
+)
+for name in PRELOADED:
+    with contextlib.suppress(ImportError):  # (an optional extra that is not installed)
+        importlib.import_module(name)
 
 assert "twisted.internet.reactor" not in sys.modules  # each child installs its own
 
