@@ -440,14 +440,14 @@ async def requests_loop(balancer, rules, store, shared: bool, sites: list[str], 
                 gap, limit = balancer.pair_rule(lease.site, lease.at)
                 keys = [lease.state.key, *lease.alternates]
                 counts["claims"] += 1
-                taken = await store.claim(lease.site, keys, lease.number, limit, gap)
-                if taken is None:
+                claimed = await store.claim(lease.site, keys, lease.number, limit, gap)
+                if claimed is None:
                     counts["lost"] += 1
                     balancer.cancel(lease)
                     continue
-                if taken != keys[0]:
+                if claimed[0] != keys[0]:
                     counts["switched"] += 1
-                    lease = balancer.switch(lease, taken)
+                    lease = balancer.switch(lease, claimed[0])
             else:
                 await asyncio.sleep(0)  # the middleware's request yields to the loop too
             failed = fail_every and i % fail_every == fail_every - 1

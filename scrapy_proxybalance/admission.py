@@ -11,6 +11,7 @@ changes wake waiting requests through it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 from collections import Counter
@@ -258,20 +259,23 @@ class Admission:
 
     async def claimed(self, request: Request, lease: Lease) -> Lease | Wait:
         """The lease's pair (or an alternate's) taken for the whole fleet: the one round trip
-        a request costs a shared store. If the fleet held every candidate, once more with what
-        the claim taught this process; then a short wait."""
+        a request costs a shared store. When every candidate is held, the one whose gap ends
+        soonest (within a gap) is booked and the request goes then, so processes do not race
+        for it again; if none can be, once more with what the claim taught this process; then a
+        short wait."""
         for _ in range(2):
             self.stats.inc_value(f"{PREFIX}/state/claims")
             gap, limit = self.balancer.pair_rule(lease.site, lease.at)
             keys = [lease.state.key, *lease.alternates]
-            taken = await self.store.claim(lease.site, keys, lease.number, limit, gap)
+            taken = await self.store.claim(lease.site, keys, lease.number, limit, gap, book=gap)
             if lease.released:  # the crawl closed meanwhile
                 return Wait(CLAIM_RETRY)
             self.ledger.drop(request, lease)
             if taken is not None:
-                claimed = lease if taken == keys[0] else self._switch(request, lease, taken)
+                key, at = taken
+                claimed = lease if key == keys[0] else self._switch(request, lease, key)
                 self.ledger.hold(request, claimed)
-                return claimed
+                return await self._booked(claimed, at)
             self.carriers.released(lease)
             self.balancer.cancel(lease)
             self.stats.inc_value(f"{PREFIX}/state/claims_lost")
@@ -281,6 +285,16 @@ class Admission:
             lease = again
         self.ledger.release_unused(request)
         return Wait(CLAIM_RETRY * (0.5 + random.random()), on_release=True)
+
+
+    async def _booked(self, lease: Lease, at: float) -> Lease | Wait:
+        """The lease, once its booked time has come (at once if it was not booked)."""
+        delay = at - self.balancer.clock()
+        if delay <= 0:
+            return lease
+        self.stats.inc_value(f"{PREFIX}/state/booked")
+        await asyncio.sleep(delay)
+        return Wait(CLAIM_RETRY) if lease.released else lease  # (the crawl closed meanwhile)
 
 
 def _tier_pin(meta: dict[str, Any]) -> int | None:

@@ -40,11 +40,11 @@ async def close(*made):
 def test_a_pair_is_claimed_once_for_the_whole_fleet_and_alternates_are_tried_in_order(namespace):
     async def scenario():
         one, two = await stores(namespace)
-        assert await one.claim("s", [A, B], 1, limit=1, gap=0.3) == A
-        assert await two.claim("s", [A, B], 1, limit=1, gap=0.3) == B  # A is in use elsewhere
+        assert (await one.claim("s", [A, B], 1, limit=1, gap=0.3))[0] == A
+        assert (await two.claim("s", [A, B], 1, limit=1, gap=0.3))[0] == B  # A is in use elsewhere
         assert await two.claim("s", [A, B], 2, limit=1, gap=0.3) is None
         assert two.pair_free_at(A, "s", time.monotonic(), 1, 0.3) > time.monotonic()  # it learned both are held
-        assert await two.claim("other", [A], 3, limit=1, gap=0.3) == A  # another site: another pair
+        assert (await two.claim("other", [A], 3, limit=1, gap=0.3))[0] == A  # another site: another pair
         await close(one, two)
 
     run(scenario())
@@ -53,14 +53,14 @@ def test_a_pair_is_claimed_once_for_the_whole_fleet_and_alternates_are_tried_in_
 def test_what_a_claim_taught_of_a_pair_in_flight_is_shortened_once_its_answer_is_known(namespace):
     async def scenario():
         one, two = await stores(namespace)
-        assert await one.claim("s", [A], 1, limit=1, gap=0.5) == A
+        assert (await one.claim("s", [A], 1, limit=1, gap=0.5))[0] == A
         assert await two.claim("s", [A], 1, limit=1, gap=0.5) is None  # in flight: held for a guess
         now = time.monotonic()
         guessed = two.pair_free_at(A, "s", now, 1, 0.5)
         assert guessed > now + 0.5
         one.give_back(A, "s", now, 0.5, 1)  # answered now: the pair is free half a second from now
         await one.flush()
-        assert await two.claim("s", [B], 2, limit=1, gap=0.5) == B  # any claim brings the news
+        assert (await two.claim("s", [B], 2, limit=1, gap=0.5))[0] == B  # any claim brings the news
         assert abs(two.pair_free_at(A, "s", time.monotonic(), 1, 0.5) - (now + 0.5)) < 0.1 < guessed - now - 0.5
         await close(one, two)
 
@@ -70,12 +70,12 @@ def test_what_a_claim_taught_of_a_pair_in_flight_is_shortened_once_its_answer_is
 def test_the_gap_counts_from_the_answer_by_redis_s_clock(namespace):
     async def scenario():
         one, two = await stores(namespace)
-        assert await one.claim("s", [A], 1, limit=1, gap=0.3) == A
+        assert (await one.claim("s", [A], 1, limit=1, gap=0.3))[0] == A
         one.give_back(A, "s", time.monotonic(), 0.3, 1)
         await one.flush()
         assert await two.claim("s", [A], 1, limit=1, gap=0.3) is None  # within 0.3 s of the answer
         await asyncio.sleep(0.35)
-        assert await two.claim("s", [A], 2, limit=1, gap=0.3) == A
+        assert (await two.claim("s", [A], 2, limit=1, gap=0.3))[0] == A
         await close(one, two)
 
     run(scenario())
@@ -85,14 +85,14 @@ def test_a_pause_a_ban_and_an_ejection_hold_the_pair_for_every_process(namespace
     async def scenario():
         one, two = await stores(namespace)
         now = time.monotonic()
-        assert await one.claim("s", [A], 1, limit=1, gap=0) == A
+        assert (await one.claim("s", [A], 1, limit=1, gap=0))[0] == A
         one.give_back(A, "s", now, 0, 1, hold_until=now + 0.3)  # Retry-After 0.3 s
         one.ban(B, "s", now, now + 30, 1)
         one.set_facts(C, ProxyFacts(ejected_until=now + 30, trial=True, level=1, ejections=1, reason="refused"))
         await one.flush()
         assert await two.claim("s", [A, B, C], 1, limit=1, gap=0) is None
         await asyncio.sleep(0.35)
-        assert await two.claim("s", [B, C, A], 2, limit=1, gap=0) == A
+        assert (await two.claim("s", [B, C, A], 2, limit=1, gap=0))[0] == A
         await close(one, two)
 
     run(scenario())
@@ -130,11 +130,11 @@ def test_what_one_process_changes_the_others_see_and_are_told_of(namespace):
 def test_a_claim_of_a_process_that_died_expires_with_its_lease(namespace):
     async def scenario():
         dead, alive = await stores(namespace, lease_ttl=0.3)
-        assert await dead.claim("s", [A], 1, limit=1, gap=0) == A  # and never gives it back
+        assert (await dead.claim("s", [A], 1, limit=1, gap=0))[0] == A  # and never gives it back
         await dead.close()
         assert await alive.claim("s", [A], 1, limit=1, gap=0) is None
         await asyncio.sleep(0.35)
-        assert await alive.claim("s", [A], 2, limit=1, gap=0) == A
+        assert (await alive.claim("s", [A], 2, limit=1, gap=0))[0] == A
         await alive.close()
 
     run(scenario())
@@ -143,7 +143,7 @@ def test_a_claim_of_a_process_that_died_expires_with_its_lease(namespace):
 def test_keys_expire_when_unused(namespace):
     async def scenario():
         (one,) = await stores(namespace, n=1)
-        assert await one.claim("s", [A], 1, limit=1, gap=0.1) == A
+        assert (await one.claim("s", [A], 1, limit=1, gap=0.1))[0] == A
         one.give_back(A, "s", time.monotonic(), 0.1, 1)
         one.set_facts(A, ProxyFacts(failures=1, reason="refused"))
         await one.flush()
@@ -160,7 +160,7 @@ def test_a_pair_s_keys_live_as_long_as_its_answer_can_matter_and_a_ban_as_long_a
         (one,) = await stores(namespace, n=1)
         one.remember_answers(60.0)  # the longest a site's gap can be (PROXY_DOMAIN_COOLDOWN_MAX)
         for site in ("once.test", "banned.test"):
-            assert await one.claim(site, [A], 1, limit=1, gap=1.0) == A
+            assert (await one.claim(site, [A], 1, limit=1, gap=1.0))[0] == A
         now = time.monotonic()
         one.ban(A, "banned.test", now, now + 7200.0, 1)
         for site in ("once.test", "banned.test"):
@@ -181,8 +181,8 @@ def test_with_redis_away_a_store_goes_on_alone_and_says_so_once():
         said = []
         store = RedisStore("redis://127.0.0.1:1/0", "nowhere", lease_ttl=10, timeout=0.2, on_trouble=said.append)
         await store.start()
-        assert await store.claim("s", [A, B], 1, limit=1, gap=0) == A  # its own pick stands
-        assert await store.claim("s", [B], 2, limit=1, gap=0) == B
+        assert (await store.claim("s", [A, B], 1, limit=1, gap=0))[0] == A  # its own pick stands
+        assert (await store.claim("s", [B], 2, limit=1, gap=0))[0] == B
         store.give_back(A, "s", time.monotonic(), 0, 1)
         await store.flush()
         assert len(said) == 1 and "cannot reach the shared state at redis://127.0.0.1:1/0" in said[0]
@@ -246,5 +246,22 @@ def test_what_a_process_that_died_held_is_reclaimed_once_by_another(namespace):
         await close(other, third)
         assert not server.exists(other.link.key("custody", other.link.writer))  # a clean close keeps nothing
         await dying.link.redis.aclose()
+
+    run(scenario())
+
+
+def test_with_every_candidate_held_the_one_whose_gap_ends_soonest_is_booked_for_one_process(namespace):
+    async def scenario():
+        one, two, three = await stores(namespace, n=3)
+        for lease, key in ((1, A), (2, B)):
+            assert (await one.claim("s", [key], lease, limit=1, gap=0.4))[0] == key
+        now = time.monotonic()
+        one.give_back(A, "s", now, 0.4, 1)  # A's gap ends 0.4 s from now; B is still in flight
+        await one.flush()
+        key, at = await two.claim("s", [B, A], 1, limit=1, gap=0.4, book=0.4)
+        assert key == A and now + 0.3 < at < now + 0.5  # booked: it goes when A's gap ends
+        assert await three.claim("s", [A, B], 1, limit=1, gap=0.4, book=0.4) is None  # A is booked, B in flight
+        assert await three.claim("s", [A], 2, limit=1, gap=0.4) is None  # without booking, as before
+        await close(one, two, three)
 
     run(scenario())

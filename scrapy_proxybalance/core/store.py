@@ -48,12 +48,16 @@ class PairStore(Protocol):
     def untake(self, key: str, site: str, lease: int) -> None:
         """Lease ``lease`` was never used (its request went through another pair)."""
 
-    async def claim(self, site: str, keys: Sequence[str], lease: int, limit: int, gap: float) -> str | None:
+    async def claim(self, site: str, keys: Sequence[str], lease: int, limit: int, gap: float,
+                    book: float = 0.0) -> tuple[str, float] | None:
         """Take, at once for every process sharing the pool, the first of ``keys`` whose pair
         with ``site`` is free (``limit`` in flight, ``gap`` since its last answer, no pause or
         ban, the proxy not ejected), for lease ``lease``; this process has taken ``keys[0]``
-        already. Returns the key taken, or ``None`` if none was free (then the store's view
-        of them is brought up to date). The one round trip a request costs a shared store."""
+        already. If none is free now, book the one whose gap or pause ends soonest within
+        ``book`` seconds (none in flight): the request goes then, and no other process takes
+        the pair meanwhile. Returns the key taken and when the request may go (``-inf``: now),
+        or ``None`` (then the store's view of them is brought up to date). The one round trip a
+        request costs a shared store."""
 
     def ban(self, key: str, site: str, now: float, until: float, level: int) -> None:
         """The site refused the proxy: keep the pair off until ``until`` (never shortens a hold)."""

@@ -109,8 +109,9 @@ class MemoryStore(Alone):
             if not pair.busy:
                 self._due(self._idle_at(pair), site, key)
 
-    async def claim(self, site: str, keys: Sequence[str], lease: int, limit: int, gap: float) -> str | None:
-        return keys[0]  # this process is the whole fleet: its own pick stands
+    async def claim(self, site: str, keys: Sequence[str], lease: int, limit: int, gap: float,
+                    book: float = 0.0) -> tuple[str, float] | None:
+        return keys[0], -math.inf  # this process is the whole fleet: its own pick stands, now
 
     def give_back(self, key: str, site: str, now: float, gap: float, lease: int,
                   hold_until: float = -math.inf) -> None:

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 KEEP = 3600_000  # ms an unused key lives on past what it holds (a pair's: ANSWER_MARGIN past its last answer's memory)
 ANSWER_MARGIN = 5_000  # ms a pair's key outlives the longest a site's gap can be
 RECLAIM_MAX = 1000  # requests of dead processes one reclaim takes back
+BOOKING_MARGIN = 5  # ms a booked request waits past the latest this clock can put the booked time at
 STREAM_LENGTH = 10_000  # changes kept on the stream (approximately)
 IN_FLIGHT_GUESS = 500  # ms a pair just claimed is reported held past its gap, until its answer says
 HELD_REPORTED = 256  # pairs of a site held by the fleet that a claim reports back, the soonest free first
@@ -147,22 +148,28 @@ class RedisStore:
         self.pool_listeners.append(listener)
 
     # -- the one awaited decision: Redis's claim script
-    async def claim(self, site: str, keys: Sequence[str], lease: int, limit: int, gap: float) -> str | None:
+    async def claim(self, site: str, keys: Sequence[str], lease: int, limit: int, gap: float,
+                    book: float = 0.0) -> tuple[str, float] | None:
         link = self.link
         script_keys = [link.key("held", site)]
         script_keys += [k for key in keys for k in (*self._pair_keys(key, site), link.key("proxy", key))]
         args: list[str | int] = [len(keys), f"{link.writer}:{lease}", limit, int(gap * 1000), self.lease_ttl_ms,
-                                 HELD_REPORTED, IN_FLIGHT_GUESS, *keys]
+                                 HELD_REPORTED, IN_FLIGHT_GUESS, int(book * 1000), *keys]
         sent = self.clock()
         reply = await link.call(link.scripts["claim"](keys=script_keys, args=args))
         if reply is None:
-            return keys[0]  # Redis is away: this process decides alone
-        index, now_ms, held = int(reply[0]), int(reply[1]), reply[2]
+            return keys[0], -math.inf  # Redis is away: this process decides alone
+        index, now_ms, held, at_ms = int(reply[0]), int(reply[1]), reply[2], int(reply[3])
         link.note_time(now_ms, sent)
         taken = keys[index - 1] if index else None
         reported = {held[i].decode(): link.local(float(held[i + 1])) for i in range(0, len(held), 2)}
         self.mirror.fleet_holds(site, reported, len(reported) < HELD_REPORTED, taken)
-        return taken
+        if taken is None:
+            return None
+        if at_ms <= now_ms:
+            return taken, -math.inf
+        # the script ran before the reply came: the booked time is at most this long after it
+        return taken, self.clock() + (at_ms - now_ms + BOOKING_MARGIN) / 1000
 
     # -- writes: the mirror now, Redis behind (each names its script)
     def give_back(self, key: str, site: str, now: float, gap: float, lease: int,
