@@ -475,3 +475,17 @@ def test_every_ejection_and_return_is_told_once_to_the_listener(clock):
     b.acquire(Ask("x"))
     assert listener.events == [("ejected", 0, 60.0), ("ejected", 1, 60.0), ("revived", 0, "check"),
                                ("revived", 1, "trial")]
+
+
+def test_a_claim_s_alternates_are_the_pairs_free_now_or_within_a_gap_never_one_in_flight_or_banned(clock):
+    b = make_balancer(clock, [f"http://10.0.0.{i}:8000" for i in range(1, 6)], cooldown=1.0)
+    states = b.states
+    in_flight = lease_of(b, 0, "a")  # 10.0.0.1: in flight
+    b.release(lease_of(b, 1, "a"), Outcome.SUCCESS, 0.1)  # 10.0.0.2: its gap ends in 1 s
+    outcome(b, 2, Outcome.BAN)  # 10.0.0.3: banned by the site
+    clock.advance(0.5)
+    lease = b.acquire(Ask("a"), alternates=4)
+    assert host(lease) in (4, 5)  # free now
+    others = {int(k.split(".")[3].split(":")[0]) for k in lease.alternates}
+    assert others == {4, 5} - {host(lease)} | {2}  # and the one whose gap ends within a gap
+    assert in_flight and states[0].key not in lease.alternates and states[2].key not in lease.alternates

@@ -42,6 +42,12 @@ class Candidates:
         return Candidates(self.store, self.site, self.now, self.gap, self.limit, self.tried, self.accept,
                           self.rotating_limit)
 
+    def within_gap(self) -> Candidates:
+        """The same filter one gap ahead: also the proxies whose pair with the site frees within
+        a gap (what a shared store may book for a request when the free ones are taken)."""
+        return Candidates(self.store, self.site, self.now + self.gap, self.gap, self.limit, self.tried, self.accept,
+                          self.rotating_limit)
+
     def pair_free(self, p: ProxyState) -> bool:
         """Whether ``p``'s pair with the site may take one more request now."""
         if p.proxy.rotating:

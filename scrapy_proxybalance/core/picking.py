@@ -93,8 +93,8 @@ class Picker:
                 p = s.pick(candidates)
                 if p is not None:
                     lease = self.b.lease(p, ask, now)
-                    if alternates:
-                        lease.alternates = _alternates(s, candidates, p, alternates)
+                    if alternates:  # free now, or within a gap (a shared store books the soonest)
+                        lease.alternates = _alternates(s, candidates.within_gap(), p, alternates)
                     return lease
                 if len(s) > self._unusable(s, ask, now):
                     return None
