@@ -7,7 +7,7 @@ import logging
 import math
 import random
 
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 from scrapy.downloadermiddlewares.httpproxy import HttpProxyMiddleware
 from scrapy.settings import Settings
@@ -107,6 +107,8 @@ def same_shape(password: str) -> str:
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(user=USERNAMES, password=PASSWORDS)
+@example(user="0", password="{country}")  # (a gateway template's fields, as a plain password)
+@example(user="0", password="{session}")
 def test_no_message_log_line_or_stat_shows_a_password_or_a_piece_of_one(user, password):
     url = written(user, password)
     assume(url.strip() == url)

@@ -88,12 +88,14 @@ def _text(entry: dict, key: str, shown: str) -> str | None:
 def _sessions(entry: dict, url: str, shown: str) -> int:
     """A gateway template's ``sessions`` (0 for a plain proxy), checked against its URL."""
     sessions = entry.get("sessions")
-    userinfo = split_url(url if "://" in url else "http://" + url)[2]
-    if "{country}" in url and (sessions is None or "region" in entry):
+    _, _, userinfo, hostpart = split_url(url if "://" in url else "http://" + url)
+    # a plain entry's password is only a password (whatever braces it has): it says nothing here
+    fields = url if sessions is not None else f"{userinfo.partition(':')[0]}@{hostpart}"
+    if "{country}" in fields and (sessions is None or "region" in entry):
         raise InvalidProxy(f"{shown!r} has a {{country}} field: it must be a session gateway's template (with"
                            " 'sessions' and a {session} field) and have no 'region' (a request's region fills it)")
     if sessions is None:
-        if "{session}" in url:
+        if "{session}" in fields:
             raise InvalidProxy(f"{shown!r} has a {{session}} field: give the entry 'sessions' (how many"
                                " identities the gateway may stand for)")
         return 0
