@@ -286,7 +286,6 @@ class Admission:
         self.ledger.release_unused(request)
         return Wait(CLAIM_RETRY * (0.5 + random.random()), on_release=True)
 
-
     async def _booked(self, lease: Lease, at: float) -> Lease | Wait:
         """The lease, once its booked time has come (at once if it was not booked)."""
         delay = at - self.balancer.clock()
