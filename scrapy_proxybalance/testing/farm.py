@@ -162,6 +162,18 @@ class Farm:
             if outage.after_requests is None:
                 self._begin(outage, now + outage.after, now)
 
+    def _arrived(self, spec: ProxySpec, head: tuple[str, dict[str, str]], exit_ip: str) -> tuple[str, str, str, float]:
+        """A request reached ``spec`` (leaving from ``exit_ip``): noted; its method, host, path and time."""
+        request_line, headers = head
+        method, target, _ = request_line.split(" ", 2)
+        host, path = split_target(target)
+        now = time.monotonic()
+        if self.anchor is None:
+            self._started(now)
+        self._received(now)
+        spec.seen.append(Seen(now, host, path, headers, exit_ip))
+        return method, host, path, now
+
     def _received(self, now: float) -> None:
         """A proxy received a request: outages waiting for that many begin now."""
         self.received += 1
@@ -247,14 +259,8 @@ class Farm:
         if spec.kind == "rotating":
             await self._rotating(spec, reader, writer, head)
             return
-        request_line, headers = head
-        method, target, _ = request_line.split(" ", 2)
-        host, path = split_target(target)
-        now = time.monotonic()
-        if self.anchor is None:
-            self._started(now)
-        self._received(now)
-        spec.seen.append(Seen(now, host, path, headers, spec.exit_for(headers)))
+        headers = head[1]
+        method, host, path, now = self._arrived(spec, head, spec.exit_for(headers))
         if spec.kind == "hung":
             self.hung.add(writer)  # never answered; closed when the farm stops
             return
@@ -307,14 +313,8 @@ class Farm:
         exit_ip = spec.exits[spec.connections % len(spec.exits)]
         spec.connections += 1
         while head is not None:
-            request_line, headers = head
-            method, target, _ = request_line.split(" ", 2)
-            host, path = split_target(target)
-            now = time.monotonic()
-            if self.anchor is None:
-                self._started(now)
-            self._received(now)
-            spec.seen.append(Seen(now, host, path, headers, exit_ip))
+            headers = head[1]
+            method, host, path, _ = self._arrived(spec, head, exit_ip)
             close = "close" in (headers.get("connection", "").lower(), headers.get("proxy-connection", "").lower())
             writer.write(kept_alive(await self._forward(exit_ip, method, host, path, headers), exit_ip, close))
             await writer.drain()
