@@ -24,16 +24,22 @@ class PagesSpider(scrapy.Spider):
             yield response.follow(href, callback=self.parse_page)
 
     def parse_page(self, response):
-        host = response.url.split("/")[2]
-        path = "/" + response.url.split("/", 3)[3]
-        found = response.css("p.token::text").get()
-        ok = found == token(host, path)
-        self.valid += ok
-        self.invalid += not ok
-        yield {"url": response.url, "token": found, "valid": ok}
+        yield checked(self, response)
 
     def closed(self, reason):
         expected = len(SITES) * PAGES
         self.logger.info(
             "pages: %d of %d pages fetched with a valid token, %d invalid", self.valid, expected, self.invalid
         )
+
+
+def checked(spider, response):
+    """The page's item: its token, and whether it is the one the farm's site put there (counted
+    on ``spider``)."""
+    host = response.url.split("/")[2]
+    path = "/" + response.url.split("/", 3)[3]
+    found = response.css("p.token::text").get()
+    ok = found == token(host, path)
+    spider.valid += ok
+    spider.invalid += not ok
+    return {"url": response.url, "token": found, "valid": ok}

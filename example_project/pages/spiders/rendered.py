@@ -11,7 +11,9 @@ from typing import ClassVar
 
 import scrapy
 
-from scrapy_proxybalance.testing.site import PAGES, token
+from scrapy_proxybalance.testing.site import PAGES
+
+from .pages import checked
 
 SITES = ("shop-a.test", "shop-b.test")
 CHROMIUM = (os.environ.get("CHROMIUM") or shutil.which("chromium-headless-shell") or shutil.which("chromium")
@@ -43,15 +45,8 @@ class RenderedSpider(scrapy.Spider):
                 yield scrapy.Request(f"http://{site}/page/{n}", meta={"playwright": True}, callback=self.parse_page)
 
     def parse_page(self, response):
-        host = response.url.split("/")[2]
-        path = "/" + response.url.split("/", 3)[3]
-        found = response.css("p.token::text").get()
-        ok = found == token(host, path)
-        self.valid += ok
-        self.invalid += not ok
         proxy = response.meta["playwright_context_kwargs"]["proxy"]["server"]
-        yield {"url": response.url, "token": found, "valid": ok, "proxy": proxy,
-               "context": response.meta["playwright_context"]}
+        yield {**checked(self, response), "proxy": proxy, "context": response.meta["playwright_context"]}
 
     def closed(self, reason):
         self.logger.info("rendered: %d of %d pages rendered with a valid token, %d invalid", self.valid,
