@@ -63,9 +63,9 @@ class SocksServer:
         while time.monotonic() < deadline:
             with contextlib.suppress(OSError), socket.create_connection((HOST, self.port), timeout=0.2):
                 return self
-            if self.process.poll() is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):  # (it is not listening yet: wait, unless it exits)
+                self.process.wait(timeout=0.02)
                 raise RuntimeError(f"{self.kind} exited at once (status {self.process.returncode})")
-            time.sleep(0.02)
         self.stop()
         raise RuntimeError(f"{self.kind} did not listen on {HOST}:{self.port}")
 
