@@ -1,6 +1,8 @@
 """Block-page presets: each service's block and challenge page is a ban with status 403 or 200
 (or 503), its ordinary pages are not, and each preset is switched by name."""
 
+import re
+
 import pytest
 
 from scrapy_proxybalance.core.blocks import PRESETS, BlockPages
@@ -49,3 +51,16 @@ def test_presets_are_switched_by_name_and_an_unknown_one_is_refused():
     assert BanPolicy().block_of(page) is None
     with pytest.raises(ValueError, match="no block preset 'kasada'; the presets: cloudflare"):
         BlockPages(["kasada"])
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_a_block_page_is_known_in_any_case_and_each_phrase_holds_its_needle(name):
+    """The body is searched for the markers' needles before their patterns run: a match must
+    hold its needle, whatever the page's letter case."""
+    _, body = PAGES[name]
+    for page in (body, body.upper(), body.lower()):
+        assert BlockPages([name]).match(Answer(403, "", page)) == name
+    for marker in PRESETS[name]:
+        if marker.header is None:
+            for match in re.finditer(marker.pattern, body, re.I):
+                assert marker.needle in match.group().lower()

@@ -42,42 +42,48 @@ REFUSAL = 403  # how the services refuse: the status their refusal-only markers 
 @dataclass(frozen=True, slots=True)
 class Marker:
     """A header (``header``: its name; ``pattern``: its value, ``None``: any) or, without a
-    header, a phrase of the body; ``refusal``: it counts only with status 403 (the service's
+    header, a phrase of the body (``needle``: lower-case words every match holds, looked for
+    before the pattern runs); ``refusal``: it counts only with status 403 (the service's
     refusal; its header is on every response of the site it protects)."""
 
     pattern: bytes | None
     header: str | None = None
     refusal: bool = False
+    needle: bytes = b""
 
 
 PRESETS: dict[str, tuple[Marker, ...]] = {
     "cloudflare": (
         Marker(rb"^challenge$", header="cf-mitigated"),
-        Marker(rb"<title>Just a moment\.\.\.</title>"),
-        Marker(rb"window\._cf_chl_opt"),
+        Marker(rb"<title>Just a moment\.\.\.</title>", needle=b"just a moment..."),
+        Marker(rb"window\._cf_chl_opt", needle=b"_cf_chl_opt"),
     ),
     "datadome": (
-        Marker(rb"captcha-delivery\.com"),
+        Marker(rb"captcha-delivery\.com", needle=b"captcha-delivery.com"),
         Marker(None, header="x-datadome", refusal=True),
     ),
     "perimeterx": (
-        Marker(rb"""id=["']px-captcha["']"""),
+        Marker(rb"""id=["']px-captcha["']""", needle=b"px-captcha"),
     ),
     "akamai": (
-        Marker(rb"You don't have permission to access[\s\S]{0,600}Reference(?:\s|&#32;)*(?:#|&#35;)"),
-        Marker(rb"sec-if-cpt-container"),
+        Marker(rb"You don't have permission to access[\s\S]{0,600}Reference(?:\s|&#32;)*(?:#|&#35;)",
+               needle=b"permission to access"),
+        Marker(rb"sec-if-cpt-container", needle=b"sec-if-cpt-container"),
         Marker(rb"^AkamaiGHost$", header="server", refusal=True),
     ),
     "imperva": (
-        Marker(rb"Incapsula incident ID"),
-        Marker(rb"_Incapsula_Resource", refusal=True),
+        Marker(rb"Incapsula incident ID", needle=b"incapsula incident id"),
+        Marker(rb"_Incapsula_Resource", refusal=True, needle=b"_incapsula_resource"),
         Marker(None, header="x-iinfo", refusal=True),
     ),
 }
 
 
 class BlockPages:
-    """The enabled presets' markers, compiled: each body's head is searched once."""
+    """The enabled presets' markers, compiled. A body's head is lower-cased once and searched
+    for the markers' needles (plain substring searches); the patterns run only where one is
+    there, so an ordinary page costs tens of microseconds, not a regular expression's
+    milliseconds."""
 
     def __init__(self, names: Iterable[str]) -> None:
         self.names = tuple(names)
@@ -86,13 +92,15 @@ class BlockPages:
             raise ValueError(f"no block preset {unknown[0]!r}; the presets: {', '.join(PRESETS)}")
         self.headers: list[tuple[str, str, re.Pattern[bytes] | None, bool]] = []
         bodies: dict[bool, list[str]] = {False: [], True: []}
+        self.needles: dict[bool, list[bytes]] = {False: [], True: []}
         for name in self.names:
             for marker in PRESETS[name]:
                 if marker.header is not None:
                     pattern = re.compile(marker.pattern, re.I) if marker.pattern else None
                     self.headers.append((name, marker.header, pattern, marker.refusal))
                 else:
-                    assert marker.pattern is not None
+                    assert marker.pattern is not None and marker.needle == marker.needle.lower() != b""
+                    self.needles[marker.refusal].append(marker.needle)
                     bodies[marker.refusal].append(f"(?P<{name}_{len(bodies[marker.refusal])}>"
                                                   f"{marker.pattern.decode()})")
         self.body = {refusal: re.compile("|".join(parts).encode(), re.I) if parts else None
@@ -113,9 +121,12 @@ class BlockPages:
             if value is not None and (pattern is None or pattern.search(_bytes(value).strip())):
                 return name
         head = getattr(response, "body", b"")[:BODY_SCAN_BYTES]
+        lowered = head.lower()
         for needs_refusal in (False, True):
             pattern = self.body[needs_refusal]
             if pattern is None or (needs_refusal and not refusal):
+                continue
+            if not any(needle in lowered for needle in self.needles[needs_refusal]):
                 continue
             found = pattern.search(head)
             if found is not None:
