@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from .ledger import Ledger
 
 logger = logging.getLogger(__name__)
+Asked = tuple[Ask, "Carrier"]  # what a request needs from the pool, and its download path
 
 CLAIM_CANDIDATES = 8  # proxies one claim offers a shared store (the pick and seven alternates)
 CLAIM_RETRY = 0.05  # seconds (times 0.5 to 1.5: processes fall out of step) a request waits when it lost twice
@@ -112,22 +113,31 @@ class Admission:
 
     # -- requests leaving the scheduler ------------------------------------------------
 
+    def ask(self, request: Request) -> Asked | None:
+        """What the request needs from the pool (its ask and download path), or ``None`` if it
+        leaves at once: it needs no proxy from the pool, or it cannot have one (then it leaves
+        to fail, with the reason)."""
+        try:
+            return self._ask(request)
+        except NoProxyAvailable as exc:
+            request.meta[FAIL] = str(exc)
+            return None
+
     def wait_key(self, request: Request) -> Hashable | None:
         """What the request waits for (requests with the same key queue together), or
-        ``None`` if it needs no proxy from the pool."""
-        asked = self._ask(request)
-        if asked is None:
-            return None
-        ask = asked[0]
-        return ask.site, ask.region, tuple(ask.tried), ask.session, ask.generation
+        ``None`` if it leaves at once (see :meth:`ask`)."""
+        asked = self.ask(request)
+        return None if asked is None else key_of(asked)
 
-    def admit(self, request: Request) -> Wait | None:
-        """Lease a proxy for a request leaving the scheduler. ``None``: it goes now (with a
-        proxy, or needing none, or to fail with a reason); a :class:`Wait`: it stays."""
+    def admit(self, request: Request, asked: Asked | None = None) -> Wait | None:
+        """Lease a proxy for a request leaving the scheduler (``asked``: what :meth:`ask` said
+        of it, if known). ``None``: it goes now (with a proxy, or needing none, or to fail
+        with a reason); a :class:`Wait`: it stays."""
         try:
-            asked = self._ask(request)
             if asked is None:
-                return None
+                asked = self._ask(request)
+                if asked is None:
+                    return None
             result = self._take(request, *asked)
         except NoProxyAvailable as exc:
             request.meta[FAIL] = str(exc)
@@ -294,6 +304,13 @@ class Admission:
         self.stats.inc_value(f"{PREFIX}/state/booked")
         await asyncio.sleep(delay)
         return Wait(CLAIM_RETRY) if lease.released else lease  # (the crawl closed meanwhile)
+
+
+def key_of(asked: Asked) -> Hashable:
+    """The wait key of a request (see :meth:`Admission.wait_key`): requests for the same site,
+    region, tried proxies and session binding wait for the same thing."""
+    ask = asked[0]
+    return ask.site, ask.region, tuple(ask.tried), ask.session, ask.generation
 
 
 def _tier_pin(meta: dict[str, Any]) -> int | None:

@@ -34,10 +34,13 @@ class RefusedAdmission:
     def attach(self, scheduler: object) -> None:
         pass
 
+    def ask(self, request: Request) -> None:
+        return None
+
     def wait_key(self, request: Request) -> None:
         return None
 
-    def admit(self, request: Request) -> None:
+    def admit(self, request: Request, asked: object = None) -> None:
         return None
 
     def queued(self, request: Request) -> None:

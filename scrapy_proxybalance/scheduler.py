@@ -35,6 +35,7 @@ from scrapy.utils.httpobj import urlparse_cached
 from scrapy.utils.misc import build_from_crawler
 from scrapy.utils.python import global_object_name
 
+from .admission import key_of
 from .config import enabled, scheduler_settings
 from .core.errors import ConfigError
 from .core.waiting import WaitingRoom
@@ -47,7 +48,7 @@ if TYPE_CHECKING:
     from scrapy.crawler import Crawler
     from scrapy.settings import BaseSettings
 
-    from .admission import Admission
+    from .admission import Admission, Asked
     from .refusal import RefusedAdmission
 
 
@@ -150,38 +151,45 @@ class ProxyScheduler(BaseScheduler):
         try:
             while self.woken:
                 request = self.woken.popleft()
-                if self._admitted(request, admission.wait_key(request), now):
+                asked = admission.ask(request)
+                if asked is None or self._admitted(request, key_of(asked), now, asked):
                     return _leaving(request)
             while (due := self.room.pop_due(now)) is not None:
                 if self._admitted(due[1], due[0], now):
                     return _leaving(due[1])
-            while not self.room.full:  # a full room pulls no more: the queue keeps the rest
-                request = self.inner.next_request()
-                if request is None:
-                    return None
-                self.custody.hold(request)
-                key = admission.wait_key(request)
-                if key is None:
-                    return _leaving(request)
-                if self.room.waiting(key):  # queue behind the requests that wait for the same
-                    if not self._park(request, key, math.inf, False):
-                        return None
-                    continue
-                wait = admission.admit(request)
-                if wait is None:
-                    return _leaving(request)
-                if not self._park(request, key, now + wait.seconds, wait.on_release) or wait.capacity:
-                    return None  # the room is full, or every proxy is: pull no more for now
-            return None
+            return self._pull(admission, now)
         finally:
             self._arm(now)
 
-    def _admitted(self, request: Request, key: Hashable | None, now: float) -> bool:
+    def _pull(self, admission: Admission | RefusedAdmission, now: float) -> Request | None:
+        """The next request from the wrapped scheduler that may go now; the ones that must
+        wait go into the room (a full room pulls no more: the queue keeps the rest)."""
+        while not self.room.full:
+            request = self.inner.next_request()
+            if request is None:
+                return None
+            self.custody.hold(request)
+            asked = admission.ask(request)
+            if asked is None:
+                return _leaving(request)
+            key = key_of(asked)
+            if self.room.waiting(key):  # queue behind the requests that wait for the same
+                if not self._park(request, key, math.inf, False):
+                    return None
+                continue
+            wait = admission.admit(request, asked)
+            if wait is None:
+                return _leaving(request)
+            if not self._park(request, key, now + wait.seconds, wait.on_release) or wait.capacity:
+                return None  # the room is full, or every proxy is: pull no more for now
+        return None
+
+    def _admitted(self, request: Request, key: Hashable | None, now: float, asked: Asked | None = None) -> bool:
         """Ask for a proxy for a waiting request; if it must wait on, it goes back in place."""
         assert self.admission is not None
         if key is None:
             return True
-        wait = self.admission.admit(request)
+        wait = self.admission.admit(request, asked)
         if wait is None:
             return True
         self.room.defer(key, request, request.priority, now + wait.seconds, wait.on_release)
