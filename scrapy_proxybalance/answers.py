@@ -17,7 +17,7 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 from scrapy.downloadermiddlewares.retry import get_retry_request
-from scrapy.downloadermiddlewares.stats import get_header_size, get_status_size
+from scrapy.downloadermiddlewares.stats import get_status_size
 
 from .core.outcomes import Outcome, parse_retry_after
 from .core.retry import GiveUp, decide_retry
@@ -27,7 +27,7 @@ from .stats import PREFIX
 
 if TYPE_CHECKING:
     from scrapy import Request, Spider
-    from scrapy.http import Response
+    from scrapy.http import Headers, Response
     from scrapy.statscollectors import StatsCollector
 
     from .carriers import Carriers
@@ -155,12 +155,22 @@ class Answers:
 def request_bytes(request: Request) -> int:
     """The request's size on the wire to the proxy: its request line (with the absolute URL a
     proxy is sent), headers and body."""
-    return len(request.method) + len(request.url) + 13 + get_header_size(request.headers) + 4 + len(request.body)
+    return len(request.method) + len(request.url) + 13 + header_size(request.headers) + 4 + len(request.body)
 
 
 def response_bytes(response: Response) -> int:
     """The response's size as it came (before decompression): status line, headers, body."""
-    return get_status_size(response.status) + get_header_size(response.headers) + 4 + len(response.body)
+    return get_status_size(response.status) + header_size(response.headers) + 4 + len(response.body)
+
+
+def header_size(headers: Headers) -> int:
+    """Scrapy's ``get_header_size`` (``Name: value`` lines and the line breaks between them),
+    read off the stored lists: Scrapy's headers keep names and values as bytes already."""
+    size = 0
+    for key, values in dict.items(headers):
+        for value in values:
+            size += len(key) + len(value) + 2
+    return size + 2 * (len(headers) - 1)
 
 
 def _carry(meta: dict[str, Any], decision: Retry) -> None:

@@ -78,8 +78,8 @@ class Ledger:
         balancer counted it."""
         reason = reason.rsplit(".", 1)[-1]
         outcome = self.balancer.release(lease, outcome, latency, retry_after, reason).outcome
-        if sent:
-            self._charge(lease, nbytes)
+        if sent:  # what it cost (see .core.costs; the stats take the totals: see .stats.record_costs)
+            self.balancer.costs.charge(lease, nbytes)
         if self.recorder is not None and sent:
             self.recorder.answered(lease.state.key, lease.site, outcome.value, time.time(), status, reason, latency)
         if outcome in COUNTED:
@@ -92,25 +92,6 @@ class Ledger:
         for ended in self.on_release:
             ended(lease)
         return outcome
-
-    def _charge(self, lease: Lease, nbytes: int) -> None:
-        """What the attempt cost (see :mod:`.core.costs`), into the stats (costs as totals:
-        Scrapy's stats count in whole numbers)."""
-        book = self.balancer.costs
-        book.charge(lease, nbytes)
-        stats, tier = self.stats, lease.proxy.tier
-        stats.inc_value(f"{PREFIX}/bytes", nbytes)
-        stats.inc_value(f"{PREFIX}/tier/{tier}/requests")
-        stats.inc_value(f"{PREFIX}/tier/{tier}/bytes", nbytes)
-        priced = lease.proxy.cost is not None
-        if priced:
-            stats.set_value(f"{PREFIX}/cost", book.all.cost)
-            stats.set_value(f"{PREFIX}/tier/{tier}/cost", book.tiers[tier].cost)
-        if self.per_site_stats:
-            stats.inc_value(f"{PREFIX}/site/{lease.site}/bytes", nbytes)
-            site = book.sites.get(lease.site)
-            if priced and site is not None:
-                stats.set_value(f"{PREFIX}/site/{lease.site}/cost", site.cost)
 
     def release_all(self) -> int:
         """The crawl closes: release every lease whose download never reported back (cut off

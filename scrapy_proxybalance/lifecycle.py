@@ -113,7 +113,7 @@ class Lifecycle:
 
     def log_summary(self) -> None:
         c = self.crawl
-        logger.info(summary(c.balancer, c.stats, c.admission.waiting()))
+        logger.info(summary(c.balancer, c.stats, c.admission.waiting(), c.config.stats_per_proxy))
 
     async def closed(self, reason: str | None = None) -> None:
         c = self.crawl
@@ -132,7 +132,7 @@ class Lifecycle:
             c.stats.set_value(f"{PREFIX}/leases_open_at_close", cut_off)
         if c.config.stats_per_proxy:
             record_proxies(c.balancer, c.stats)
-        logger.info("%s\n%s", summary(c.balancer, c.stats, 0), table(c.balancer))
+        logger.info("%s\n%s", summary(c.balancer, c.stats, 0, c.config.stats_per_proxy), table(c.balancer))
         logger.info("%s", cost_line(c.balancer))
         if c.config.report_file is not None:
             self._write_report(c.config.report_file, reason)

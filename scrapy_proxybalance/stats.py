@@ -25,8 +25,10 @@ def _pct(part: int, whole: int) -> str:
     return f"{100.0 * part / whole:.0f}%" if whole else "-"
 
 
-def summary(balancer: Balancer, stats: StatsCollector, waiting: int) -> str:
-    """One line about the pool, and the ``proxybalance/pool/*`` gauges set to match."""
+def summary(balancer: Balancer, stats: StatsCollector, waiting: int, per_site: bool = False) -> str:
+    """One line about the pool, and the ``proxybalance/pool/*`` gauges and the cost totals
+    set to match."""
+    record_costs(balancer, stats, per_site)
     counts = balancer.state_counts()
     for state in ("healthy", "trial", "ejected", "disabled"):
         stats.set_value(f"{PREFIX}/pool/{state}", counts[state])
@@ -40,6 +42,28 @@ def summary(balancer: Balancer, stats: StatsCollector, waiting: int) -> str:
         f" {stats.get_value(f'{PREFIX}/rate_limited', 0)} rate limited,"
         f" {stats.get_value(f'{PREFIX}/ejections', 0)} ejections; {waiting} waiting"
     )
+
+
+def record_costs(balancer: Balancer, stats: StatsCollector, per_site: bool = False) -> None:
+    """The cost book's totals into the stats: bytes and requests in all and per price tier,
+    and costs where proxies have prices (per site too with ``PROXY_STATS_PER_PROXY``). Kept
+    in the book as requests end and copied here with each summary, which keeps a request's
+    path free of stats calls; exact at close."""
+    book = balancer.costs
+    priced = book.priced
+    stats.set_value(f"{PREFIX}/bytes", book.all.bytes)
+    if priced:
+        stats.set_value(f"{PREFIX}/cost", book.all.cost)
+    for tier, spent in book.tiers.items():
+        stats.set_value(f"{PREFIX}/tier/{tier}/requests", spent.requests)
+        stats.set_value(f"{PREFIX}/tier/{tier}/bytes", spent.bytes)
+        if priced:
+            stats.set_value(f"{PREFIX}/tier/{tier}/cost", spent.cost)
+    if per_site:
+        for site, spent in book.sites.items():
+            stats.set_value(f"{PREFIX}/site/{site}/bytes", spent.bytes)
+            if priced:
+                stats.set_value(f"{PREFIX}/site/{site}/cost", spent.cost)
 
 
 def record_proxies(balancer: Balancer, stats: StatsCollector) -> None:

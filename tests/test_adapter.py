@@ -274,3 +274,21 @@ def test_pool_control_changes_the_pool_and_tells_other_processes():
     assert "http://10.0.0.9:1" in parts.balancer.by_key
     row = pool.status_action(0, "disable")
     assert row["state"] == "disabled" and pool.status_action(99, "disable") is None
+
+
+@pytest.mark.parametrize("headers", [{}, {"A": "b"}, {"Content-Type": "text/html", "Set-Cookie": ["a=1", "b=22"]},
+                                     {"X-Raw": b"\xff\xfe", "Empty": ""}])
+def test_a_requests_bytes_are_counted_as_scrapys_downloader_stats_count_them(headers):
+    from scrapy.downloadermiddlewares.stats import get_header_size
+    from scrapy.http import Headers
+
+    from scrapy_proxybalance.answers import header_size
+
+    assert header_size(Headers(headers)) == get_header_size(Headers(headers))
+
+
+def test_a_bad_price_tier_in_meta_fails_the_request_with_its_reason_not_the_scheduler():
+    parts = Parts()
+    request = Request("http://shop.test/1", meta={"proxy_tier": "cheap"})
+    assert parts.admission.ask(request) is None and parts.admission.wait_key(request) is None
+    assert "meta['proxy_tier'] must be a price tier" in request.meta[FAIL]

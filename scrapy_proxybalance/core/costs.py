@@ -33,11 +33,15 @@ class CostBook:
         self.all = Spent()
         self.tiers: dict[int, Spent] = {}
         self.sites: dict[str, Spent] = {}
+        self.priced = False  # an attempt went through a proxy with a price
 
     def charge(self, lease: Lease, nbytes: int) -> float:
         """Charge one attempt through the lease's proxy that moved ``nbytes``; its cost."""
         proxy = lease.proxy
-        cost = proxy.cost.of(nbytes) if proxy.cost is not None else 0.0
+        cost = 0.0
+        if proxy.cost is not None:
+            cost = proxy.cost.of(nbytes)
+            self.priced = True
         metrics = lease.state.metrics
         metrics.bytes += nbytes
         metrics.cost += cost
