@@ -77,6 +77,7 @@ BASE = {
     "CLOSESPIDER_TIMEOUT": 240,  # every crawl stops by itself
     "PROXY_STATS_INTERVAL": 0,
 }
+PROFILE = False  # --profile: each crawl's cProfile beside its log
 PLAIN_PROXY = "plain-proxy"  # the plain stack's proxy: the farm's last
 DEFAULT_REPEAT = 3
 
@@ -108,7 +109,7 @@ class Stack:
 
     @property
     def plugin(self) -> bool:
-        return self.base not in ("plain", "cycle", "rotating")
+        return self.base not in ("plain", "cycle", "rotating", "random-choice")
 
 
 def plugin(strategy: str = "weighted_random", label: str = "", **settings: object) -> Stack:
@@ -131,6 +132,8 @@ def stack_settings(stack: Stack, pool: list[str]) -> dict:
     checks = CHECKS if stack.base.endswith("+checks") else {}
     if base in ("plain", "cycle"):
         own: dict = {}
+    elif base == "random-choice":
+        own = {"DOWNLOADER_MIDDLEWARES": {"benchmarks.bare.RandomChoiceMiddleware": 610}, "BARE_PROXY_LIST": pool}
     elif base == "rotating":
         own = {"DOWNLOADER_MIDDLEWARES": {"rotating_proxies.middlewares.RotatingProxyMiddleware": 610,
                                           "rotating_proxies.middlewares.BanDetectionMiddleware": 620},
@@ -258,11 +261,32 @@ def _paced_notes(results: dict[str, list[dict]]) -> list[str]:
     return notes
 
 
+def _floor_notes(results: dict[str, list[dict]]) -> list[str]:
+    """CPU per page of each plugin stack above random-choice's (ms) and against rotating's."""
+    per_page = {name: statistics.median(r["cpu"] / r["ok"] for r in runs if r.get("ok"))
+                for name, runs in results.items() if any(r.get("ok") for r in runs)}
+    bare, rotating = per_page.get("random-choice"), per_page.get("rotating")
+    notes = []
+    for name, value in per_page.items():
+        if name in ("plain", "random-choice", "rotating"):
+            continue
+        if bare:
+            notes.append(f"CPU per page, {name} - random-choice: {(value - bare) * 1000:+.3f} ms (target <= +0.1 ms)")
+        if rotating:
+            notes.append(f"CPU per page, {name} / rotating: {value / rotating:.2f}x (target <= 1.00x)")
+    return notes
+
+
 SCENARIOS = [
     Scenario("uniform-20", "20 healthy proxies: CPU overhead against a plain one-proxy crawl",
              healthy("p", 20), 2000, ["cycle", "weighted_random", "rotating"], target="CPU ratio to plain <= 1.10"),
     Scenario("uniform-5000", "5,000 healthy proxies: CPU overhead against a plain one-proxy crawl",
              healthy("p", 5000), 2000, ["cycle", "weighted_random", "rotating"], target="CPU ratio to plain <= 1.10"),
+    Scenario("floor", "5,000 healthy proxies, no cooldown: CPU per page against a bare random-choice middleware",
+             healthy("p", 5000), 3000, ["random-choice", cooldown_stack(0), cooldown_stack(0, "round_robin"),
+                                        "rotating"],
+             {"PROXY_DOMAIN_COOLDOWN": 0}, columns=["cpu_per_page"], notes=_floor_notes,
+             target="<= 0.1 ms of CPU per page above random-choice; <= rotating's CPU"),
     Scenario("hetero", "20 proxies, latency 20-500 ms, capacity 1-4 at once; no cooldown", _hetero, 1500,
              [*STRATEGIES, "rotating"], {"PROXY_DOMAIN_COOLDOWN": 0, "CONCURRENT_REQUESTS": 64,
                                          "CONCURRENT_REQUESTS_PER_DOMAIN": 64},
@@ -533,10 +557,11 @@ def run_crawl(scenario: Scenario, stack: Stack, farm: Farm, tmp: Path, log: Path
     settings = {**BASE, **scenario.settings, **stack_settings(stack, pool)}
     if log is not None:
         settings.update(LOG_FILE=str(log), LOG_LEVEL="INFO")
+    profile = str(log.with_suffix(".pstats")) if log is not None and PROFILE else None
     proxies = [plain] if stack.base == "plain" else pool if stack.base == "cycle" else []
     # Scrapy's own requests (robots.txt) take the first proxy too
     job = {"settings": settings, "hosts": scenario.hosts, "pages": scenario.pages, "proxies": proxies,
-           "http_proxy": proxies[0] if proxies else None}
+           "http_proxy": proxies[0] if proxies else None, "profile": profile}
     pool_names = {s.name for s in farm.specs if s.name != PLAIN_PROXY}
     outages = [replace(o, names=o.names or frozenset(pool_names)) for o in scenario.outages]
     reset_farm(farm, outages if stack.base != "plain" else [])
@@ -612,7 +637,12 @@ def child(job_path: str) -> None:
         # weak=False: the dispatcher would otherwise drop these lambdas before they fire
         crawler.signals.connect(lambda key=key: clock.setdefault(key, time.monotonic()), signal=signal, weak=False)
     process.crawl(crawler)
-    process.start()
+    if job.get("profile"):
+        import cProfile
+
+        cProfile.runctx("process.start()", globals(), {"process": process}, job["profile"])
+    else:
+        process.start()
     stats = {k: v for k, v in crawler.stats.get_stats().items() if isinstance(v, int | float)}
     Path(job["out"]).write_text(json.dumps({
         **counts, "wall": clock["end"] - clock["start"], "stats": stats,
@@ -708,6 +738,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, help=f"runs per stack (default: {DEFAULT_REPEAT}, or the scenario's)")
     parser.add_argument("--scenario", nargs="*", default=[s.name for s in SCENARIOS], metavar="NAME")
     parser.add_argument("--log-dir", type=Path, help="keep each crawl's log (LOG_LEVEL INFO) in this directory")
+    parser.add_argument("--profile", action="store_true", help="with --log-dir: each crawl's cProfile there too")
     parser.add_argument("--list", action="store_true", help="list the scenarios and exit")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -728,6 +759,8 @@ def main() -> None:
         print("scrapy-rotating-proxies is not installed here: its rows are skipped (make bench installs it)")
     import scrapy
 
+    global PROFILE
+    PROFILE = args.profile
     if args.log_dir:
         args.log_dir.mkdir(parents=True, exist_ok=True)
     print(f"{time.strftime('%Y-%m-%d')}, Scrapy {scrapy.__version__}, python {sys.version.split()[0]}, "
