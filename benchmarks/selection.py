@@ -70,6 +70,7 @@ def make_rules(cooldown: float) -> Rules:
     return Rules(
         cooldown=cooldown,
         cooldown_max=max(d["PROXY_DOMAIN_COOLDOWN_MAX"], cooldown),
+        pace_floor=cooldown,
         pair_limit=PAIR_LIMIT,
         max_failures=d["PROXY_MAX_FAILURES"],
         backoff=Backoff(d["PROXY_RECOVERY_INTERVAL"], d["PROXY_RECOVERY_MAX_INTERVAL"]),

@@ -71,6 +71,7 @@ def make_rules(**changes) -> Rules:
               "sessions": SessionLimits(max_age=0, max_requests=0, max_errors=3),
               "tiers": TierRules(probe_after=300.0, probe_max=21_600.0)}
     values.update(changes)
+    values.setdefault("pace_floor", values["cooldown"])  # PROXY_PACE_BELOW_COOLDOWN off
     return Rules(**values)
 
 

@@ -11,6 +11,7 @@ from scrapy_proxybalance.core.errors import NoProxyAvailable
 from scrapy_proxybalance.core.explain import why_out
 from scrapy_proxybalance.core.listener import PoolListener
 from scrapy_proxybalance.core.outcomes import Outcome
+from scrapy_proxybalance.core.pace import FIRST_STEP
 
 from . import conftest
 from .conftest import host, lease_of, make_balancer, outcome, use
@@ -145,20 +146,23 @@ def test_a_rate_limit_pauses_the_pair_and_is_no_ban(clock):
     one, two = (p.key for p in b.states)
     assert b.release(lease_of(b, 0, "a"), Outcome.RATE_LIMITED, retry_after=20).outcome is Outcome.RATE_LIMITED
     assert b.store.ban_of(one, "a")[1] == 0 and state(b, 0) is State.HEALTHY  # no ban, no ejection
-    assert b.pair_rule("a", clock())[0] == 0  # one exit limited: that exit's problem, not the site's pace
+    assert b.pair_rule("a", clock())[0] == FIRST_STEP  # the site's first: every pair slows (see the next test)
     assert use(b, "a") == 2  # proxy 1 pauses on a for the 20 s asked
     assert use(b, "b", {two}) == 1  # and serves other sites meanwhile
     clock.advance(20)
     assert use(b, "a", {two}) == 1
 
 
-def test_a_second_proxy_rate_limited_slows_the_site_for_the_whole_pool(clock):
+def test_a_sites_first_rate_limit_slows_every_pair_then_it_takes_a_second_proxy(clock):
     b = make_balancer(clock, [f"http://10.0.0.{i}:1" for i in range(1, 4)], cooldown=0.0)
-    b.release(lease_of(b, 0, "a"), Outcome.RATE_LIMITED)
-    b.release(lease_of(b, 0, "a"), Outcome.RATE_LIMITED)  # the same exit again: still not the site
-    assert b.pair_rule("a", clock())[0] == 0
-    b.release(lease_of(b, 1, "a"), Outcome.RATE_LIMITED)
-    assert b.pair_rule("a", clock())[0] > 0 and b.pair_rule("b", clock())[0] == 0
+    b.release(lease_of(b, 0, "a"), Outcome.RATE_LIMITED)  # nothing known of a's limit: all its pairs slow
+    first = b.pair_rule("a", clock())[0]
+    assert first == FIRST_STEP and b.pair_rule("b", clock())[0] == 0
+    clock.advance(1)
+    b.release(lease_of(b, 0, "a"), Outcome.RATE_LIMITED)  # the same exit again: that exit's problem
+    assert b.pair_rule("a", clock())[0] == first
+    b.release(lease_of(b, 1, "a"), Outcome.RATE_LIMITED)  # a second exit within the window: the site's pace
+    assert b.pair_rule("a", clock())[0] == 2 * first
     lease = b.acquire(Ask("a", {b.states[0].key, b.states[1].key}))
     b.release(lease, Outcome.SUCCESS)
     assert isinstance(b.acquire(Ask("a", {b.states[0].key, b.states[1].key})), Wait)  # proxy 3 keeps the gap

@@ -164,11 +164,14 @@ class Model:
     ops=operations,
     seed=st.integers(0, 2**16),
     cooldown=st.sampled_from([0.0, COOLDOWN]),
+    below=st.booleans(),  # PROXY_PACE_BELOW_COOLDOWN (with DOWNLOAD_DELAY 0)
 )
 def test_balancer_never_hands_out_an_ineligible_proxy_nor_waits_while_one_is_eligible(pool, strategy, ops, seed,
-                                                                                     cooldown):
+                                                                                     cooldown, below):
     clock = FakeClock()
-    b = make_balancer(clock, POOLS[pool], strategy=strategy, seed=seed, cooldown=cooldown, max_failures=1,
+    floor = 0.0 if below else cooldown
+    b = make_balancer(clock, POOLS[pool], strategy=strategy, seed=seed, cooldown=cooldown, pace_floor=floor,
+                      max_failures=1,
                       backoff=Backoff(5.0, 20.0, jitter=0.5), ban_backoff=Backoff(7.0, MAX_HOLD, jitter=0.5),
                       retry_after_max=MAX_HOLD, max_banned_sites=2)
     model = Model(b, clock, cooldown)
@@ -210,6 +213,8 @@ def test_balancer_never_hands_out_an_ineligible_proxy_nor_waits_while_one_is_eli
             assert p.in_flight == sum(1 for lease in leases if lease.state is p) >= 0
             assert p.limit.limit >= 1  # a limit never falls below 1
             assert sum(1 for lease in leases if lease.state is p and lease.probe) <= 1  # one probe at a time
+        for domain in DOMAINS:  # a pace never goes below its floor: the cooldown, unless it may
+            assert b.pair_rule(domain, clock())[0] >= floor
 
 
 TIERED = [

@@ -7,7 +7,7 @@ import pytest
 from scrapy_proxybalance.core.availability import CHECK, GAP, Act, Unavailability
 from scrapy_proxybalance.core.limits import MAX_LIMIT, ConcurrencyLimit
 from scrapy_proxybalance.core.outcomes import Outcome
-from scrapy_proxybalance.core.pace import FIRST_STEP, HALF_LIFE, SETTLE, WINDOW, SitePace
+from scrapy_proxybalance.core.pace import DESCENT, FIRST_STEP, HALF_LIFE, SETTLE, WINDOW, SitePace
 from scrapy_proxybalance.core.retry import FREE_MOVES, LAST_TRY_DELAY, GiveUp, Retry, decide_retry
 
 POOL = [f"p{i}" for i in range(6)]
@@ -138,15 +138,34 @@ def test_a_site_s_pace_doubles_on_rate_limits_holds_then_halves_its_excess_per_h
     assert math.isclose(SitePace(3.0, 0).at(10 * 3600, floor=1.0), 1.0)
 
 
-def test_only_rate_limits_of_two_exits_within_the_window_slow_a_site():
+def test_a_sites_first_rate_limit_slows_it_then_only_two_exits_within_the_window_do():
     pace = SitePace()
-    lone = pace.rate_limited(10, floor=0.0, cap=60, sent_at=9, proxy="p1", pool_size=5)
-    assert lone.gap == 0 and lone.limited_by == "p1"
-    again = lone.rate_limited(11, floor=0.0, cap=60, sent_at=10.5, proxy="p1", pool_size=5)
-    assert again.gap == 0  # the same exit: its problem
+    first = pace.rate_limited(10, floor=0.0, cap=60, sent_at=9, proxy="p1", pool_size=5)
+    assert first.gap == FIRST_STEP and first.limited_by == "p1"  # nothing known yet: every pair slows
+    again = first.rate_limited(11, floor=0.0, cap=60, sent_at=10.5, proxy="p1", pool_size=5)
+    assert again.gap == FIRST_STEP  # the same exit: its problem
     late = again.rate_limited(11 + WINDOW + 1, floor=0.0, cap=60, sent_at=11.5 + WINDOW, proxy="p2", pool_size=5)
-    assert late.gap == 0  # too long after: a lone limit again
+    assert late.gap == FIRST_STEP  # too long after: a lone limit again
     slowed = late.rate_limited(late.limited_at + 1, floor=0.0, cap=60, sent_at=late.limited_at + 0.5, proxy="p3",
                                pool_size=5)
-    assert slowed.gap == FIRST_STEP
+    assert slowed.gap == 2 * FIRST_STEP
     assert pace.rate_limited(1, floor=0.0, cap=60, sent_at=0.5, proxy="p1", pool_size=1).gap == FIRST_STEP
+
+
+def test_below_the_cooldown_a_pace_descends_while_answered_fine_and_a_rate_limit_sends_it_one_step_back():
+    floor, start = 0.0, 1.0  # PROXY_PACE_BELOW_COOLDOWN: DOWNLOAD_DELAY 0, PROXY_DOMAIN_COOLDOWN 1
+    pace = SitePace()
+    assert pace.at(0, floor, start) == start  # nothing learned: the cooldown
+    assert pace.descended(0.5, floor, start, sent_at=0.1).at(0.5, floor, start) == pytest.approx(start * DESCENT)
+    t, gaps = 0.0, []
+    while pace.at(t, floor, start) > 0.5:  # a site whose limit is 0.5 s answers fine down to it
+        t += pace.at(t, floor, start) + 0.01  # a request a gap later, answered in 10 ms
+        pace = pace.descended(t, floor, start, sent_at=t - 0.01)
+        gaps.append(pace.at(t, floor, start))
+    assert gaps == sorted(gaps, reverse=True) and len(gaps) == 7 and t < 6  # 0.9 ** 7 = 0.478
+    assert pace.descended(t + 0.1, floor, start, sent_at=t).gap == pace.gap  # once per gap
+    limited = pace.rate_limited(t + 0.5, floor, cap=60, sent_at=t + 0.45, proxy="p1", pool_size=10, start=start)
+    assert limited.limited_at == t + 0.5
+    assert limited.gap == pytest.approx(start * DESCENT ** 6)  # back to the last gap answered fine: just above
+    assert limited.descended(t + 0.5 + SETTLE / 2, floor, start, sent_at=t + 1) is limited  # it holds a while
+    assert SitePace().descended(5.0, 1.0, 1.0, sent_at=4.0).gap == 0.0  # at its floor: nothing to look for

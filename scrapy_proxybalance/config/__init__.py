@@ -113,6 +113,8 @@ class Config:
             rules=Rules(
                 cooldown=max(cooldown, download_delay),
                 cooldown_max=max(cooldown_max, cooldown, download_delay),
+                pace_floor=download_delay if boolean(settings, "PROXY_PACE_BELOW_COOLDOWN")
+                else max(cooldown, download_delay),
                 pair_limit=max(0, settings.getint("CONCURRENT_REQUESTS_PER_DOMAIN")),
                 max_failures=number(settings, "PROXY_MAX_FAILURES", integer=True, positive=True),
                 backoff=Backoff(recovery, recovery_max),

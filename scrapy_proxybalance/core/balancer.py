@@ -175,7 +175,8 @@ class Balancer:
         """``(gap, limit)`` for every pair of ``site`` now: the gap each proxy keeps between
         two requests there (its learned pace), and the requests one pair may carry at once
         (one while the gap is above 0, else ``CONCURRENT_REQUESTS_PER_DOMAIN``)."""
-        gap = self.store.pace(site).at(now, self.rules.cooldown)
+        rules = self.rules
+        gap = self.store.pace(site).at(now, rules.pace_floor, rules.cooldown)
         return gap, 1 if gap > 0 else self.rules.pair_limit or 1 << 30
 
     def acquire(self, ask: Ask, alternates: int = 0) -> Lease | Wait:

@@ -99,6 +99,12 @@ class OutcomeRules:
             facts = forgive(facts)
         if self.store.ban_of(p.key, lease.site)[1]:
             self.store.unban(p.key, lease.site)  # the site takes it again: forget its ban level
+        rules = self.rules
+        if rules.pace_floor < rules.cooldown:  # PROXY_PACE_BELOW_COOLDOWN: the pace looks for the site's limit
+            pace = self.store.pace(lease.site)
+            descended = pace.descended(now, rules.pace_floor, rules.cooldown, lease.at)
+            if descended is not pace:
+                self.store.set_pace(lease.site, descended)
         if lease.exit:
             self.b.exits.taken_again(lease)
         return before, facts
@@ -140,14 +146,15 @@ class OutcomeRules:
         p, site, rules, b = lease.state, lease.site, self.rules, self.b
         p.metrics.rate_limits += 1
         before = self.store.pace(site)
-        pace = before.rate_limited(now, rules.cooldown, rules.cooldown_max, lease.at, p.key, len(b.by_key))
+        pace = before.rate_limited(now, rules.pace_floor, rules.cooldown_max, lease.at, p.key, len(b.by_key),
+                                   rules.cooldown)
         self.store.set_pace(site, pace)
         if pace.gap != before.gap:
             b.listener.slowed(site, pace.gap)
         if retry_after is not None:
             return min(retry_after, rules.retry_after_max)
         if pace.gap == before.gap:  # not the site's pace: this exit pauses there
-            return max(FIRST_STEP, 2 * pace.at(now, rules.cooldown))
+            return max(FIRST_STEP, 2 * pace.at(now, rules.pace_floor, rules.cooldown))
         return 0.0
 
 

@@ -17,6 +17,7 @@ from .tiers import TierRules
 class Rules:
     cooldown: float  # least gap between two requests of one proxy to one site (seconds)
     cooldown_max: float  # the most a site's learned gap may grow to
+    pace_floor: float  # the least a site's learned gap may fall to (the cooldown, or DOWNLOAD_DELAY)
     pair_limit: int  # requests at once through one (proxy, site) pair while its gap is 0 (0: no limit)
     max_failures: int  # failures in a row that eject a proxy
     backoff: Backoff  # how long an ejection lasts
