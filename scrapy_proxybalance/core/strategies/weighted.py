@@ -72,22 +72,38 @@ class WeightedRoundRobin(Strategy):
             self.entries[p.id] = entry
             heapq.heapreplace(heap, entry)
             return p
-        # Visit the rest in deadline order without popping: a frontier of heap indices.
+        later = self._next_accepted(accept)
+        if later is None:
+            return None
+        p = later[2]
+        self.vtime = max(self.vtime, later[0])
+        self._push(p, later[0] + 1.0 / p.weight)
+        self._retire(later)  # superseded by the entry just pushed
+        return p
+
+    def _next_accepted(self, accept: Accept) -> list | None:
+        """The entry of earliest deadline after the top whose member ``accept`` takes: the
+        next few in deadline order (a frontier of heap indices, nothing popped), then, when
+        those are all refused (a saturated pool refuses most), the least of one pass over all."""
+        heap = self.heap
         frontier = [(heap[i][0], heap[i][1], i) for i in (1, 2) if i < len(heap)]
         heapq.heapify(frontier)
-        while frontier:
+        for _ in range(SAMPLES):
+            if not frontier:
+                return None
             _, _, i = heapq.heappop(frontier)
             entry = heap[i]
-            p = entry[2]
-            if p is not None and accept(p):
-                self.vtime = max(self.vtime, entry[0])
-                self._push(p, entry[0] + 1.0 / p.weight)
-                self._retire(entry)  # superseded by the entry just pushed
-                return p
+            if entry[2] is not None and accept(entry[2]):
+                return entry
             for child in (2 * i + 1, 2 * i + 2):
                 if child < len(heap):
                     heapq.heappush(frontier, (heap[child][0], heap[child][1], child))
-        return None
+        best = None
+        for entry in heap[1:]:
+            p = entry[2]
+            if p is not None and (best is None or entry[:2] < best[:2]) and accept(p):
+                best = entry
+        return best
 
 
 class _WeightClass:
