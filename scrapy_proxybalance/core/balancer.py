@@ -186,7 +186,11 @@ class Balancer:
         store claims the first of them still free for the whole fleet). A request of a
         sticky session goes through the session's proxy (see :mod:`.sessions`)."""
         now = self.clock()
-        self.recovery.revive_due(now)
+        ends = self.recovery.ends
+        if ends and ends[0][0] <= now:
+            self.recovery.revive_due(now)
+        if ask.pin is None and ask.session is None and len(self.members.tiers) <= 1 and not self.gateways.by_key:
+            return self.picker.pick(ask, now, alternates=alternates)  # the common case, shortest
         if ask.pin is not None:
             if ask.pin not in self.tier_sizes():
                 raise NoProxyAvailable(f"no proxy of tier {ask.pin} (meta['proxy_tier']) in the pool")
@@ -258,7 +262,7 @@ class Balancer:
         p.metrics.requests += 1
         if probe:
             p.probing = True
-        else:
+        elif self.members.on_acquire:
             self.members.acquired(p)
         if number is None:
             number = next(self.lease_numbers)

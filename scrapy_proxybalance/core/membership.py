@@ -34,6 +34,7 @@ class Membership:
         self.schemes: Counter[str] = Counter()  # proxies of the pool by scheme (a direct entry has none)
         self.tiers: Counter[int] = Counter()  # proxies of the pool by price tier
         self.memberships: list[list[Strategy]] = []  # proxy id -> the strategies holding it
+        self.on_acquire = self.on_release = False  # the strategies follow acquires, releases (most do not)
         self.disabled = 0
 
     def new(self, proxy: Proxy) -> ProxyState:
@@ -57,7 +58,9 @@ class Membership:
             self.region_size[proxy.region] += 1
         for g in groups:
             if g not in self.groups:
-                self.groups[g] = self.strategy(self.rng)
+                s = self.groups[g] = self.strategy(self.rng)
+                self.on_acquire |= type(s).on_acquire is not Strategy.on_acquire
+                self.on_release |= type(s).on_release is not Strategy.on_release
         self.memberships[p.id] = [self.groups[g] for g in groups]
         if self.store.facts(p.key).disabled:
             self.disabled += 1
@@ -93,12 +96,14 @@ class Membership:
                 s.remove(p)
 
     def acquired(self, p: ProxyState) -> None:
-        for s in self.memberships[p.id]:
-            s.on_acquire(p)
+        if self.on_acquire:
+            for s in self.memberships[p.id]:
+                s.on_acquire(p)
 
     def released(self, p: ProxyState) -> None:
-        for s in self.memberships[p.id]:
-            s.on_release(p)
+        if self.on_release:
+            for s in self.memberships[p.id]:
+                s.on_release(p)
 
     def get(self, key: str) -> ProxyState:
         p = self.by_key.get(key)

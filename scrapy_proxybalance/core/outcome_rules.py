@@ -33,6 +33,10 @@ from .pace import FIRST_STEP
 if TYPE_CHECKING:
     from .balancer import Balancer
 
+# Enum members looked up once: ``Outcome.SUCCESS`` costs a class attribute lookup each time
+_SUCCESS, _FAILURE, _BAN = Outcome.SUCCESS, Outcome.FAILURE, Outcome.BAN
+_RATE_LIMITED, _OVERLOADED, _NEUTRAL = Outcome.RATE_LIMITED, Outcome.OVERLOADED, Outcome.NEUTRAL
+
 
 class OutcomeRules:
     def __init__(self, balancer: Balancer) -> None:
@@ -43,40 +47,50 @@ class OutcomeRules:
     def apply(self, lease: Lease, outcome: Outcome, now: float, latency: float | None, retry_after: float | None,
               reason: str) -> Released:
         """Release ``lease`` (not released before) with ``outcome``."""
-        b, p, site = self.b, lease.state, lease.site
+        b, p, site, store = self.b, lease.state, lease.site, self.store
         others_in_flight = p.in_flight > 1
         p.in_flight -= 1
         if lease.probe:
-            b.recovery.probe_ended(p, now, failed=outcome is Outcome.FAILURE)
-        outcome = _counted_as(lease, outcome, others_in_flight)
-        old = self.store.facts(p.key)
-        facts, hold = old, 0.0  # hold: a rate-limit answer's pause, beyond the site's gap
-        if outcome is Outcome.SUCCESS:
-            old, facts = self._succeeded(lease, old, now, latency)
-        elif outcome is Outcome.FAILURE:
-            facts = self._failed(lease, old, now, reason)
-        elif outcome is Outcome.BAN:
-            facts = self._banned(lease, old, now, retry_after, reason)
-        elif outcome is Outcome.RATE_LIMITED:
-            hold = self._rate_limited(lease, now, retry_after)
-        elif outcome is Outcome.OVERLOADED:
-            p.metrics.overloads += 1
-            p.limit.on_overload(lease.number, next(b.lease_numbers))
+            b.recovery.probe_ended(p, now, failed=outcome is _FAILURE)
+        if outcome is not _SUCCESS:
+            outcome = _counted_as(lease, outcome, others_in_flight)
+        old, facts, hold = self._judged(lease, outcome, store.facts(p.key), now, latency, retry_after, reason)
         if not lease.probe:
             b.members.released(p)
         if lease.session is not None:
             b.sessions.released(lease, outcome, now)
         if lease.site_tier is not None:
             b.tiers.answered(site, p.proxy.tier, p.key, outcome, lease.tier_probe, now)
-        gap = b.pair_rule(site, now)[0]
+        rules = self.rules
+        gap = store.pace(site).at(now, rules.pace_floor, rules.cooldown)  # the pair rule's gap
         if lease.exit:
             b.exits.answered(lease, now, gap)
-        self.store.give_back(p.key, site, now, 0.0 if p.proxy.rotating else gap, lease.number,
-                            now + hold if hold else -math.inf)
-        ejected_before = old.ejected_until > now
+        store.give_back(p.key, site, now, 0.0 if p.proxy.rotating else gap, lease.number,
+                        now + hold if hold else -math.inf)
+        if facts is old:
+            return _SUCCEEDED if outcome is _SUCCESS else _RELEASED[outcome]
         b.recovery.set_facts(p, old, facts, now)
-        ejected = facts.ejected_until - now if facts.ejected_until > now and not ejected_before else None
-        return Released(outcome, ejected)
+        if facts.ejected_until > now >= old.ejected_until:
+            return Released(outcome, facts.ejected_until - now)
+        return _RELEASED[outcome]
+
+    def _judged(self, lease: Lease, outcome: Outcome, old: ProxyFacts, now: float, latency: float | None,
+                retry_after: float | None, reason: str) -> tuple[ProxyFacts, ProxyFacts, float]:
+        """The proxy's facts before and after the outcome, and the pair's pause (a rate-limit
+        answer's, beyond the site's gap)."""
+        if outcome is _SUCCESS:
+            return *self._succeeded(lease, old, now, latency), 0.0
+        if outcome is _FAILURE:
+            return old, self._failed(lease, old, now, reason), 0.0
+        if outcome is _BAN:
+            return old, self._banned(lease, old, now, retry_after, reason), 0.0
+        if outcome is _RATE_LIMITED:
+            return old, old, self._rate_limited(lease, now, retry_after)
+        if outcome is _OVERLOADED:
+            p = lease.state
+            p.metrics.overloads += 1
+            p.limit.on_overload(lease.number, next(self.b.lease_numbers))
+        return old, old, 0.0
 
     def _succeeded(self, lease: Lease, facts: ProxyFacts, now: float,
                    latency: float | None) -> tuple[ProxyFacts, ProxyFacts]:
@@ -97,9 +111,9 @@ class OutcomeRules:
         p.streak += 1
         if p.streak % FORGIVE_AFTER == 0:
             facts = forgive(facts)
-        if self.store.ban_of(p.key, lease.site)[1]:
-            self.store.unban(p.key, lease.site)  # the site takes it again: forget its ban level
-        rules = self.rules
+        store, rules = self.store, self.rules
+        if store.ban_of(p.key, lease.site)[1]:
+            store.unban(p.key, lease.site)  # the site takes it again: forget its ban level
         if rules.pace_floor < rules.cooldown:  # PROXY_PACE_BELOW_COOLDOWN: the pace looks for the site's limit
             pace = self.store.pace(lease.site)
             descended = pace.descended(now, rules.pace_floor, rules.cooldown, lease.at)
@@ -158,10 +172,14 @@ class OutcomeRules:
         return 0.0
 
 
+_RELEASED = {outcome: Released(outcome) for outcome in Outcome}  # as released, when nothing was ejected
+_SUCCEEDED = _RELEASED[_SUCCESS]
+
+
 def _counted_as(lease: Lease, outcome: Outcome, others_in_flight: bool) -> Outcome:
     """What the outcome says about the proxy (see the module's docstring)."""
-    if outcome is Outcome.OVERLOADED and not others_in_flight:
-        return Outcome.SUCCESS  # nothing else in flight: not the proxy's load, the site's answer
-    if outcome is Outcome.BAN and lease.moved:
-        return Outcome.NEUTRAL  # a moved session's first request refused: the session's doing
+    if outcome is _OVERLOADED and not others_in_flight:
+        return _SUCCESS  # nothing else in flight: not the proxy's load, the site's answer
+    if outcome is _BAN and lease.moved:
+        return _NEUTRAL  # a moved session's first request refused: the session's doing
     return outcome

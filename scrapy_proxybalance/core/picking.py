@@ -39,20 +39,20 @@ class Picker:
         return lease if lease is not None else self._wait(ask, now, candidates)
 
     def _candidates(self, ask: Ask, now: float, accept: Callable[[ProxyState], bool] | None) -> Candidates:
-        gap, limit = self.b.pair_rule(ask.site, now)
-        schemes = ask.schemes
-        if schemes is not None and self.b.members.beyond(schemes):  # its download path cannot carry them all
-            accept = _of_schemes(schemes, accept)
-        if ask.tiers is not None and len(ask.tiers) < len(self.b.tier_sizes()):
-            accept = _of_tiers(frozenset(ask.tiers), accept)
         b = self.b
+        gap, limit = b.pair_rule(ask.site, now)
+        schemes = ask.schemes
+        if schemes is not None and b.members.beyond(schemes):  # its download path cannot carry them all
+            accept = _of_schemes(schemes, accept)
+        if ask.tiers is not None and len(ask.tiers) < len(b.tier_sizes()):
+            accept = _of_tiers(frozenset(ask.tiers), accept)
         return Candidates(b.store, ask.site, now, gap, limit, ask.tried, accept, b.rules.pair_limit or 1 << 30)
 
     def _choose(self, ask: Ask, now: float, candidates: Candidates, alternates: int, binding: bool) -> Lease | None:
         """A probe of an ejected proxy (in panic), else a proxy the download path has ready,
         else the strategy's pick among the primaries (then the backups), else a gateway's new
         identity; ``None`` if none may take the request now."""
-        if not binding and self.b.recovery.probing(ask.region):
+        if not binding and self.b.recovery.probes and self.b.recovery.probing(ask.region):
             free = candidates.pair_free if candidates.accept is None else \
                 (lambda p: candidates.accept(p) and candidates.pair_free(p))  # type: ignore[misc]
             probe = self.b.recovery.probe_for(ask, now, free)
@@ -85,10 +85,11 @@ class Picker:
         """A lease from the region's primaries, else its backups, of the request's cheapest
         tier, else of the next (a group is passed over only while none of its members could
         ever take the request: members only busy or cooling are waited for)."""
+        groups = self.b.members.groups
         for tier in self._tiers_of(ask):
             for backup in (False, True):
-                s = self.b.members.group(ask.region, backup, tier)
-                if s is None or not len(s):
+                s = groups.get((ask.region, backup, tier))
+                if not s:
                     continue
                 p = s.pick(candidates)
                 if p is not None:
@@ -104,7 +105,7 @@ class Picker:
         if ask.tiers is not None:
             return ask.tiers
         tiers = self.b.members.tiers
-        return tiers.keys() if len(tiers) == 1 else sorted(tiers)  # type: ignore[return-value]
+        return tiers.keys() if len(tiers) <= 1 else sorted(tiers)  # type: ignore[return-value]
 
     def _unusable(self, s: Strategy, ask: Ask, now: float) -> int:
         """Members of ``s`` that cannot serve this request however long it waits: tried by

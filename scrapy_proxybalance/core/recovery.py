@@ -43,7 +43,7 @@ class Recovery:
     def set_facts(self, p: ProxyState, old: ProxyFacts, new: ProxyFacts, now: float, how: str = "") -> None:
         """Write new facts, tell the listener of an ejection or a return (``how`` it came
         back), and follow them."""
-        if new == old:
+        if new is old or new == old:
             return
         self.store.set_facts(p.key, new)
         was_out, is_out = old.ejected_until > now, new.ejected_until > now

@@ -97,7 +97,7 @@ class MemberStrategy(Strategy):
         self.members.remove(p)
 
     def __len__(self) -> int:
-        return len(self.members)
+        return len(self.members.items)
 
     def __contains__(self, p: ProxyState) -> bool:
         return p.id in self.members.pos
