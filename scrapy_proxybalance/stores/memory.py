@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import math
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -13,6 +15,7 @@ from ..core.pace import SitePace
 from ..core.sessions import IDLE_EXPIRY, Binding
 from ..core.store import Listener, PoolChangeListener
 from ..core.tiers import NO_TIER, SiteTier
+from .sweep import Sweep
 
 if TYPE_CHECKING:
     from . import StoreOptions
@@ -72,8 +75,8 @@ class MemoryStore(Alone):
     def __init__(self) -> None:
         self.pairs: dict[str, dict[str, _Pair]] = {}
         self.memory = 60.0  # seconds a pair's last answer is kept (the longest gap)
-        self.recent: dict[str, list[tuple[float, str]]] = {}  # site -> heap of (answered, proxy) within its gap
-        self.sweep: list[tuple[float, str, str]] = []  # heap of (when, site, proxy or "" for the site's pace and tier)
+        self.recent: dict[str, deque[tuple[float, str]]] = {}  # site -> (answered, proxy) within its gap, in order
+        self.sweep = Sweep()  # when to look at each pair (and at a site's pace and tier: proxy "")
         self.held = 0  # pairs in self.pairs
         self.holds: dict[str, list[tuple[float, str]]] = {}  # site -> heap of (pause or ban end, proxy)
         self.bans: dict[str, dict[str, float]] = {}  # site -> proxy -> ban end (for `banned`)
@@ -116,13 +119,19 @@ class MemoryStore(Alone):
     def give_back(self, key: str, site: str, now: float, gap: float, lease: int,
                   hold_until: float = -math.inf) -> None:
         pair = self._pair(key, site)
-        pair.busy = max(0, pair.busy - 1)
+        if pair.busy:
+            pair.busy -= 1
         pair.answered = now
         if gap > 0:
-            recent = self.recent.setdefault(site, [])
-            heapq.heappush(recent, (now, key))
-            while recent[0][0] + gap <= now:  # the heap holds only the last gap's answers
-                heapq.heappop(recent)
+            recent = self.recent.get(site)
+            if recent is None:
+                recent = self.recent[site] = deque()
+            if recent and now < recent[-1][0]:  # a clock that went back: keep the order
+                recent.insert(bisect.bisect(recent, (now, key)), (now, key))
+            else:
+                recent.append((now, key))
+            while recent[0][0] + gap <= now:  # only the last gap's answers
+                recent.popleft()
         if hold_until > pair.hold:
             pair.hold = hold_until
             heapq.heappush(self.holds.setdefault(site, []), (hold_until, key))
@@ -177,7 +186,7 @@ class MemoryStore(Alone):
             if pair is not None and pair.answered == answered and answered + gap > now:
                 ends.append(answered + gap)
                 break
-            heapq.heappop(recent)
+            recent.popleft()
         holds = self.holds.get(site)
         while holds:
             until, key = holds[0]
@@ -239,27 +248,27 @@ class MemoryStore(Alone):
     def _due(self, when: float, site: str, key: str) -> None:
         """The sweep looks at the pair (``key``; a site's pace and tier: ``""``) at ``when``."""
         sweep = self.sweep
-        heapq.heappush(sweep, (when, site, key))
-        if len(sweep) > 4096 + 4 * (self.held + len(self.paces) + len(self.site_tiers)):
+        sweep.add(when, site, key)
+        if sweep.size > 4096 + 4 * (self.held + len(self.paces) + len(self.site_tiers)):
             self._compact()
 
     def _forget_due(self, now: float) -> None:
         """Forget what has come due and holds nothing any more (amortized: each entry once)."""
-        sweep = self.sweep
-        while sweep and sweep[0][0] <= now:
-            _, site, key = heapq.heappop(sweep)
-            if not key:
-                self._forget_site(site, now)
-                continue
-            pairs = self.pairs.get(site)
-            pair = pairs.get(key) if pairs else None
-            if pair is None or pair.busy:
-                continue  # gone, or its answer or untake will be due
-            idle = self._idle_at(pair)
-            if idle <= now:
-                self._tidy(site, key, pair, now)
-            else:
-                heapq.heappush(sweep, (idle, site, key))
+        sweep, all_pairs = self.sweep, self.pairs
+        while (due := sweep.take(now)) is not None:
+            for site, key in due:
+                if not key:
+                    self._forget_site(site, now)
+                    continue
+                pairs = all_pairs.get(site)
+                pair = pairs.get(key) if pairs else None
+                if pair is None or pair.busy:
+                    continue  # gone, or its answer or untake will be due
+                idle = self._idle_at(pair)
+                if idle <= now:
+                    self._tidy(site, key, pair, now)
+                else:
+                    sweep.add(idle, site, key)
 
     def _forget_site(self, site: str, now: float) -> None:
         """Forget the site's pace and tier if they no longer matter, else look again when they may not."""
@@ -277,15 +286,13 @@ class MemoryStore(Alone):
             else:
                 later = min(later, idle)
         if later < math.inf:
-            heapq.heappush(self.sweep, (later, site, ""))
+            self.sweep.add(later, site, "")
 
     def _compact(self) -> None:
         """Rebuild the sweep from what is held (superseded entries pile up on busy pairs)."""
-        sweep = [(self._idle_at(pair), site, key) for site, pairs in self.pairs.items()
-                 for key, pair in pairs.items() if not pair.busy]
-        sweep += [(-math.inf, site, "") for site in self.paces.keys() | self.site_tiers.keys()]
-        heapq.heapify(sweep)
-        self.sweep = sweep
+        self.sweep.rebuild([(self._idle_at(pair), site, key) for site, pairs in self.pairs.items()
+                            for key, pair in pairs.items() if not pair.busy]
+                           + [(-math.inf, site, "") for site in self.paces.keys() | self.site_tiers.keys()])
 
     def remember_answers(self, seconds: float) -> None:
         self.memory = seconds
