@@ -238,12 +238,15 @@ class ProxyScheduler(BaseScheduler):
         self._arm(now, soon=True)
 
     def _arm(self, now: float, soon: bool = False) -> None:
-        """Keep one timer, for the room's earliest due time."""
+        """Keep one timer, for the room's earliest due time, rounded up to the next
+        :data:`WAKE_TICK`: requests due within one tick wake together, on one timer."""
         due = self.room.next_due()
         if due is None:
             return
         if soon:
             due = min(due, now)
+        elif due > now:
+            due = max(due, math.ceil(due / WAKE_TICK) * WAKE_TICK)
         if self.timer is not None:
             if self.timer[0] <= due:
                 return
@@ -265,6 +268,7 @@ class ProxyScheduler(BaseScheduler):
 
 
 ROOM = 1000  # requests the waiting room holds by default (a queue of this process's own)
+WAKE_TICK = 0.025  # seconds: waiting requests wake on this grid, each tick's together (at most this late)
 SHARED_QUEUES = ("scrapy_redis.",)  # schedulers whose queue the processes of a fleet share
 
 

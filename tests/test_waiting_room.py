@@ -1,5 +1,7 @@
 """The waiting room on its own: priority order per key, due times, releases, the bound."""
 
+import pytest
+
 from scrapy_proxybalance.core.waiting import WaitingRoom
 
 
@@ -72,3 +74,27 @@ def test_drain_empties_the_room_keeping_each_key_s_order():
     room.add("b", "b", 0, due=2, on_release=True)
     assert list(room.drain()) == ["a1", "a2", "b"]
     assert len(room) == 0 and room.next_due() is None and room.pop_due(10) is None
+
+
+class _Timer:
+    def cancel(self) -> None:
+        pass
+
+
+def test_requests_due_within_one_tick_wake_together_on_one_timer(monkeypatch):
+    """A paced crawl wakes once per tick, not once per waiting request: the scheduler's timer
+    is set for the earliest due time rounded up to WAKE_TICK, and every request due by then goes."""
+    import scrapy_proxybalance.scheduler as scheduler
+
+    timers: list[float] = []
+    monkeypatch.setattr(scheduler, "call_later", lambda delay, fire: timers.append(delay) or _Timer())
+    s = scheduler.ProxyScheduler(None, None, 100)  # type: ignore[arg-type]
+    now, tick = 1000.0, scheduler.WAKE_TICK
+    dues = [now + 12 * tick + tick * f for f in (0.1, 0.3, 0.9)]  # three requests due within one tick
+    for i, due in enumerate(dues):
+        s.room.add(f"r{i}", ("site", i), 0, due)
+        s._arm(now)
+    assert len(timers) == 1  # one timer for the three
+    fires_at = now + timers[0]
+    assert fires_at == pytest.approx(now + 13 * tick) and fires_at >= max(dues)
+    assert [s.room.pop_due(fires_at) for _ in dues] == [(("site", i), f"r{i}") for i in range(3)]
