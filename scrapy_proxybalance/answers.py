@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from functools import cache
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
@@ -160,7 +161,7 @@ def request_bytes(request: Request) -> int:
 
 def response_bytes(response: Response) -> int:
     """The response's size as it came (before decompression): status line, headers, body."""
-    return get_status_size(response.status) + header_size(response.headers) + 4 + len(response.body)
+    return _status_size(response.status) + header_size(response.headers) + 4 + len(response.body)
 
 
 def header_size(headers: Headers) -> int:
@@ -189,6 +190,12 @@ def _restore(meta: dict[str, Any], own: Any) -> None:
         meta["retry_times"] = own
 
 
+@cache
+def _status_size(status: int) -> int:
+    return get_status_size(status)
+
+
+@cache  # a handful of statuses: each worked out once
 def _status_text(status: int) -> str:
     """``429 Too Many Requests``: a status as Scrapy's retry stats name it."""
     try:

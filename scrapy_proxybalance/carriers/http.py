@@ -73,8 +73,10 @@ class HttpCarrier(Carrier):
     def attach(self, request: Request, lease: Lease) -> None:
         meta = request.meta
         proxy = lease.proxy
-        meta["proxy"] = None if proxy.direct else proxy.url  # None: no proxy (not the environment's either)
-        meta[OUR_PROXY] = "" if proxy.direct else bare_url(proxy.url)
+        if proxy.direct:
+            meta["proxy"], meta[OUR_PROXY] = None, ""  # None: no proxy (not the environment's either)
+        else:
+            meta["proxy"], meta[OUR_PROXY] = proxy.url, proxy.bare
         if "download_slot" not in meta and lease.site not in self.own_slots:
             meta["download_slot"] = f"{lease.site}|{lease.state.id}"
             meta[OUR_SLOT] = True

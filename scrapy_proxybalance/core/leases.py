@@ -11,7 +11,7 @@ from .proxy import Proxy
 from .state import ProxyState
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, eq=False)  # made for each request: not frozen, which would cost it twice the time
 class Ask:
     """What a request needs: a proxy for ``site``, not one of ``tried``, in ``region``; of
     the sticky ``session``'s proxy, if it has one (``generation``: the binding it was first

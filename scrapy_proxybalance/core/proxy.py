@@ -161,6 +161,11 @@ class Proxy:
         return f"{self.scheme}://{quote(self.username, safe='')}:{quote(self.password, safe='')}@{self.hostport}"
 
     @property
+    def bare(self) -> str:
+        """Its URL without credentials, as ``HttpProxyMiddleware`` leaves ``meta['proxy']``."""
+        return f"{self.scheme}://{self.hostport}"
+
+    @property
     def label(self) -> str:
         return self.name or str(self)
 
