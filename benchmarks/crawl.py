@@ -2,7 +2,8 @@
 
 Each run is a real crawl in a child process (``python benchmarks/crawl.py --child JOB``)
 through proxies of :mod:`scrapy_proxybalance.testing.farm` on 127.0.0.1. Every stack of a
-scenario crawls the same pages through the same farm, one after the other; the farm's
+scenario crawls the same pages through the same farm, one after the other, in rounds (each
+stack once, then each again: a drift of the machine's speed touches every stack alike); the farm's
 records (and its outages, timed from each run's first proxied request) are reset between
 runs. A table row per stack reports pages fetched correctly (the page's token checks out),
 failed, the 429s the proxies or the site answered, retries, wall time (engine open to close),
@@ -722,10 +723,12 @@ def run_scenario(scenario: Scenario, repeat: int, have_rotating: bool, log_dir: 
     started = time.monotonic()
     with farms(scenario) as (farm, plain_farm), tempfile.TemporaryDirectory() as tmpdir:
         for stack in stacks:
-            through = plain_farm if stack.base == "plain" else farm
-            results[stack.name] = [
-                run_crawl(scenario, stack, through, Path(tmpdir), log_file(log_dir, scenario, stack, i))
-                for i in range(repeat)]
+            results[stack.name] = []
+        for i in range(repeat):  # round by round: a drift of the machine's speed touches every stack alike
+            for stack in stacks:
+                through = plain_farm if stack.base == "plain" else farm
+                results[stack.name].append(
+                    run_crawl(scenario, stack, through, Path(tmpdir), log_file(log_dir, scenario, stack, i)))
         specs = [s for s in farm.specs if s.name != PLAIN_PROXY] + [plain_farm.specs[-1]]
     floor = cpu_floor(scenario, results)
     ideals = {s.name: ideal(scenario, s, specs, floor) for s in stacks}
