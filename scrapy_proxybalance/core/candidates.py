@@ -30,18 +30,9 @@ class Candidates:
     def __call__(self, p: ProxyState) -> bool:
         if (self.tried and p.key in self.tried) or (self.accept is not None and not self.accept(p)):
             return False
-        now = self.now
-        if p.proxy.rotating:
-            free_at = self.store.pair_free_at(p.key, self.site, now, self.rotating_limit, 0.0)
-        else:
-            free_at = self.store.pair_free_at(p.key, self.site, now, self.limit, self.gap)
-        if free_at > now:  # pair_free, inline: this runs for every candidate looked at
-            if free_at == math.inf:
-                self.pair_busy = True
-            else:
-                self.held = True
+        if not self.pair_free(p):
             return False
-        if p.in_flight >= int(p.limit.limit):  # its ConcurrencyLimit.allowed
+        if p.in_flight >= p.limit.allowed:
             self.busy = True
             return False
         return True
