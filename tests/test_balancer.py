@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from scrapy_proxybalance.core.balancer import Ask, Wait
+from scrapy_proxybalance.core.balancer import Ask, Lease, Wait
 from scrapy_proxybalance.core.ejection import Backoff, CheckVerdict, State
 from scrapy_proxybalance.core.errors import NoProxyAvailable
 from scrapy_proxybalance.core.explain import why_out
@@ -118,8 +118,8 @@ def test_the_cooldown_counts_from_the_answer_and_keeps_a_proxy_off_that_site_onl
 
 def test_without_a_cooldown_a_pair_carries_up_to_the_per_site_limit(clock):
     b = make_balancer(clock, ["http://10.0.0.1:1"], cooldown=0.0, pair_limit=2)
-    for _ in range(5):
-        b.release(b.acquire(Ask("warm-up")), Outcome.SUCCESS)  # the proxy's own limit is above 2 now
+    for _ in range(5):  # the proxy's own limit is above 2 now, and a answered fine back to back (a pilot)
+        b.release(b.acquire(Ask("a")), Outcome.SUCCESS)
     two = [b.acquire(Ask("a")), b.acquire(Ask("a"))]
     assert all(host(lease) == 1 for lease in two)
     assert isinstance(b.acquire(Ask("a")), Wait)
@@ -166,6 +166,40 @@ def test_a_sites_first_rate_limit_slows_every_pair_then_it_takes_a_second_proxy(
     lease = b.acquire(Ask("a", {b.states[0].key, b.states[1].key}))
     b.release(lease, Outcome.SUCCESS)
     assert isinstance(b.acquire(Ask("a", {b.states[0].key, b.states[1].key})), Wait)  # proxy 3 keeps the gap
+
+
+def test_one_pilot_tries_a_gap_the_site_has_not_answered_fine_at_and_the_others_wait_for_its_answer(clock):
+    b = make_balancer(clock, [f"http://10.0.0.{i}:1" for i in range(1, 6)], cooldown=0.0)
+    first = [b.acquire(Ask("a")) for _ in range(5)]  # no pair has been to a: nothing to space out
+    assert all(isinstance(lease, Lease) and lease.pilot is None for lease in first)
+    for lease in first:
+        b.release(lease, Outcome.SUCCESS)
+    clock.advance(0.003)
+    pilot = b.acquire(Ask("a"))  # a pair again at gap 0: tried once before every pair does it
+    assert pilot.pilot == pytest.approx(0.003)
+    assert b.acquire(Ask("a")) == Wait(0.5, on_release=True)  # its answer frees the others
+    assert isinstance(b.acquire(Ask("b")), Lease)  # another site is not held
+    b.release(pilot, Outcome.RATE_LIMITED, retry_after=20)  # one penalty for the site, not one per pair
+    assert b.pair_rule("a", clock())[0] == FIRST_STEP and "a" not in b.pilots
+    clock.advance(FIRST_STEP)
+    second = b.acquire(Ask("a"))  # the new gap is tried by one pilot too
+    assert second.pilot is not None and isinstance(b.acquire(Ask("a")), Wait)
+    clock.advance(0.1)
+    b.release(second, Outcome.SUCCESS)  # proven: every free pair may go at it now
+    assert b.rule_of(b.store.pace("a"), clock())[2] == pytest.approx(FIRST_STEP + 0.003)  # as the pilot went
+    clock.advance(FIRST_STEP)
+    leases = [b.acquire(Ask("a")) for _ in range(3)]
+    assert all(isinstance(lease, Lease) and lease.pilot is None for lease in leases)
+
+
+def test_a_pilot_that_never_went_frees_the_site_for_the_next(clock):
+    b = make_balancer(clock, ["http://10.0.0.1:1", "http://10.0.0.2:1"], cooldown=1.0)
+    b.release(lease_of(b, 0, "a"), Outcome.SUCCESS)
+    clock.advance(1.0)
+    pilot = b.acquire(Ask("a", {b.states[1].key}))
+    assert pilot.pilot == 1.0
+    b.cancel(pilot)
+    assert b.acquire(Ask("a", {b.states[1].key})).pilot == 1.0
 
 
 def test_rate_limits_slow_a_site_once_per_round_then_the_pace_decays(clock):

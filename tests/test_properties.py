@@ -66,6 +66,7 @@ class Model:
         self.ban: dict[tuple[int, str], float] = {}  # bans, until when
         self.level: dict[tuple[int, str], int] = {}  # bans in a row per (proxy, site)
         self.level_until: dict[tuple[int, str], float] = {}  # when the store may forget that level
+        self.leases: list[Lease] = []  # in flight
 
     def facts(self, p):
         return self.b.facts(p)
@@ -84,9 +85,29 @@ class Model:
     def pair_open(self, p, domain) -> bool:
         now, key = self.clock(), (p.id, domain)
         gap = self.b.pair_rule(domain, now)[0]  # the site's pace now (its arithmetic has unit tests)
-        limit = 1 if gap > 0 else 1 << 30
+        keep = self.keep(domain)  # while a pilot tries the gap, the gap the others keep
+        limit = 1 if gap > 0 or keep > -math.inf else 1 << 30
+        since = now - self.answered.get(key, float("-inf"))
+        waits_for_pilot = since < keep and self.pilot_flying(domain)
         return (self.busy.get(key, 0) < limit and not self.banned(p, domain) and self.hold.get(key, 0.0) <= now
-                and self.answered.get(key, float("-inf")) + gap <= now)
+                and since >= gap and not waits_for_pilot)
+
+    def keep(self, domain) -> float:
+        """Below the least gap the site answered fine at (by more than jitter), one pilot at a time
+        tries the site's gap; the others keep that least gap (an answer longer ago than the
+        longest gap proves nothing)."""
+        pace = self.b.store.pace(domain)
+        if pace.unproven(self.b.pair_rule(domain, self.clock())[0]):
+            return min(pace.good, self.b.longest_gap)
+        return -math.inf
+
+    def must_pilot(self, lease) -> bool:
+        """A pair going again sooner than the gap the others keep."""
+        since = self.clock() - self.answered.get((lease.state.id, lease.site), float("-inf"))
+        return since < self.keep(lease.site)
+
+    def pilot_flying(self, domain) -> bool:
+        return any(lease.site == domain and lease.pilot is not None for lease in self.leases)
 
     def could_serve(self, p, domain, exclude) -> bool:
         """Not excluded, not banned by the site, and not out."""
@@ -175,7 +196,7 @@ def test_balancer_never_hands_out_an_ineligible_proxy_nor_waits_while_one_is_eli
                       backoff=Backoff(5.0, 20.0, jitter=0.5), ban_backoff=Backoff(7.0, MAX_HOLD, jitter=0.5),
                       retry_after_max=MAX_HOLD, max_banned_sites=2)
     model = Model(b, clock, cooldown)
-    leases: list[Lease] = []
+    leases: list[Lease] = model.leases
     rng = random.Random(seed)
     for op in ops:
         if op[0] == "acquire":
@@ -199,6 +220,8 @@ def test_balancer_never_hands_out_an_ineligible_proxy_nor_waits_while_one_is_eli
             else:
                 assert result.state in eligible
                 assert result.state.in_flight <= result.state.limit.allowed  # never above its limit
+            assert result.pilot is None or not model.pilot_flying(domain)  # one pilot per site at a time
+            assert result.probe or (result.pilot is not None) == model.must_pilot(result)
             leases.append(result)
             model.leased(result)
         elif op[0] == "release" and leases:

@@ -7,7 +7,7 @@ import pytest
 from scrapy_proxybalance.core.availability import CHECK, GAP, Act, Unavailability
 from scrapy_proxybalance.core.limits import MAX_LIMIT, ConcurrencyLimit
 from scrapy_proxybalance.core.outcomes import Outcome
-from scrapy_proxybalance.core.pace import DESCENT, FIRST_STEP, HALF_LIFE, SETTLE, WINDOW, SitePace
+from scrapy_proxybalance.core.pace import DESCENT, FIRST_STEP, HALF_LIFE, JITTER, SETTLE, WINDOW, SitePace
 from scrapy_proxybalance.core.retry import FREE_MOVES, LAST_TRY_DELAY, GiveUp, Retry, decide_retry
 
 POOL = [f"p{i}" for i in range(6)]
@@ -156,16 +156,40 @@ def test_below_the_cooldown_a_pace_descends_while_answered_fine_and_a_rate_limit
     floor, start = 0.0, 1.0  # PROXY_PACE_BELOW_COOLDOWN: DOWNLOAD_DELAY 0, PROXY_DOMAIN_COOLDOWN 1
     pace = SitePace()
     assert pace.at(0, floor, start) == start  # nothing learned: the cooldown
-    assert pace.descended(0.5, floor, start, sent_at=0.1).at(0.5, floor, start) == pytest.approx(start * DESCENT)
+    assert pace.descended(0.5, floor, start, sent_at=0.1) is pace  # not proven yet: a pilot tries it first
+    proven = pace.proved(0.5, start)
+    assert proven.descended(0.5, floor, start, sent_at=0.1).at(0.5, floor, start) == pytest.approx(start * DESCENT)
     t, gaps = 0.0, []
     while pace.at(t, floor, start) > 0.5:  # a site whose limit is 0.5 s answers fine down to it
-        t += pace.at(t, floor, start) + 0.01  # a request a gap later, answered in 10 ms
-        pace = pace.descended(t, floor, start, sent_at=t - 0.01)
+        gap = pace.at(t, floor, start)
+        t += gap + 0.01  # a pilot a gap later, answered in 10 ms
+        pace = pace.proved(t, gap).descended(t, floor, start, sent_at=t - 0.01)
         gaps.append(pace.at(t, floor, start))
     assert gaps == sorted(gaps, reverse=True) and len(gaps) == 7 and t < 6  # 0.9 ** 7 = 0.478
-    assert pace.descended(t + 0.1, floor, start, sent_at=t).gap == pace.gap  # once per gap
+    assert pace.descended(t + 0.1, floor, start, sent_at=t).gap == pace.gap  # not proven yet: a pilot first
     limited = pace.rate_limited(t + 0.5, floor, cap=60, sent_at=t + 0.45, proxy="p1", pool_size=10, start=start)
     assert limited.limited_at == t + 0.5
     assert limited.gap == pytest.approx(start * DESCENT ** 6)  # back to the last gap answered fine: just above
     assert limited.descended(t + 0.5 + SETTLE / 2, floor, start, sent_at=t + 1) is limited  # it holds a while
     assert SitePace().descended(5.0, 1.0, 1.0, sent_at=4.0).gap == 0.0  # at its floor: nothing to look for
+
+
+def test_a_gap_is_proven_by_a_fine_answer_to_a_pilot_within_its_jitter_and_a_rate_limit_above_it_forgets_it():
+    pace = SitePace()
+    assert pace.least_proven() == math.inf  # nothing answered fine yet: any gap is tried by a pilot first
+    proved = pace.proved(5.0, 1.02)  # a pilot sent 1.02 s after its pair's last answer was answered fine
+    assert proved.good == 1.02 and proved.proved_at == 5.0
+    assert proved.least_proven() == pytest.approx(1.02 * (1 - JITTER))  # 1 s counts as proven: jitter
+    assert proved.proved(6.0, 1.5) is proved  # a longer gap proves nothing new
+    assert pace.proved(1.0, 0.001).least_proven() < 0  # a gap of 0: pairs go back to back
+    assert proved.idle_at(60.0) == 5.0 + 4 * 60.0  # kept as long as a rate limit would be
+    edge = proved.slowed(7.0, floor=0.0, cap=60, sent_at=6.5, start=1.0, went=1.02)  # limited where it proved
+    assert edge.gap == pytest.approx(1.02 / DESCENT) and edge.good == math.inf  # the limit is right there: a step up
+    stale = proved.slowed(7.0, floor=0.0, cap=60, sent_at=6.5, start=3.0)  # limited well above it: the limit moved
+    assert stale.gap == 6.0 and stale.good == math.inf
+    back = proved.slowed(7.0, floor=0.0, cap=60, sent_at=6.5, start=0.5)  # limited below what it proved
+    assert back.gap == 1.02 and back.good == 1.02
+    at_proven = proved.slowed(7.0, floor=0.0, cap=60, sent_at=6.5, start=0.5, went=1.03)  # a pair at the proven gap
+    assert at_proven.gap == pytest.approx(1.02 / DESCENT)  # the proof was luck at the edge: a step above it
+    pilot = proved.slowed(7.0, floor=0.0, cap=60, sent_at=6.5, start=0.5, went=0.9)  # a pilot below it
+    assert pilot.gap == 1.02

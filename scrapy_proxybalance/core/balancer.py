@@ -15,6 +15,7 @@ and :meth:`Balancer.add_identity`.
 from __future__ import annotations
 
 import itertools
+import math
 import random
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -31,6 +32,7 @@ from .listener import PoolListener
 from .membership import Membership
 from .outcome_rules import OutcomeRules
 from .outcomes import Outcome
+from .pace import SitePace
 from .picking import Picker
 from .proxy import Proxy, mask
 from .recovery import Recovery
@@ -74,12 +76,14 @@ class Balancer:
         self.exits = Exits(store, self.listener)
         self.outcomes = OutcomeRules(self)
         self.lease_numbers = itertools.count()
+        self.pilots: dict[str, int] = {}  # site -> the lease trying a gap it has not answered fine at
         self.sessions = Sessions(self, rules.sessions)
         self.gateways = Gateways(self)
         self.picker = Picker(self)
         self.tiers = Tiers(rules.tiers, self.tier_sizes, store, self.listener)
         self.costs = CostBook()
-        store.remember_answers(max(rules.cooldown, rules.cooldown_max))
+        self.longest_gap = max(rules.cooldown, rules.cooldown_max)
+        store.remember_answers(self.longest_gap)
         store.subscribe(self.recovery.changed_elsewhere)
         for proxy in proxies:
             self.add(proxy)
@@ -173,11 +177,21 @@ class Balancer:
 
     def pair_rule(self, site: str, now: float) -> tuple[float, int]:
         """``(gap, limit)`` for every pair of ``site`` now: the gap each proxy keeps between
-        two requests there (its learned pace), and the requests one pair may carry at once
-        (one while the gap is above 0, else ``CONCURRENT_REQUESTS_PER_DOMAIN``)."""
+        two requests there (its learned pace, never below the least gap the site answered fine
+        at), and the requests one pair may carry at once (one while the gap is above 0 or
+        tried by a pilot, else ``CONCURRENT_REQUESTS_PER_DOMAIN``)."""
+        return self.rule_of(self.store.pace(site), now)[:2]
+
+    def rule_of(self, pace: SitePace, now: float) -> tuple[float, int, float]:
+        """The pair rule of a site at ``pace``, and the gap the pairs keep while one pilot
+        request tries the site's gap (``-inf``: no pilot, the gap is proven): the least gap the
+        site answered fine at (see :mod:`.pace`; an answer longer ago than the longest gap
+        proves nothing either way)."""
         rules = self.rules
-        gap = self.store.pace(site).at(now, rules.pace_floor, rules.cooldown)
-        return gap, 1 if gap > 0 else self.rules.pair_limit or 1 << 30
+        gap = pace.at(now, rules.pace_floor, rules.cooldown)
+        if pace.unproven(gap):
+            return gap, 1, min(pace.good, self.longest_gap)
+        return gap, 1 if gap > 0 else rules.pair_limit or 1 << 30, -math.inf
 
     def acquire(self, ask: Ask, alternates: int = 0) -> Lease | Wait:
         """Lease a proxy for a request, or say how long to wait. Raises
@@ -247,6 +261,8 @@ class Balancer:
         if lease.released:
             return
         lease.released = True
+        if lease.pilot is not None:
+            self.pilots.pop(lease.site, None)
         p = lease.state
         p.in_flight -= 1
         p.metrics.requests -= 1

@@ -13,10 +13,11 @@ class Candidates:
     """The filter a strategy's pick offers its members to: a proxy may take the request if
     the request has not tried it, ``accept`` (a session's, say) takes it, its pair with the
     site is free, and it is below its concurrency limit. What stopped the others tells the
-    wait that follows how long it may be."""
+    wait that follows how long it may be. While a pilot tries the site's gap (see
+    :mod:`.pace`), ``keep`` is the gap the other pairs keep since their last answer."""
 
-    __slots__ = ("accept", "busy", "gap", "held", "limit", "now", "pair_busy", "rotating_limit", "site", "store",
-                 "tried")
+    __slots__ = ("accept", "busy", "gap", "held", "keep", "limit", "now", "pair_busy", "piloted", "rotating_limit",
+                 "site", "store", "tried")
 
     def __init__(self, store: PairStore, site: str, now: float, gap: float, limit: int, tried: Collection[str],
                  accept: Callable[[ProxyState], bool] | None = None, rotating_limit: int = 1 << 30) -> None:
@@ -26,6 +27,8 @@ class Candidates:
         self.busy = False  # a proxy at its concurrency limit
         self.pair_busy = False  # a pair at its limit in flight
         self.held = False  # a pair cooling down, paused or banned
+        self.keep = -math.inf  # while a pilot tries the site's gap: the gap the other pairs keep
+        self.piloted = False  # a pair waiting for a pilot's answer (or to keep the proven gap)
 
     def __call__(self, p: ProxyState) -> bool:
         if (self.tried and p.key in self.tried) or (self.accept is not None and not self.accept(p)):
@@ -37,16 +40,25 @@ class Candidates:
             return False
         return True
 
+    @property
+    def freed_by_a_release(self) -> bool:
+        """Whether a request ending somewhere may free one of those stopped: a proxy at its
+        concurrency limit, a pair at its limit without a gap, one waiting for a pilot."""
+        return self.busy or self.piloted or (self.pair_busy and not self.gap)
+
     def copy(self) -> Candidates:
         """The same filter, with its own record of what stopped the others."""
-        return Candidates(self.store, self.site, self.now, self.gap, self.limit, self.tried, self.accept,
-                          self.rotating_limit)
+        return self._with(self.now)
 
     def within_gap(self) -> Candidates:
         """The same filter one gap ahead: also the proxies whose pair with the site frees within
         a gap (what a shared store may book for a request when the free ones are taken)."""
-        return Candidates(self.store, self.site, self.now + self.gap, self.gap, self.limit, self.tried, self.accept,
-                          self.rotating_limit)
+        return self._with(self.now + self.gap)
+
+    def _with(self, now: float) -> Candidates:
+        c = Candidates(self.store, self.site, now, self.gap, self.limit, self.tried, self.accept, self.rotating_limit)
+        c.keep = self.keep
+        return c
 
     def pair_free(self, p: ProxyState) -> bool:
         """Whether ``p``'s pair with the site may take one more request now."""
@@ -55,6 +67,10 @@ class Candidates:
         else:
             free_at = self.store.pair_free_at(p.key, self.site, self.now, self.limit, self.gap)
         if free_at <= self.now:
+            if self.keep > self.gap and not p.proxy.rotating and \
+                    self.store.answered_at(p.key, self.site) + self.keep > self.now:
+                self.piloted = True
+                return False
             return True
         if free_at == math.inf:
             self.pair_busy = True

@@ -52,6 +52,7 @@ class Lease:
     exit: str = ""  # the exit a rotating gateway's answer named (its exit_header), once answered
     site_tier: int | None = None  # the site's price tier when leased (None: not tiered, or pinned)
     tier_probe: bool = False  # a probe of the tier below the site's
+    pilot: float | None = None  # it tries a gap the site has not answered fine at: its pair's gap
 
     @property
     def proxy(self) -> Proxy:

@@ -3,7 +3,7 @@
 - **success**: the proxy's latency and success rate, its concurrency limit grows; a trial or a
   run of failures ends (a probe's success brings an ejected proxy back); every
   :data:`~.ejection.FORGIVE_AFTER` successes in a row forgive one old ejection; the pair's ban
-  level is forgotten.
+  level is forgotten; a pilot's success proves the site's gap it tried (see :mod:`.pace`).
 - **failure**: the proxy's limit falls to one; the ``max_failures``-th in a row (or one on
   trial) ejects it.
 - **ban**: the pair is held off the site (``Retry-After``, else a backoff doubling with each ban
@@ -54,6 +54,8 @@ class OutcomeRules:
             b.recovery.probe_ended(p, now, failed=outcome is _FAILURE)
         if outcome is not _SUCCESS:
             outcome = _counted_as(lease, outcome, others_in_flight)
+        if lease.pilot is not None:
+            self._pilot_landed(lease, outcome, now)
         old, facts, hold = self._judged(lease, outcome, store.facts(p.key), now, latency, retry_after, reason)
         if not lease.probe:
             b.members.released(p)
@@ -123,6 +125,17 @@ class OutcomeRules:
             self.b.exits.taken_again(lease)
         return before, facts
 
+    def _pilot_landed(self, lease: Lease, outcome: Outcome, now: float) -> None:
+        """The site's pilot was answered: the next request may try its gap, which a fine
+        answer proved."""
+        if self.b.pilots.get(lease.site) == lease.number:
+            del self.b.pilots[lease.site]
+        if outcome is _SUCCESS and lease.pilot is not None:
+            pace = self.store.pace(lease.site)
+            proved = pace.proved(now, lease.pilot)
+            if proved is not pace:
+                self.store.set_pace(lease.site, proved)
+
     def _failed(self, lease: Lease, facts: ProxyFacts, now: float, reason: str) -> ProxyFacts:
         p, rules = lease.state, self.rules
         p.metrics.failures += 1
@@ -160,8 +173,9 @@ class OutcomeRules:
         p, site, rules, b = lease.state, lease.site, self.rules, self.b
         p.metrics.rate_limits += 1
         before = self.store.pace(site)
+        went = lease.at - self.store.answered_at(p.key, site)  # its pair's gap (given back after this)
         pace = before.rate_limited(now, rules.pace_floor, rules.cooldown_max, lease.at, p.key, len(b.by_key),
-                                   rules.cooldown)
+                                   rules.cooldown, went if went < math.inf else 0.0)
         self.store.set_pace(site, pace)
         if pace.gap != before.gap:
             b.listener.slowed(site, pace.gap)

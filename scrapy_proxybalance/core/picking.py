@@ -9,6 +9,7 @@ among the region's primaries then backups (cheapest tier first), a gateway's new
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 class Picker:
     def __init__(self, balancer: Balancer) -> None:
         self.b = balancer
+        self.keep = -math.inf  # the gap the pairs of the site being picked for keep while a pilot tries its gap
 
     def pick(self, ask: Ask, now: float, *, only: ProxyState | None = None,
              accept: Callable[[ProxyState], bool] | None = None, alternates: int = 0,
@@ -33,20 +35,35 @@ class Picker:
         candidates = self._candidates(ask, now, accept)
         if only is not None:
             if only.in_rotation and candidates(only):
-                return self.b.lease(only, ask, now)
+                return self._lease(only, ask, now)
             return self._wait(ask, now, candidates)
         lease = self._choose(ask, now, candidates, alternates, binding)
         return lease if lease is not None else self._wait(ask, now, candidates)
 
     def _candidates(self, ask: Ask, now: float, accept: Callable[[ProxyState], bool] | None) -> Candidates:
         b = self.b
-        gap, limit = b.pair_rule(ask.site, now)
+        gap, limit, keep = b.rule_of(b.store.pace(ask.site), now)
         schemes = ask.schemes
         if schemes is not None and b.members.beyond(schemes):  # its download path cannot carry them all
             accept = _of_schemes(schemes, accept)
         if ask.tiers is not None and len(ask.tiers) < len(b.tier_sizes()):
             accept = _of_tiers(frozenset(ask.tiers), accept)
-        return Candidates(b.store, ask.site, now, gap, limit, ask.tried, accept, b.rules.pair_limit or 1 << 30)
+        candidates = Candidates(b.store, ask.site, now, gap, limit, ask.tried, accept, b.rules.pair_limit or 1 << 30)
+        self.keep = keep
+        if keep > gap and ask.site in b.pilots:  # a pilot tries the gap: the others keep the proven one
+            candidates.keep = keep
+        return candidates
+
+    def _lease(self, p: ProxyState, ask: Ask, now: float) -> Lease:
+        """Lease ``p``; the site's pilot if the site's gap is unproven and ``p`` answered there
+        more recently than the proven gap (see :mod:`.pace`)."""
+        lease = self.b.lease(p, ask, now)
+        if self.keep > -math.inf and not p.proxy.rotating and ask.site not in self.b.pilots:
+            since = now - self.b.store.answered_at(p.key, ask.site)
+            if since < self.keep:
+                lease.pilot = since
+                self.b.pilots[ask.site] = lease.number
+        return lease
 
     def _choose(self, ask: Ask, now: float, candidates: Candidates, alternates: int, binding: bool) -> Lease | None:
         """A probe of an ejected proxy (in panic), else a proxy the download path has ready,
@@ -61,14 +78,14 @@ class Picker:
         if ask.prefer:
             warm = self._preferred(ask, candidates.copy())
             if warm is not None:
-                return self.b.lease(warm, ask, now)
+                return self._lease(warm, ask, now)
         lease = self._from_groups(ask, now, candidates, alternates)
         if lease is not None:
             return lease
         if self.b.gateways and not binding:
             grown = self.b.gateways.grow(ask.region)
             if grown is not None and candidates(grown):
-                return self.b.lease(grown, ask, now)
+                return self._lease(grown, ask, now)
         return None
 
     def _preferred(self, ask: Ask, candidates: Candidates) -> ProxyState | None:
@@ -93,7 +110,7 @@ class Picker:
                     continue
                 p = s.pick(candidates)
                 if p is not None:
-                    lease = self.b.lease(p, ask, now)
+                    lease = self._lease(p, ask, now)
                     if alternates:  # free now, or within a gap (a shared store books the soonest)
                         lease.alternates = _alternates(s, candidates.within_gap(), p, alternates)
                     return lease

@@ -37,6 +37,9 @@ class PairStore(Protocol):
         flight, ``gap`` seconds since its last answer, not paused, not banned), ``inf`` if
         only a request ending frees it, else when that gap, its pause or its ban ends."""
 
+    def answered_at(self, key: str, site: str) -> float:
+        """The pair's last answer (``-inf``: none remembered)."""
+
     def take(self, key: str, site: str, now: float, lease: int) -> None:
         """One more request (lease number ``lease``) in flight through the pair."""
 

@@ -6,8 +6,9 @@ The moments a proxy may free up for it, each from its own source:
 - an ejected proxy's backoff ends;
 - an ejected proxy is due for a probe, while the pool panics;
 - a pair busy with a request answers, then keeps its gap;
-- a request ends somewhere (a proxy at its concurrency limit, or a pair at its limit without
-  a gap): looked at again every :data:`RELEASE_POLL`, or sooner when a release wakes it;
+- a request ends somewhere (a proxy at its concurrency limit, a pair at its limit without a
+  gap, or a pilot trying the site's gap): looked at again every :data:`RELEASE_POLL`, or
+  sooner when a release wakes it;
 - only disabled proxies are left: looked at again every :data:`DISABLED_POLL`.
 """
 
@@ -44,7 +45,7 @@ def next_wait(b: Balancer, ask: Ask, now: float, blocked: Candidates, usable: in
     when nothing will ever free up for it."""
     servable(b, ask)
     gap = blocked.gap
-    on_release = blocked.busy or (blocked.pair_busy and not gap)  # a request ending frees one up
+    on_release = blocked.freed_by_a_release
     moments = [
         b.store.soonest(ask.site, now, gap),
         b.recovery.next_end(),
@@ -58,7 +59,7 @@ def next_wait(b: Balancer, ask: Ask, now: float, blocked: Candidates, usable: in
     if not delays:
         raise NoProxyAvailable(f"no proxy{_in(ask.region)} can serve {ask.site}")
     return Wait(max(MIN_WAIT, min(delays)), unavailable=usable <= 0, on_release=on_release,
-                capacity=blocked.busy and not blocked.held and not blocked.pair_busy)
+                capacity=blocked.busy and not (blocked.held or blocked.pair_busy or blocked.piloted))
 
 
 def _in(region: str | None) -> str:

@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING
 
 from ..core.ejection import HEALTHY, ProxyFacts
 from ..core.pace import SitePace
-from ..core.sessions import IDLE_EXPIRY, Binding
+from ..core.sessions import Binding
 from ..core.store import Listener, PoolChangeListener
 from ..core.tiers import NO_TIER, SiteTier
+from .bindings import Bindings
 from .sweep import Sweep
 
 if TYPE_CHECKING:
@@ -84,7 +85,7 @@ class MemoryStore(Alone):
         self.paces: dict[str, SitePace] = {}
         self.site_tiers: dict[str, SiteTier] = {}
         self.proxy_facts: dict[str, ProxyFacts] = {}
-        self.sessions = _Sessions()
+        self.sessions = Bindings()
 
     @classmethod
     def from_url(cls, url: str, options: StoreOptions) -> MemoryStore:
@@ -100,6 +101,11 @@ class MemoryStore(Alone):
         if held > now:
             return held
         return math.inf if pair.busy >= limit else -math.inf
+
+    def answered_at(self, key: str, site: str) -> float:
+        pairs = self.pairs.get(site)
+        pair = pairs.get(key) if pairs else None
+        return pair.answered if pair else -math.inf
 
     def take(self, key: str, site: str, now: float, lease: int) -> None:
         self._pair(key, site).busy += 1
@@ -350,39 +356,6 @@ class MemoryStore(Alone):
 
 
 _NO_PACE = SitePace()
-
-
-class _Sessions:
-    """Sticky sessions' bindings, each forgotten once unused for :data:`.IDLE_EXPIRY`."""
-
-    def __init__(self) -> None:
-        self.bindings: dict[str, Binding] = {}
-        self.expiry: list[tuple[float, str]] = []  # (when it may expire, session), lazily
-
-    def get(self, key: str, now: float) -> Binding | None:
-        expiry = self.expiry
-        while expiry and expiry[0][0] <= now:
-            _, name = heapq.heappop(expiry)
-            binding = self.bindings.get(name)
-            if binding is not None:
-                if binding.used + IDLE_EXPIRY <= now:
-                    del self.bindings[name]
-                else:
-                    heapq.heappush(expiry, (binding.used + IDLE_EXPIRY, name))
-        return self.bindings.get(key)
-
-    def bind(self, key: str, binding: Binding) -> Binding:
-        """Bind unless a binding of that generation exists already; return the one that holds."""
-        current = self.bindings.get(key)
-        if current is not None and (current.proxy or current.generation != binding.generation):
-            return current
-        self.keep(key, binding)
-        return binding
-
-    def keep(self, key: str, binding: Binding) -> None:
-        if key not in self.bindings:
-            heapq.heappush(self.expiry, (binding.used + IDLE_EXPIRY, key))
-        self.bindings[key] = binding
 
 
 def _current(index: dict[str, dict[str, float]], name: str, now: float) -> list[str]:

@@ -51,7 +51,7 @@ IN_FLIGHT_GUESS = 500  # ms a pair just claimed is reported held past its gap, u
 HELD_REPORTED = 256  # pairs of a site held by the fleet that a claim reports back, the soonest free first
 
 # fields that hold times (sent relative, read back converted)
-_TIMES = {"ejected_until", "since", "limited_at", "used", "banned_at", "probe_at", "probing"}
+_TIMES = {"ejected_until", "since", "limited_at", "proved_at", "used", "banned_at", "probe_at", "probing"}
 _RECORDS = {"proxy": ProxyFacts, "site": SitePace, "session": Binding, "tier": SiteTier}
 
 
@@ -97,6 +97,9 @@ class RedisStore:
     # -- reads: the mirror's
     def pair_free_at(self, key: str, site: str, now: float, limit: int, gap: float) -> float:
         return self.mirror.pair_free_at(key, site, now, limit, gap)
+
+    def answered_at(self, key: str, site: str) -> float:
+        return self.mirror.answered_at(key, site)
 
     def ban_of(self, key: str, site: str) -> tuple[float, int]:
         return self.mirror.ban_of(key, site)
