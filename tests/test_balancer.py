@@ -11,7 +11,7 @@ from scrapy_proxybalance.core.errors import NoProxyAvailable
 from scrapy_proxybalance.core.explain import why_out
 from scrapy_proxybalance.core.listener import PoolListener
 from scrapy_proxybalance.core.outcomes import Outcome
-from scrapy_proxybalance.core.pace import FIRST_STEP
+from scrapy_proxybalance.core.pace import FIRST_STEP, PILOT_PATIENCE
 
 from . import conftest
 from .conftest import host, lease_of, make_balancer, outcome, use
@@ -200,6 +200,20 @@ def test_a_pilot_that_never_went_frees_the_site_for_the_next(clock):
     assert pilot.pilot == 1.0
     b.cancel(pilot)
     assert b.acquire(Ask("a", {b.states[1].key})).pilot == 1.0
+
+
+def test_a_pilot_that_hangs_lets_another_try_the_gap(clock):
+    b = make_balancer(clock, ["http://10.0.0.1:1", "http://10.0.0.2:1"], cooldown=1.0)
+    for lease in [b.acquire(Ask("a")), b.acquire(Ask("a"))]:
+        b.release(lease, Outcome.SUCCESS)
+    clock.advance(1.0)
+    hung = b.acquire(Ask("a"))
+    assert hung.pilot == 1.0 and isinstance(b.acquire(Ask("a")), Wait)
+    clock.advance(PILOT_PATIENCE)
+    other = b.acquire(Ask("a"))
+    assert other.pilot is not None and b.pilots["a"] is other
+    b.release(hung, Outcome.FAILURE)  # the old one lands at last: the new one still flies
+    assert b.pilots["a"] is other
 
 
 def test_rate_limits_slow_a_site_once_per_round_then_the_pace_decays(clock):

@@ -17,7 +17,7 @@ from scrapy_proxybalance.core.balancer import Ask, Lease, Wait
 from scrapy_proxybalance.core.ejection import Backoff
 from scrapy_proxybalance.core.errors import NoProxyAvailable
 from scrapy_proxybalance.core.outcomes import Outcome
-from scrapy_proxybalance.core.pace import FIRST_STEP
+from scrapy_proxybalance.core.pace import FIRST_STEP, PILOT_PATIENCE
 from scrapy_proxybalance.core.strategies import STRATEGIES
 from scrapy_proxybalance.core.tiers import TierRules
 
@@ -107,7 +107,9 @@ class Model:
         return since < self.keep(lease.site)
 
     def pilot_flying(self, domain) -> bool:
-        return any(lease.site == domain and lease.pilot is not None for lease in self.leases)
+        now = self.clock()  # a pilot slower than PILOT_PATIENCE lets another try
+        return any(lease.site == domain and lease.pilot is not None and now - lease.at < PILOT_PATIENCE
+                   for lease in self.leases)
 
     def could_serve(self, p, domain, exclude) -> bool:
         """Not excluded, not banned by the site, and not out."""

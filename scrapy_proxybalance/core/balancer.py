@@ -76,7 +76,7 @@ class Balancer:
         self.exits = Exits(store, self.listener)
         self.outcomes = OutcomeRules(self)
         self.lease_numbers = itertools.count()
-        self.pilots: dict[str, int] = {}  # site -> the lease trying a gap it has not answered fine at
+        self.pilots: dict[str, Lease] = {}  # site -> the lease trying a gap it has not answered fine at
         self.sessions = Sessions(self, rules.sessions)
         self.gateways = Gateways(self)
         self.picker = Picker(self)
@@ -261,8 +261,8 @@ class Balancer:
         if lease.released:
             return
         lease.released = True
-        if lease.pilot is not None:
-            self.pilots.pop(lease.site, None)
+        if self.pilots.get(lease.site) is lease:
+            del self.pilots[lease.site]
         p = lease.state
         p.in_flight -= 1
         p.metrics.requests -= 1

@@ -128,7 +128,7 @@ class OutcomeRules:
     def _pilot_landed(self, lease: Lease, outcome: Outcome, now: float) -> None:
         """The site's pilot was answered: the next request may try its gap, which a fine
         answer proved."""
-        if self.b.pilots.get(lease.site) == lease.number:
+        if self.b.pilots.get(lease.site) is lease:
             del self.b.pilots[lease.site]
         if outcome is _SUCCESS and lease.pilot is not None:
             pace = self.store.pace(lease.site)

@@ -51,6 +51,7 @@ WINDOW = 10.0  # seconds within which rate limits of two proxies say the site's 
 DESCENT = 0.9  # with PROXY_PACE_BELOW_COOLDOWN: the share of its gap a site answering fine keeps, per step
 JITTER = 0.05  # a gap within this share (or JITTER_MIN seconds) below the proven one counts as answered fine
 JITTER_MIN = 0.02
+PILOT_PATIENCE = 10.0  # seconds a pilot holds the other pairs back; after that (a hung proxy) another may try
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from .candidates import Candidates
 from .leases import Ask, Lease, Wait
+from .pace import PILOT_PATIENCE
 from .state import ProxyState
 from .strategies import Strategy
 from .waits import next_wait
@@ -50,7 +51,7 @@ class Picker:
             accept = _of_tiers(frozenset(ask.tiers), accept)
         candidates = Candidates(b.store, ask.site, now, gap, limit, ask.tried, accept, b.rules.pair_limit or 1 << 30)
         self.keep = keep
-        if keep > gap and ask.site in b.pilots:  # a pilot tries the gap: the others keep the proven one
+        if keep > gap and self._pilot_flying(ask.site, now):  # a pilot tries the gap: the others keep the proven one
             candidates.keep = keep
         return candidates
 
@@ -58,12 +59,18 @@ class Picker:
         """Lease ``p``; the site's pilot if the site's gap is unproven and ``p`` answered there
         more recently than the proven gap (see :mod:`.pace`)."""
         lease = self.b.lease(p, ask, now)
-        if self.keep > -math.inf and not p.proxy.rotating and ask.site not in self.b.pilots:
+        if self.keep > -math.inf and not p.proxy.rotating and not self._pilot_flying(ask.site, now):
             since = now - self.b.store.answered_at(p.key, ask.site)
             if since < self.keep:
                 lease.pilot = since
-                self.b.pilots[ask.site] = lease.number
+                self.b.pilots[ask.site] = lease
         return lease
+
+    def _pilot_flying(self, site: str, now: float) -> bool:
+        """Whether a pilot tries the site's gap; one slower than :data:`.PILOT_PATIENCE` (a hung
+        proxy, say) lets another try."""
+        pilot = self.b.pilots.get(site)
+        return pilot is not None and now - pilot.at < PILOT_PATIENCE
 
     def _choose(self, ask: Ask, now: float, candidates: Candidates, alternates: int, binding: bool) -> Lease | None:
         """A probe of an ejected proxy (in panic), else a proxy the download path has ready,
