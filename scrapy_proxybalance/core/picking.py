@@ -5,6 +5,9 @@ the request, of a scheme its download path carries and of a price tier chosen fo
 its pair with the site is free (see :class:`~.candidates.Candidates`). Then, in order: a
 panic probe of an ejected proxy, a proxy the download path has ready, the strategy's pick
 among the region's primaries then backups (cheapest tier first), a gateway's new identity.
+While the site's gap is below the least one it answered fine at, the first lease of a pair
+that answered there sooner than that is the site's pilot, and until it lands the other pairs
+keep that least gap (see :mod:`.pace`).
 """
 
 from __future__ import annotations
