@@ -45,6 +45,8 @@ from .tiers import Tiers
 
 __all__ = ["Ask", "Balancer", "Lease", "PoolListener", "Released", "Wait"]
 
+RULES_KEPT = 1024  # pair rules of unchanging paces kept worked out (then all are dropped)
+
 
 class Balancer:
     """Hands out proxies for requests and learns from their outcomes.
@@ -83,6 +85,7 @@ class Balancer:
         self.tiers = Tiers(rules.tiers, self.tier_sizes, store, self.listener)
         self.costs = CostBook()
         self.longest_gap = max(rules.cooldown, rules.cooldown_max)
+        self._ruled: dict[int, tuple[SitePace, tuple[float, int, float]]] = {}  # rules of paces that no longer change
         store.remember_answers(self.longest_gap)
         store.subscribe(self.recovery.changed_elsewhere)
         for proxy in proxies:
@@ -187,11 +190,20 @@ class Balancer:
         request tries the site's gap (``-inf``: no pilot, the gap is proven): the least gap the
         site answered fine at (see :mod:`.pace`; an answer longer ago than the longest gap
         proves nothing either way)."""
+        ruled = self._ruled.get(id(pace))
+        if ruled is not None and ruled[0] is pace:
+            return ruled[1]
         rules = self.rules
         gap = pace.at(now, rules.pace_floor, rules.cooldown)
         if pace.unproven(gap):
-            return gap, 1, min(pace.good, self.longest_gap)
-        return gap, 1 if gap > 0 else rules.pair_limit or 1 << 30, -math.inf
+            rule = gap, 1, min(pace.good, self.longest_gap)
+        else:
+            rule = gap, 1 if gap > 0 else rules.pair_limit or 1 << 30, -math.inf
+        if pace.since == -math.inf or gap <= rules.pace_floor:  # the same rule whenever asked (it decays no more)
+            if len(self._ruled) >= RULES_KEPT:
+                self._ruled.clear()
+            self._ruled[id(pace)] = pace, rule  # holding the pace keeps its id its own
+        return rule
 
     def acquire(self, ask: Ask, alternates: int = 0) -> Lease | Wait:
         """Lease a proxy for a request, or say how long to wait. Raises

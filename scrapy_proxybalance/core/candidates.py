@@ -35,7 +35,7 @@ class Candidates:
             return False
         if not self.pair_free(p):
             return False
-        if p.in_flight >= p.limit.allowed:
+        if p.in_flight > p.limit.limit - 1:  # at its limit: in_flight >= int(limit), its ``allowed``
             self.busy = True
             return False
         return True

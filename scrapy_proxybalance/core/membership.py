@@ -33,6 +33,7 @@ class Membership:
         self.region_size: Counter[str | None] = Counter()
         self.schemes: Counter[str] = Counter()  # proxies of the pool by scheme (a direct entry has none)
         self.tiers: Counter[int] = Counter()  # proxies of the pool by price tier
+        self.tier_order: list[int] = []  # the tiers of the pool, cheapest first
         self.memberships: list[list[Strategy]] = []  # proxy id -> the strategies holding it
         self.on_acquire = self.on_release = False  # the strategies follow acquires, releases (most do not)
         self.disabled = 0
@@ -50,6 +51,8 @@ class Membership:
         self.by_key[p.key] = p
         if not proxy.direct:
             self.schemes[proxy.scheme] += 1
+        if proxy.tier not in self.tiers:
+            self.tier_order = sorted([*self.tiers, proxy.tier])
         self.tiers[proxy.tier] += 1
         groups: list[Group] = [(None, proxy.backup, proxy.tier)]
         self.region_size[None] += 1
@@ -71,6 +74,8 @@ class Membership:
         del self.by_key[p.key]
         _drop(self.schemes, p.proxy.scheme)
         _drop(self.tiers, p.proxy.tier)
+        if p.proxy.tier not in self.tiers:
+            self.tier_order.remove(p.proxy.tier)
         self.region_size[None] -= 1
         if p.proxy.region is not None:
             self.region_size[p.proxy.region] -= 1

@@ -46,12 +46,17 @@ class Metrics:
     success_rate: float | None = None  # EWMA of 1 (success) / 0 (failure or ban)
     latency: PeakEwma | None = None
 
-    def observe_latency(self, seconds: float, now: float) -> None:
-        if self.latency is None:
-            self.latency = PeakEwma()
-        self.latency.observe(seconds, now)
-        self.latency_total += seconds
-        self.latency_samples += 1
+    def observe_success(self, latency: float | None, now: float) -> None:
+        """A success, answered after ``latency`` seconds if known."""
+        self.successes += 1
+        rate = self.success_rate
+        self.success_rate = 1.0 if rate is None else rate + SUCCESS_ALPHA * (1.0 - rate)
+        if latency is not None:
+            if self.latency is None:
+                self.latency = PeakEwma()
+            self.latency.observe(latency, now)
+            self.latency_total += latency
+            self.latency_samples += 1
 
     def observe_outcome(self, ok: bool) -> None:
         x = 1.0 if ok else 0.0

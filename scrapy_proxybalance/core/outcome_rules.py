@@ -25,7 +25,7 @@ import math
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from .ejection import FORGIVE_AFTER, ProxyFacts, after_failure, after_success, eject, forgive, revive
+from .ejection import FORGIVE_AFTER, HEALTHY, ProxyFacts, after_failure, after_success, eject, forgive, revive
 from .leases import Lease, Released
 from .outcomes import Outcome
 from .pace import FIRST_STEP
@@ -56,15 +56,18 @@ class OutcomeRules:
             outcome = _counted_as(lease, outcome, others_in_flight)
         if lease.pilot is not None:
             self._pilot_landed(lease, outcome, now)
-        old, facts, hold = self._judged(lease, outcome, store.facts(p.key), now, latency, retry_after, reason)
-        if not lease.probe:
+        if outcome is _SUCCESS:  # the common case first
+            old, facts = self._succeeded(lease, store.facts(p.key), now, latency)
+            hold = 0.0
+        else:
+            old, facts, hold = self._judged(lease, outcome, store.facts(p.key), now, retry_after, reason)
+        if not lease.probe and b.members.on_release:
             b.members.released(p)
         if lease.session is not None:
             b.sessions.released(lease, outcome, now)
         if lease.site_tier is not None:
             b.tiers.answered(site, p.proxy.tier, p.key, outcome, lease.tier_probe, now)
-        rules = self.rules
-        gap = store.pace(site).at(now, rules.pace_floor, rules.cooldown)  # the pair rule's gap
+        gap = b.rule_of(store.pace(site), now)[0]  # the pair rule's gap
         if lease.exit:
             b.exits.answered(lease, now, gap)
         store.give_back(p.key, site, now, 0.0 if p.proxy.rotating else gap, lease.number,
@@ -76,12 +79,10 @@ class OutcomeRules:
             return Released(outcome, facts.ejected_until - now)
         return _RELEASED[outcome]
 
-    def _judged(self, lease: Lease, outcome: Outcome, old: ProxyFacts, now: float, latency: float | None,
-                retry_after: float | None, reason: str) -> tuple[ProxyFacts, ProxyFacts, float]:
-        """The proxy's facts before and after the outcome, and the pair's pause (a rate-limit
-        answer's, beyond the site's gap)."""
-        if outcome is _SUCCESS:
-            return *self._succeeded(lease, old, now, latency), 0.0
+    def _judged(self, lease: Lease, outcome: Outcome, old: ProxyFacts, now: float, retry_after: float | None,
+                reason: str) -> tuple[ProxyFacts, ProxyFacts, float]:
+        """The proxy's facts before and after an outcome other than success, and the pair's
+        pause (a rate-limit answer's, beyond the site's gap)."""
         if outcome is _FAILURE:
             return old, self._failed(lease, old, now, reason), 0.0
         if outcome is _BAN:
@@ -98,18 +99,16 @@ class OutcomeRules:
                    latency: float | None) -> tuple[ProxyFacts, ProxyFacts]:
         """The facts before and after a success (a probe's success is written at once: the
         proxy is back)."""
-        p, m = lease.state, lease.state.metrics
-        m.successes += 1
-        m.observe_outcome(True)
-        if latency is not None:
-            m.observe_latency(latency, now)
+        p = lease.state
+        p.metrics.observe_success(latency, now)
         p.limit.on_success()
         if lease.probe and facts.ejected_until > now:
             revived = revive(facts, now)
             self.b.recovery.set_facts(p, facts, revived, now, "probe")
             facts = revived
         before = facts
-        facts = after_success(facts, now)
+        if facts is not HEALTHY:  # the common case: nothing to end
+            facts = after_success(facts, now)
         p.streak += 1
         if p.streak % FORGIVE_AFTER == 0:
             facts = forgive(facts)

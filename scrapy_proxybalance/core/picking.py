@@ -41,7 +41,10 @@ class Picker:
             if only.in_rotation and candidates(only):
                 return self._lease(only, ask, now)
             return self._wait(ask, now, candidates)
-        lease = self._choose(ask, now, candidates, alternates, binding)
+        if binding or ask.prefer or self.b.recovery.probes or self.b.gateways.by_key:
+            lease = self._choose(ask, now, candidates, alternates, binding)
+        else:  # the common case: the strategy's pick
+            lease = self._from_groups(ask, now, candidates, alternates)
         return lease if lease is not None else self._wait(ask, now, candidates)
 
     def _candidates(self, ask: Ask, now: float, accept: Callable[[ProxyState], bool] | None) -> Candidates:
@@ -54,15 +57,16 @@ class Picker:
             accept = _of_tiers(frozenset(ask.tiers), accept)
         candidates = Candidates(b.store, ask.site, now, gap, limit, ask.tried, accept, b.rules.pair_limit or 1 << 30)
         self.keep = keep
-        if keep > gap and self._pilot_flying(ask.site, now):  # a pilot tries the gap: the others keep the proven one
-            candidates.keep = keep
+        if keep > gap and b.pilots and self._pilot_flying(ask.site, now):  # a pilot tries the gap: the others keep
+            candidates.keep = keep  # the proven one
         return candidates
 
     def _lease(self, p: ProxyState, ask: Ask, now: float) -> Lease:
         """Lease ``p``; the site's pilot if the site's gap is unproven and ``p`` answered there
         more recently than the proven gap (see :mod:`.pace`)."""
         lease = self.b.lease(p, ask, now)
-        if self.keep > -math.inf and not p.proxy.rotating and not self._pilot_flying(ask.site, now):
+        flying = self.b.pilots and self._pilot_flying(ask.site, now)  # (no call when no site has a pilot)
+        if self.keep > -math.inf and not p.proxy.rotating and not flying:
             since = now - self.b.store.answered_at(p.key, ask.site)
             if since < self.keep:
                 lease.pilot = since
@@ -113,10 +117,10 @@ class Picker:
         tier, else of the next (a group is passed over only while none of its members could
         ever take the request: members only busy or cooling are waited for)."""
         groups = self.b.members.groups
-        for tier in self._tiers_of(ask):
+        for tier in self.b.members.tier_order if ask.tiers is None else ask.tiers:
             for backup in (False, True):
                 s = groups.get((ask.region, backup, tier))
-                if not s:
+                if s is None:
                     continue
                 p = s.pick(candidates)
                 if p is not None:
@@ -129,10 +133,7 @@ class Picker:
         return None
 
     def _tiers_of(self, ask: Ask) -> Sequence[int]:
-        if ask.tiers is not None:
-            return ask.tiers
-        tiers = self.b.members.tiers
-        return tiers.keys() if len(tiers) <= 1 else sorted(tiers)  # type: ignore[return-value]
+        return self.b.members.tier_order if ask.tiers is None else ask.tiers
 
     def _unusable(self, s: Strategy, ask: Ask, now: float) -> int:
         """Members of ``s`` that cannot serve this request however long it waits: tried by

@@ -143,7 +143,9 @@ class MemoryStore(Alone):
             heapq.heappush(self.holds.setdefault(site, []), (hold_until, key))
         if not pair.busy:
             self._due(self._idle_at(pair), site, key)
-        self._forget_due(now)
+        ends = self.sweep.ends
+        if ends and ends[0] <= now:
+            self._forget_due(now)
 
     def fleet_holds(self, site: str, reported: dict[str, float], complete: bool, taken: str | None) -> None:
         """The pairs of ``site`` other processes hold (in use, within their gap, paused or
