@@ -1,12 +1,14 @@
 """Health, pair limits and pace, bans, rate limits, overload, exclusions, regions, backups and
 panic probes, on a fake clock."""
 
+import math
 import random
 
 import pytest
 
 from scrapy_proxybalance.core.balancer import Ask, Lease, Wait
 from scrapy_proxybalance.core.ejection import Backoff, CheckVerdict, State
+from scrapy_proxybalance.core.entries import parse_entry
 from scrapy_proxybalance.core.errors import NoProxyAvailable
 from scrapy_proxybalance.core.explain import why_out
 from scrapy_proxybalance.core.listener import PoolListener
@@ -541,3 +543,29 @@ def test_a_claim_s_alternates_are_the_pairs_free_now_or_within_a_gap_never_one_i
     others = {int(k.split(".")[3].split(":")[0]) for k in lease.alternates}
     assert others == {4, 5} - {host(lease)} | {2}  # and the one whose gap ends within a gap
     assert in_flight and states[0].key not in lease.alternates and states[2].key not in lease.alternates
+
+
+def test_the_pool_s_tiers_are_kept_cheapest_first_as_proxies_come_and_go(clock):
+    b = make_balancer(clock, [{"url": "http://10.0.0.1:1", "tier": 2}, {"url": "http://10.0.0.2:1", "tier": 0}])
+    assert b.members.tier_order == [0, 2]
+    b.add(parse_entry({"url": "http://10.0.0.3:1", "tier": 1}))
+    assert b.members.tier_order == [0, 1, 2]
+    b.remove(b.states[1].key)  # the only proxy of tier 0
+    assert b.members.tier_order == [1, 2]
+    b.add(parse_entry({"url": "http://10.0.0.4:1", "tier": 0}))
+    assert b.members.tier_order == [0, 1, 2]
+
+
+def test_the_pair_rule_follows_each_new_pace_and_its_memo_stays_bounded(clock):
+    from scrapy_proxybalance.core import balancer as balancer_module
+    from scrapy_proxybalance.core.pace import SitePace
+
+    b = make_balancer(clock, cooldown=1.0)
+    assert b.pair_rule("a", clock()) == (1.0, 1)
+    b.store.set_pace("a", SitePace(good=1.0, proved_at=clock()))  # proven at the cooldown: one pair rule
+    assert b.rule_of(b.store.pace("a"), clock()) == (1.0, 1, -math.inf)
+    b.store.set_pace("a", SitePace(gap=4.0, since=clock()))  # slowed: a new pace, a new rule
+    assert b.pair_rule("a", clock()) == (4.0, 1)
+    for i in range(balancer_module.RULES_KEPT + 10):  # paces that never change, each remembered
+        b.rule_of(SitePace(good=1.0 + i, proved_at=0.0), clock())
+    assert len(b._ruled) <= balancer_module.RULES_KEPT
