@@ -90,7 +90,7 @@ $(BENCH_VENV)/.installed: pyproject.toml benchmarks/requirements.txt
 	touch $@
 
 bench: $(BENCH_VENV)/.installed
-	$(BENCH_VENV)/bin/python benchmarks/selection.py
+	$(BENCH_VENV)/bin/python benchmarks/selection.py --baseline 95ae433
 	$(BENCH_VENV)/bin/python benchmarks/crawl.py
 	$(BENCH_VENV)/bin/python benchmarks/waiting.py
 	$(BENCH_VENV)/bin/python benchmarks/sessions.py

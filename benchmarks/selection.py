@@ -16,7 +16,11 @@ the largest, for every strategy.
 The other rules are the settings' defaults (``scrapy_proxybalance.config.DEFAULTS``), with
 Scrapy's default CONCURRENT_REQUESTS_PER_DOMAIN (8) as the pair limit.
 
-    python benchmarks/selection.py [--repeat 3] [--ops 20000] [--sizes 10,1000,100000]
+``--baseline REV`` also runs the ``selection.py`` of git revision ``REV`` (the first release:
+``95ae433``) from a copy of it, right after the leasing table, and prints each strategy's cost
+a pair at the largest pool beside that baseline's and the target (:data:`TARGET_US`).
+
+    python benchmarks/selection.py [--repeat 3] [--ops 20000] [--sizes 10,1000,100000] [--baseline 95ae433]
 """
 
 from __future__ import annotations
@@ -24,9 +28,14 @@ from __future__ import annotations
 import argparse
 import gc
 import heapq
+import io
 import random
+import re
 import statistics
+import subprocess
 import sys
+import tarfile
+import tempfile
 import time
 import tracemalloc
 from pathlib import Path
@@ -53,6 +62,7 @@ STEADY_RATE = 1000.0  # requests/s of the steady-state table
 STEADY_LATENCY = (0.002, 0.008)  # seconds a steady-state request is in flight (fake clock)
 WARM_UP_SECONDS = 30.0  # the most a steady-state warm-up may take (it stops early, reported)
 TARGET = 2.0  # the most a strategy may slow down from the smallest pool to the largest
+TARGET_US = 5.0  # the most an acquire plus release may cost at the largest pool (µs)
 
 
 class FakeClock:
@@ -177,6 +187,48 @@ def memory_per_proxy(strategy: str, n: int) -> float:
     return size / n
 
 
+def baseline_speeds(rev: str, size: int, repeat: int, ops: int) -> dict[str, float] | str:
+    """Pairs/s per strategy at ``size`` proxies by the ``selection.py`` of git revision ``rev``
+    (its leasing table), run from a copy of that revision; or why it could not run."""
+    root = Path(__file__).resolve().parent.parent
+    archive = subprocess.run(["git", "-C", str(root), "archive", rev], capture_output=True)
+    if archive.returncode:
+        return f"git archive {rev}: {archive.stderr.decode(errors='replace').strip()}"
+    with tempfile.TemporaryDirectory() as tmp:
+        with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+            tar.extractall(tmp, filter="data")
+        script = Path(tmp) / "benchmarks" / "selection.py"
+        done = subprocess.run([sys.executable, str(script), "--repeat", str(repeat), "--ops", str(ops),
+                               "--sizes", str(size)], capture_output=True, text=True, timeout=900, cwd=tmp)
+    if done.returncode:
+        return f"{rev}'s selection.py failed: {(done.stderr.strip().splitlines() or ['?'])[-1]}"
+    lines = done.stdout.split("Leasing", 1)[-1].splitlines()
+    rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in lines if line.startswith("| ")]
+    if not rows or f"pool {size:,}: pairs/s" not in rows[0]:
+        return f"{rev}'s selection.py printed no leasing table at {size:,} proxies"
+    column = rows[0].index(f"pool {size:,}: pairs/s")
+    speeds = {}
+    for row in rows[1:]:
+        found = re.match(r"([\d.,]+)k", row[column])
+        if found:
+            speeds[row[0]] = float(found.group(1).replace(",", "")) * 1000
+    return speeds
+
+
+def against_baseline(rev: str, size: int, ours: dict[str, float], theirs: dict[str, float] | str) -> str:
+    """Each strategy's µs a pair at ``size`` proxies beside revision ``rev``'s and the target."""
+    if isinstance(theirs, str):
+        return f"\nbaseline {rev}: {theirs}"
+    rows = []
+    for name, speed in sorted(ours.items()):
+        base = theirs.get(name)
+        us = 1e6 / speed
+        rows.append([name, f"{us:.1f}", f"{1e6 / base:.1f}" if base else "-", f"{base / speed:.2f}x" if base else "-",
+                     "yes" if us <= TARGET_US else "no"])
+    return table(f"Against {rev} (run just after): acquire + release at {size:,} proxies, µs a pair",
+                 ["strategy", "this code", rev, "this / baseline", f"<= {TARGET_US:g} µs"], rows)
+
+
 def table(title: str, header: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
 
@@ -198,6 +250,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--ops", type=int, default=20_000)
     parser.add_argument("--sizes", default="10,1000,100000")
+    parser.add_argument("--baseline", metavar="REV", help="a git revision to compare with (the first release: 95ae433)")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     repeat, ops = max(1, args.repeat), max(1, args.ops)
@@ -220,6 +273,10 @@ def main() -> None:
     header = ["strategy", *(f"pool {n:,}: pairs/s" for n in sizes), f"slowdown {sizes[0]:,} -> {sizes[-1]:,}",
               f"memory/proxy at {sizes[-1]:,}"]
     print(table(f"Leasing (pool not saturated): cooldown {COOLDOWN:g} s, {len(DOMAINS)} domains", header, rows))
+    if args.baseline:
+        largest = sizes[-1]
+        theirs = baseline_speeds(args.baseline, largest, repeat, ops)
+        print(against_baseline(args.baseline, largest, {name: medians[name, largest] for name in STRATEGIES}, theirs))
 
     rows = []
     for name in sorted(STRATEGIES):
