@@ -76,7 +76,7 @@ class Admission:
         self.scheduler: WaitingRoom | None = None
         self.refused = ""  # why nothing can be crawled (no proxy at all)
         self.closing = False
-        ledger.on_success.append(lambda lease: self.unavailability.served((lease.site, lease.region)))
+        ledger.on_success.append(self._served)
         ledger.on_release.append(self.released)
 
     # -- the link with the scheduler ---------------------------------------------------
@@ -182,8 +182,13 @@ class Admission:
             return Wait(CARRIER_POLL, on_release=True)
         self.ledger.hold(request, result)
         if not result.unproven and not result.probe:
-            self.unavailability.served((ask.site, ask.region))
+            self._served(result)
         return result
+
+    def _served(self, lease: Lease) -> None:
+        """The lease's site was served for real: its unavailability, if any, is over."""
+        if self.unavailability.episodes:  # (none, nearly always)
+            self.unavailability.served((lease.site, lease.region))
 
     def _waiting(self, ask: Ask, wait: Wait) -> Wait:
         """Count a wait, and apply ``PROXY_UNAVAILABLE_TIMEOUT`` to it (raises

@@ -62,7 +62,8 @@ def assemble(crawler: Crawler, config: Config, carriers: Carriers) -> Crawl:
                           lambda reason: close_spider_soon(crawler, reason))
     events.wake = admission.wake
     events.carriers = carriers
-    ledger.on_release.append(carriers.released)
+    if carriers.holding:  # (the others keep nothing per lease)
+        ledger.on_release.append(carriers.released)
     pool = PoolControl(config, balancer, store, stats, admission.wake, carriers.carried)
     admission.on_dry = pool.ran_dry
     if config.pool_source is not None:

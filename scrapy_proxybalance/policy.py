@@ -64,6 +64,8 @@ class SpiderPolicy:
 
     def response_outcome(self, request: Request, response: Response) -> Outcome:
         outcome = self.policy.response_outcome(request, response)
+        if self.response_is_ban is None:  # the spider has no say
+            return outcome
         return _overridden(outcome, self.response_is_ban, request, response, not_a_ban=Outcome.SUCCESS)
 
     def block_of(self, response: Response) -> str | None:

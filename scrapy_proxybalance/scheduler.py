@@ -229,7 +229,8 @@ class ProxyScheduler(BaseScheduler):
 
     def released(self) -> None:
         """A request through a proxy ended: a request waiting for capacity may go."""
-        self.room.released(time.monotonic())
+        if self.room.releases:  # a request waits for one
+            self.room.released(time.monotonic())
 
     def wake(self) -> None:
         """Proxies came back or joined: every waiting request may ask again, now."""

@@ -90,14 +90,17 @@ class BlockPages:
         unknown = [n for n in self.names if n not in PRESETS]
         if unknown:
             raise ValueError(f"no block preset {unknown[0]!r}; the presets: {', '.join(PRESETS)}")
-        self.headers: list[tuple[str, str, re.Pattern[bytes] | None, bool]] = []
+        # the header markers (preset, header, pattern) a response is looked at for: any response
+        # (False), a refusal (True: those that decide alone too)
+        self.headers: dict[bool, list[tuple[str, str, re.Pattern[bytes] | None]]] = {False: [], True: []}
         bodies: dict[bool, list[str]] = {False: [], True: []}
         self.needles: dict[bool, list[bytes]] = {False: [], True: []}
         for name in self.names:
             for marker in PRESETS[name]:
                 if marker.header is not None:
                     pattern = re.compile(marker.pattern, re.I) if marker.pattern else None
-                    self.headers.append((name, marker.header, pattern, marker.refusal))
+                    for refusal in (True,) if marker.refusal else (False, True):
+                        self.headers[refusal].append((name, marker.header, pattern))
                 else:
                     assert marker.pattern is not None and marker.needle == marker.needle.lower() != b""
                     self.needles[marker.refusal].append(marker.needle)
@@ -114,9 +117,7 @@ class BlockPages:
         status = getattr(response, "status", 200)
         refusal = status == REFUSAL
         headers = getattr(response, "headers", {})
-        for name, header, pattern, only_refusal in self.headers:
-            if only_refusal and not refusal:
-                continue
+        for name, header, pattern in self.headers[refusal]:
             value = headers.get(header)
             if value is not None and (pattern is None or pattern.search(_bytes(value).strip())):
                 return name
@@ -126,7 +127,10 @@ class BlockPages:
             pattern = self.body[needs_refusal]
             if pattern is None or (needs_refusal and not refusal):
                 continue
-            if not any(needle in lowered for needle in self.needles[needs_refusal]):
+            for needle in self.needles[needs_refusal]:  # (a loop: no generator made per response)
+                if needle in lowered:
+                    break
+            else:
                 continue
             found = pattern.search(head)
             if found is not None:

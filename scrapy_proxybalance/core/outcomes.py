@@ -73,13 +73,13 @@ class BanPolicy:
         self.overload_statuses = frozenset(overload_statuses)
         self.body_patterns = [re.compile(p) if isinstance(p, str) else p for p in body_patterns]
         self.failures = failures
-        self.blocks = blocks
+        self.blocks = blocks if blocks else None  # (no presets: nothing to match)
 
     def response_outcome(self, request: Any, response: Any) -> Outcome:
         status = response.status
         if status == PROXY_AUTH_REQUIRED:
             return Outcome.FAILURE
-        if status in self.ban_statuses or (self.blocks and self.blocks.match(response)):
+        if status in self.ban_statuses or (self.blocks is not None and self.blocks.match(response)):
             return Outcome.BAN
         if status in self.rate_limit_statuses:
             return Outcome.RATE_LIMITED
@@ -92,7 +92,7 @@ class BanPolicy:
 
     def block_of(self, response: Any) -> str | None:
         """The anti-bot service whose block page ``response`` is (``None``: none known)."""
-        return self.blocks.match(response) if self.blocks else None
+        return self.blocks.match(response) if self.blocks is not None else None
 
     def body_is_ban(self, body: bytes) -> bool:
         head = body[:BODY_SCAN_BYTES].decode("utf-8", "replace")

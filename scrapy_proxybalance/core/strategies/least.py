@@ -32,10 +32,10 @@ class LeastConnections(Strategy):
             if not bucket:
                 del self.buckets[old]
         self.count[p.id] = k
-        bucket = self.buckets.get(k)
-        if bucket is None:  # (setdefault would make an OrderedDict each time)
-            bucket = self.buckets[k] = OrderedDict()
-        bucket[p.id] = p
+        into = self.buckets.get(k)
+        if into is None:  # (setdefault would make an OrderedDict each time)
+            into = self.buckets[k] = OrderedDict()
+        into[p.id] = p
 
     def add(self, p: ProxyState) -> None:
         if p.id not in self.count:
