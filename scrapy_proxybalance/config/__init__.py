@@ -160,7 +160,7 @@ class Config:
 
     def region_for(self, hostname: str) -> str | None:
         """The region ``PROXY_DOMAIN_REGIONS`` gives a host or its closest parent domain."""
-        return closest(self.domain_regions, hostname) if self.domain_regions else None  # type: ignore[return-value]
+        return closest(self.domain_regions, hostname)  # type: ignore[return-value]
 
 
 def scheduler_settings(settings: BaseSettings) -> tuple[type, int | None]:

@@ -117,7 +117,7 @@ class Picker:
         tier, else of the next (a group is passed over only while none of its members could
         ever take the request: members only busy or cooling are waited for)."""
         groups = self.b.members.groups
-        for tier in self.b.members.tier_order if ask.tiers is None else ask.tiers:
+        for tier in self._tiers_of(ask):
             for backup in (False, True):
                 s = groups.get((ask.region, backup, tier))
                 if s is None:
