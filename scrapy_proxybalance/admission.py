@@ -148,7 +148,7 @@ class Admission:
         """The lease the request left the scheduler with, if it still holds; one whose proxy
         was ejected or taken out since is released (the request is leased anew)."""
         lease = self.ledger.held(request)
-        if lease is not None and not lease.probe and not self.balancer.in_rotation(lease.state.key):
+        if lease is not None and not lease.probe and not lease.state.in_rotation:  # (out of the pool: not either)
             self.ledger.release_unused(request)
             return None
         return lease

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 _ABSENT = object()
+_SUCCESS = Outcome.SUCCESS
 
 
 class Answers:
@@ -62,16 +63,21 @@ class Answers:
             self.ledger.release(lease, Outcome.NEUTRAL)
             return response
         outcome = self.policy.response_outcome(request, response)
-        ban_page = outcome is Outcome.BAN and 200 <= response.status < 300
-        reason, status = self._described(response, outcome, ban_page)
         retry_after = None
-        if outcome in (Outcome.BAN, Outcome.RATE_LIMITED):
-            retry_after = parse_retry_after(response.headers.get(b"Retry-After"), time.time())
-        if lease.proxy.exit_header:  # a rotating gateway names the exit it used
-            lease.exit = (response.headers.get(lease.proxy.exit_header) or b"").decode("latin-1").strip()[:64]
+        if outcome is _SUCCESS:  # the common case: nothing to describe but the status
+            ban_page = False
+            reason, status = _status_words(response.status)
+        else:
+            ban_page = outcome is Outcome.BAN and 200 <= response.status < 300
+            reason, status = self._described(response, outcome, ban_page)
+            if outcome is Outcome.BAN or outcome is Outcome.RATE_LIMITED:
+                retry_after = parse_retry_after(response.headers.get(b"Retry-After"), time.time())
+        exit_header = lease.state.proxy.exit_header
+        if exit_header:  # a rotating gateway names the exit it used
+            lease.exit = (response.headers.get(exit_header) or b"").decode("latin-1").strip()[:64]
         outcome = self.ledger.release(lease, outcome, reason, request.meta.get("download_latency"), retry_after,
                                       status, nbytes=request_bytes(request) + response_bytes(response))
-        if outcome.retryable:
+        if outcome is not _SUCCESS and outcome.retryable:
             retry = self._retry(request, lease, outcome, reason)
             if retry is not None:
                 return retry
@@ -88,7 +94,7 @@ class Answers:
             return f"{block} page", f"{response.status} {block} page"
         if ban_page:
             return "ban page", f"{response.status} ban page"
-        return _status_text(response.status), str(response.status)
+        return _status_words(response.status)
 
     def on_exception(self, request: Request, exception: Exception) -> Request | None:
         lease = self.ledger.pop(request)
@@ -167,11 +173,10 @@ def response_bytes(response: Response) -> int:
 def header_size(headers: Headers) -> int:
     """Scrapy's ``get_header_size`` (``Name: value`` lines and the line breaks between them),
     read off the stored lists: Scrapy's headers keep names and values as bytes already."""
-    size = 0
+    size = 2 * (len(headers) - 1)
     for key, values in dict.items(headers):
-        for value in values:
-            size += len(key) + len(value) + 2
-    return size + 2 * (len(headers) - 1)
+        size += (len(key) + 2) * len(values) + sum(map(len, values))
+    return size
 
 
 def _carry(meta: dict[str, Any], decision: Retry) -> None:
@@ -196,9 +201,10 @@ def _status_size(status: int) -> int:
 
 
 @cache  # a handful of statuses: each worked out once
-def _status_text(status: int) -> str:
-    """``429 Too Many Requests``: a status as Scrapy's retry stats name it."""
+def _status_words(status: int) -> tuple[str, str]:
+    """A status as Scrapy's retry stats name it (``429 Too Many Requests``), and as reports
+    show it (``429``)."""
     try:
-        return f"{status} {HTTPStatus(status).phrase}"
+        return f"{status} {HTTPStatus(status).phrase}", str(status)
     except ValueError:
-        return str(status)
+        return str(status), str(status)

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 COUNTED = {Outcome.FAILURE: "failures", Outcome.BAN: "bans", Outcome.RATE_LIMITED: "rate_limited",
            Outcome.OVERLOADED: "overloaded"}  # outcomes counted in stats, by key
+_SUCCESS = Outcome.SUCCESS
 
 
 class Ledger:
@@ -76,19 +77,20 @@ class Ledger:
         """Release a lease (``sent``: its request went out through the proxy, moving
         ``nbytes``; ``status``: the response's, if there was one); return the outcome as the
         balancer counted it."""
-        reason = reason.rsplit(".", 1)[-1]
+        if "." in reason:
+            reason = reason.rsplit(".", 1)[-1]
         outcome = self.balancer.release(lease, outcome, latency, retry_after, reason).outcome
         if sent:  # what it cost (see .core.costs; the stats take the totals: see .stats.record_costs)
             self.balancer.costs.charge(lease, nbytes)
         if self.recorder is not None and sent:
             self.recorder.answered(lease.state.key, lease.site, outcome.value, time.time(), status, reason, latency)
-        if outcome in COUNTED:
+        if outcome is _SUCCESS:  # (first: an enum's hash is a Python call)
+            for served in self.on_success:
+                served(lease)
+        elif outcome in COUNTED:
             self.stats.inc_value(f"{PREFIX}/{COUNTED[outcome]}")
             if self.per_site_stats and outcome is Outcome.BAN:
                 self.stats.inc_value(f"{PREFIX}/site/{lease.site}/bans")
-        elif outcome is Outcome.SUCCESS:
-            for served in self.on_success:
-                served(lease)
         for ended in self.on_release:
             ended(lease)
         return outcome

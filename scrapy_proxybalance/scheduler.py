@@ -148,6 +148,11 @@ class ProxyScheduler(BaseScheduler):
             admission.refuse()  # misconfigured: nothing leaves; the spider closes
             return None
         now = time.monotonic()
+        if not self.room.size and not self.woken:  # the common case: nothing waits
+            request = self._pull(admission, now)
+            if self.room.size:
+                self._arm(now)
+            return request
         try:
             while self.woken:
                 request = self.woken.popleft()

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 from .meta import MOVED, MOVED_AT, OUR_JAR, SESSION_GENERATION
 from .stats import PREFIX
 
+REQUESTS = f"{PREFIX}/requests"
+
 if TYPE_CHECKING:
     from scrapy import Request
     from scrapy.statscollectors import StatsCollector
@@ -21,7 +23,7 @@ class Sending:
     def __init__(self, carriers: Carriers, stats: StatsCollector, recorder: Recorder | None = None,
                  session_cookiejar: bool = True, per_site_stats: bool = False) -> None:
         self.carriers = carriers
-        self.stats = stats
+        self.count = stats.inc_value  # (looked up once: a stats collector's attributes can cost a call)
         self.recorder = recorder
         self.session_cookiejar = session_cookiejar
         self.per_site_stats = per_site_stats
@@ -31,12 +33,12 @@ class Sending:
         carrier.attach(request, lease)
         if lease.session is not None:
             self._session_meta(request.meta, lease, lease.session)
-        self.stats.inc_value(f"{PREFIX}/requests")
+        self.count(REQUESTS)
         path = "" if carrier is self.carriers.default else carrier.name  # rendered, say: counted apart
         if path:
-            self.stats.inc_value(f"{PREFIX}/requests/{path}")
+            self.count(f"{REQUESTS}/{path}")
         if self.per_site_stats:
-            self.stats.inc_value(f"{PREFIX}/site/{lease.site}/requests")
+            self.count(f"{PREFIX}/site/{lease.site}/requests")
         if self.recorder is not None:
             self.recorder.sent(lease.site, lease.state.key, path)
 

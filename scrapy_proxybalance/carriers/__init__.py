@@ -49,6 +49,9 @@ class Carriers:
         self.special = carriers[:-1]
         self.default = carriers[-1]
         self.holding = [c for c in carriers if c.reserves]  # they keep something per lease
+        keys = [c.meta_keys() for c in self.special]
+        # a request with none of these meta keys goes by the default path (None: ask each path)
+        self.triggers = None if None in keys else frozenset().union(*keys)  # type: ignore[arg-type]
         # proxy schemes some path carries (and a direct entry: every path can go without a proxy)
         self.carried = frozenset().union(*(c.schemes_carried() for c in carriers)) | {DIRECT}
 
@@ -71,6 +74,9 @@ class Carriers:
         ])
 
     def of(self, request: Request) -> Carrier:
+        triggers = self.triggers
+        if triggers is not None and not triggers & request.meta.keys():  # the common case: no special path's key
+            return self.default
         for carrier in self.special:
             if carrier.carries(request):
                 return carrier

@@ -85,6 +85,11 @@ class Carrier(ABC):
     def carries(self, request: Request) -> bool:
         """Whether ``request`` goes by this path."""
 
+    def meta_keys(self) -> frozenset[str] | None:
+        """Meta keys one of which every request this path carries has (so a request with none
+        of them is not asked); ``None``: it may carry a request without any."""
+        return None
+
     @abstractmethod
     def own_choice(self, request: Request) -> bool:
         """Whether the request decided its proxy itself (its own, or none): not leased.

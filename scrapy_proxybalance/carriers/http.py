@@ -44,11 +44,15 @@ class HttpCarrier(Carrier):
         self.download_timeout = download_timeout
         self.own_slots = own_slots  # sites DOWNLOAD_SLOTS configures: they keep Scrapy's slot
         self.handlers = handlers or {"http": HTTP11, "https": HTTP11}  # by the request URL's scheme
+        carried = {h.schemes for h in self.handlers.values()} | {HTTP11.schemes}  # (HTTP11: any other URL's)
+        self.same_schemes = carried.pop() if len(carried) == 1 else None  # whatever the URL, these
 
     def _handler(self, request: Request) -> Handler:
         return self.handlers.get(urlparse_cached(request).scheme) or HTTP11
 
     def proxy_schemes(self, request: Request) -> frozenset[str]:
+        if self.same_schemes is not None:  # (no need to look at the request's URL)
+            return self.same_schemes
         return self._handler(request).schemes
 
     def fault(self, request: Request, exception: BaseException) -> Fault | None:

@@ -44,6 +44,9 @@ class ImpersonateCarrier(HttpCarrier):
     def carries(self, request: Request) -> bool:
         return bool(request.meta.get("impersonate")) and urlparse_cached(request).scheme in self.url_schemes
 
+    def meta_keys(self) -> frozenset[str] | None:
+        return frozenset({"impersonate"})
+
     def fault(self, request: Request, exception: BaseException) -> Fault | None:
         return self.faults.fault(exception)
 

@@ -118,6 +118,9 @@ class PlaywrightCarrier(Carrier):
     def carries(self, request: Request) -> bool:
         return bool(request.meta.get("playwright")) and urlparse_cached(request).scheme in self.handled
 
+    def meta_keys(self) -> frozenset[str] | None:
+        return frozenset({"playwright"})
+
     def own_choice(self, request: Request) -> bool:
         meta = request.meta
         kwargs = meta.get("playwright_context_kwargs") or {}

@@ -24,6 +24,9 @@ class SplashCarrier(Carrier):
     def carries(self, request: Request) -> bool:
         return "splash" in request.meta
 
+    def meta_keys(self) -> frozenset[str] | None:
+        return frozenset({"splash"})
+
     def own_choice(self, request: Request) -> bool:
         return True  # never leased
 

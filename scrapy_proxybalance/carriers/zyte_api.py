@@ -25,6 +25,9 @@ class ZyteApiCarrier(Carrier):
         automap = meta.get("zyte_api_automap")
         return bool(meta.get("zyte_api")) or bool(automap) or (self.transparent and automap is not False)
 
+    def meta_keys(self) -> frozenset[str] | None:
+        return None if self.transparent else frozenset({"zyte_api", "zyte_api_automap"})
+
     def own_choice(self, request: Request) -> bool:
         return True  # never leased
 

@@ -30,7 +30,6 @@ class Spent:
 
 class CostBook:
     def __init__(self) -> None:
-        self.all = Spent()
         self.tiers: dict[int, Spent] = {}
         self.sites: dict[str, Spent] = {}
         self.priced = False  # an attempt went through a proxy with a price
@@ -49,9 +48,19 @@ class CostBook:
         if tier is None:
             tier = self.tiers[proxy.tier] = Spent()
         tier.add(nbytes, cost)
-        self.all.add(nbytes, cost)
-        self._site(lease.site).add(nbytes, cost)
+        site = self.sites.get(lease.site)
+        (site if site is not None else self._site(lease.site)).add(nbytes, cost)
         return cost
+
+    @property
+    def all(self) -> Spent:
+        """The totals over every tier."""
+        total = Spent()
+        for spent in self.tiers.values():
+            total.requests += spent.requests
+            total.bytes += spent.bytes
+            total.cost += spent.cost
+        return total
 
     def _site(self, site: str) -> Spent:
         spent = self.sites.get(site)
