@@ -165,12 +165,18 @@ def test_below_the_cooldown_a_pace_descends_while_answered_fine_and_a_rate_limit
         t += gap + 0.01  # a pilot a gap later, answered in 10 ms
         pace = pace.proved(t, gap).descended(t, floor, start, sent_at=t - 0.01)
         gaps.append(pace.at(t, floor, start))
-    assert gaps == sorted(gaps, reverse=True) and len(gaps) == 7 and t < 6  # 0.9 ** 7 = 0.478
+    # never rate limited: each step cuts once more than the last (0.9, 0.9 ** 3, 0.9 ** 6, 0.9 ** 9 = 0.387)
+    assert gaps == pytest.approx([start * DESCENT ** k for k in (1, 3, 6, 9)]) and t < 3.5
     assert pace.descended(t + 0.1, floor, start, sent_at=t).gap == pace.gap  # not proven yet: a pilot first
     limited = pace.rate_limited(t + 0.5, floor, cap=60, sent_at=t + 0.45, proxy="p1", pool_size=10, start=start)
     assert limited.limited_at == t + 0.5
     assert limited.gap == pytest.approx(start * DESCENT ** 6)  # back to the last gap answered fine: just above
     assert limited.descended(t + 0.5 + SETTLE / 2, floor, start, sent_at=t + 1) is limited  # it holds a while
+    later = t + 1 + SETTLE
+    again = limited.proved(later, limited.gap).descended(later, floor, start, sent_at=later - 0.01)
+    creep = again.proved(later + 1, again.gap).descended(later + 1, floor, start, sent_at=later + 0.99)
+    assert again.gap == pytest.approx(limited.at(later, floor, start) * DESCENT)  # rate limited once: one step
+    assert creep.gap == pytest.approx(again.at(later + 1, floor, start) * DESCENT)  # each, in a row too
     assert SitePace().descended(5.0, 1.0, 1.0, sent_at=4.0).gap == 0.0  # at its floor: nothing to look for
 
 

@@ -36,7 +36,10 @@ a pilot has proven the site's gap (within :data:`JITTER`), the next fine answer 
 :data:`DESCENT` (additive increase of the rate, as AutoThrottle and TCP probe), so the pace
 finds the limit of a site that says when it is pushed too hard (a rate-limit answer, met by
 one pilot) and settles within one step above it; after that answer it descends no more for
-:data:`SETTLE` seconds.
+:data:`SETTLE` seconds. Until a site has rate limited at all, the steps grow (each cuts by
+:data:`DESCENT` once more than the one before, up to :data:`STEPS_MAX` times), as TCP's slow
+start grows its window before the first loss: a cooldown far above the site's limit is left
+behind in a few rounds, not tens.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ WINDOW = 10.0  # seconds within which rate limits of two proxies say the site's 
 DESCENT = 0.9  # with PROXY_PACE_BELOW_COOLDOWN: the share of its gap a site answering fine keeps, per step
 JITTER = 0.05  # a gap within this share (or JITTER_MIN seconds) below the proven one counts as answered fine
 JITTER_MIN = 0.02
+STEPS_MAX = 3  # a descent before the site's first rate limit cuts by at most DESCENT ** STEPS_MAX
 PILOT_PATIENCE = 10.0  # seconds a pilot holds the other pairs back; after that (a hung proxy) another may try
 
 
@@ -67,6 +71,7 @@ class SitePace:
     limited_at: float = -math.inf
     good: float = math.inf
     proved_at: float = -math.inf
+    steps: int = 0  # descents in a row since the pace last changed otherwise
 
     def at(self, now: float, floor: float, start: float | None = None) -> float:
         """The gap now, above ``floor``; a site with nothing learned is at ``start`` (the
@@ -129,14 +134,17 @@ class SitePace:
         else:
             gap = max(2.0 * current, FIRST_STEP, floor)
         gap = min(cap, gap)  # what it answered fine at no longer holds
-        return replace(self, gap=gap if math.isfinite(gap) else cap, since=now, good=math.inf, proved_at=-math.inf)
+        return replace(self, gap=gap if math.isfinite(gap) else cap, since=now, good=math.inf, proved_at=-math.inf,
+                       steps=0)
 
     def descended(self, now: float, floor: float, start: float, sent_at: float) -> SitePace:
         """After a fine answer to a request sent at ``sent_at`` (since the last change), with the
         pace allowed below the cooldown (``floor`` < ``start``): the gap proven by a pilot and
-        not within :data:`SETTLE` of a rate limit, it is cut by :data:`DESCENT`."""
+        not within :data:`SETTLE` of a rate limit, it is cut by :data:`DESCENT` (by a power of
+        it, growing with each step in a row, while the site never rate limited)."""
         current = self.at(now, floor, start)
         if (current <= floor or sent_at < self.since or now - self.limited_at < SETTLE
                 or current < self.least_proven()):
             return self
-        return replace(self, gap=max(floor, current * DESCENT), since=now)
+        power = 1 if self.limited_at > -math.inf else min(self.steps + 1, STEPS_MAX)
+        return replace(self, gap=max(floor, current * DESCENT**power), since=now, steps=self.steps + 1)

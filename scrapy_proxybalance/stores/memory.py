@@ -108,7 +108,9 @@ class MemoryStore(Alone):
         return pair.answered if pair else -math.inf
 
     def take(self, key: str, site: str, now: float, lease: int) -> None:
-        self._pair(key, site).busy += 1
+        pairs = self.pairs.get(site)
+        pair = pairs.get(key) if pairs is not None else None
+        (pair if pair is not None else self._pair(key, site)).busy += 1
 
     def untake(self, key: str, site: str, lease: int) -> None:
         pairs = self.pairs.get(site)
@@ -124,7 +126,10 @@ class MemoryStore(Alone):
 
     def give_back(self, key: str, site: str, now: float, gap: float, lease: int,
                   hold_until: float = -math.inf) -> None:
-        pair = self._pair(key, site)
+        pairs = self.pairs.get(site)
+        pair = pairs.get(key) if pairs is not None else None
+        if pair is None:
+            pair = self._pair(key, site)
         if pair.busy:
             pair.busy -= 1
         pair.answered = now
