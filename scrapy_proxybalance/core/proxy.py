@@ -178,7 +178,7 @@ class Proxy:
 def parse_url(text: str, **extra: object) -> Proxy:
     """Build a :class:`Proxy` from a URL (see the module's rules); raise :class:`InvalidProxy`."""
     url = text.strip().lstrip("\ufeff")
-    shown = mask_url(url)
+    raw = url  # as written: masked only in a message (most entries never need one)
     if not url:
         raise InvalidProxy("an empty proxy URL")
     if url.lower().rstrip("/") == f"{DIRECT}:":
@@ -188,29 +188,29 @@ def parse_url(text: str, **extra: object) -> Proxy:
     scheme, _, userinfo, hostpart = split_url(url)
     scheme = scheme.lower()
     if scheme not in SCHEMES:
-        raise InvalidProxy(f"unsupported proxy scheme {scheme!r} in {shown!r}; Scrapy speaks to"
+        raise InvalidProxy(f"unsupported proxy scheme {scheme!r} in {mask_url(raw)!r}; Scrapy speaks to"
                            f" {', '.join(SCHEMES)} proxies only")
     if hostpart.endswith("/"):
         hostpart = hostpart[:-1]
     if any(c in hostpart for c in "/?#"):
-        raise InvalidProxy(f"proxy URL {shown!r} must not have a path, query or fragment")
+        raise InvalidProxy(f"proxy URL {mask_url(raw)!r} must not have a path, query or fragment")
     if hostpart.startswith("["):
-        raise InvalidProxy(f"proxy URL {shown!r}: IPv6 addresses are not supported by Scrapy's"
+        raise InvalidProxy(f"proxy URL {mask_url(raw)!r}: IPv6 addresses are not supported by Scrapy's"
                            " HTTP proxy support; use a host name or an IPv4 address")
     host, colon, port_text = hostpart.partition(":")
     if not host or not _HOST.match(host):
-        raise InvalidProxy(f"proxy URL {shown!r} has no valid host")
-    port = _port(port_text, shown) if colon else _DEFAULT_PORTS[scheme]
+        raise InvalidProxy(f"proxy URL {mask_url(raw)!r} has no valid host")
+    port = _port(port_text, raw) if colon else _DEFAULT_PORTS[scheme]
     user, has_password, password = userinfo.partition(":")
     if has_password and not user:
-        raise InvalidProxy(f"proxy URL {shown!r} has a password but no username")
+        raise InvalidProxy(f"proxy URL {mask_url(raw)!r} has a password but no username")
     return Proxy(scheme=scheme, host=host.lower(), port=port, username=unquote(user),
                  password=unquote(password), **extra)  # type: ignore[arg-type]
 
 
-def _port(text: str, shown: str) -> int:
+def _port(text: str, raw: str) -> int:
     if not text.isdigit() or not 0 < int(text) < 65536:
-        raise InvalidProxy(f"proxy URL {shown!r}: the port must be a number from 1 to 65535")
+        raise InvalidProxy(f"proxy URL {mask_url(raw)!r}: the port must be a number from 1 to 65535")
     return int(text)
 
 
