@@ -126,10 +126,7 @@ class MemoryStore(Alone):
 
     def give_back(self, key: str, site: str, now: float, gap: float, lease: int,
                   hold_until: float = -math.inf) -> None:
-        pairs = self.pairs.get(site)
-        pair = pairs.get(key) if pairs is not None else None
-        if pair is None:
-            pair = self._pair(key, site)
+        pair = self._pair(key, site)
         if pair.busy:
             pair.busy -= 1
         pair.answered = now
