@@ -64,3 +64,46 @@ def test_a_block_page_is_known_in_any_case_and_each_phrase_holds_its_needle(name
         if marker.header is None:
             for match in re.finditer(marker.pattern, body, re.I):
                 assert marker.needle in match.group().lower()
+
+
+@pytest.mark.parametrize("coding", ["gzip", "deflate", "raw deflate", "br", "zstd", "gzip, br"])
+def test_a_compressed_block_page_is_known_as_it_comes_before_scrapy_decompresses_it(coding):
+    import gzip
+    import zlib
+
+    brotli = pytest.importorskip("brotli")  # (Scrapy's own decoders need them too)
+    try:
+        from compression import zstd
+    except ImportError:
+        zstd = pytest.importorskip("backports.zstd")
+
+    def raw_deflate(data):
+        packer = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+        return packer.compress(data) + packer.flush()
+
+    encode = {"gzip": gzip.compress, "deflate": zlib.compress, "raw deflate": raw_deflate, "br": brotli.compress,
+              "zstd": zstd.compress, "gzip, br": lambda data: brotli.compress(gzip.compress(data))}[coding]
+    _, body = PAGES["perimeterx"]  # found by its body alone
+    header = "deflate" if coding == "raw deflate" else coding
+    page = Answer(403, f"Content-Encoding: {header}", encode(body))
+    assert BlockPages(PRESETS).match(page) == "perimeterx"
+    assert BanPolicy(body_patterns=["px-captcha"]).response_outcome(None, Answer(200, f"Content-Encoding: {header}",
+                                                                                 encode(body))) is Outcome.BAN
+
+
+def test_a_body_that_cannot_be_decoded_is_read_as_it_came_and_a_bomb_only_to_the_scanned_head():
+    import gzip
+
+    from scrapy_proxybalance.core.bodies import BODY_SCAN_BYTES, decoded_head
+
+    _, body = PAGES["perimeterx"]
+    assert BlockPages(PRESETS).match(Answer(403, "Content-Encoding: gzip", body)) == "perimeterx"  # not gzip at all
+    assert BlockPages(PRESETS).match(Answer(403, "Content-Encoding: snappy", body)) == "perimeterx"  # unknown coding
+    bomb = gzip.compress(b"x" * 50_000_000)
+    assert len(decoded_head(Answer(200, "Content-Encoding: gzip", bomb))) == BODY_SCAN_BYTES
+
+
+def test_images_pdfs_and_archives_are_not_searched():
+    _, body = PAGES["perimeterx"]
+    assert BlockPages(PRESETS).match(Answer(200, "", b"\x89PNG\r\n\x1a\n" + body)) is None
+    assert BlockPages(PRESETS).match(Answer(200, "", b"%PDF-1.7\n" + body)) is None

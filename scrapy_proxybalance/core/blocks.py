@@ -2,10 +2,12 @@
 
 Each preset names the markers of one service's pages: a response header (alone it decides,
 or only on a refusal: status 403, how these services refuse) or a phrase in the first
-:data:`~.outcomes.BODY_SCAN_BYTES` of the body. A response with a marker of an enabled preset
-is a ban, whatever its status (a challenge served with ``200`` or ``503`` included). The
-markers are chosen so that an ordinary page of a protected site, which carries the service's
-scripts and cookies too, does not match. Where each signature comes from:
+:data:`~.bodies.BODY_SCAN_BYTES` of the body, decompressed (see :mod:`.bodies`). A response
+with a marker of an enabled preset is a ban, whatever its status (a challenge served with
+``200`` or ``503`` included). The markers are chosen so that an ordinary page of a protected
+site, which carries the service's scripts and cookies too, does not match. A body that begins
+with the signature of an image, a PDF or an archive (:data:`BINARY`) is not searched. Where each
+signature comes from:
 
 - ``cloudflare``: Cloudflare documents that every Challenge Page response carries
   ``cf-mitigated: challenge`` ("Detect a Challenge Page response", Cloudflare's challenge
@@ -35,8 +37,11 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-BODY_SCAN_BYTES = 16384
+from .bodies import decoded_head
+
 REFUSAL = 403  # how the services refuse: the status their refusal-only markers need
+# the first bytes of files no block page is: PNG, JPEG, GIF, WebP (RIFF), PDF, ZIP, gzip, WOFF
+BINARY = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"RIFF", b"%PDF", b"PK\x03\x04", b"\x1f\x8b", b"wOF")
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +126,9 @@ class BlockPages:
             value = headers.get(header)
             if value is not None and (pattern is None or pattern.search(_bytes(value).strip())):
                 return name
-        head = getattr(response, "body", b"")[:BODY_SCAN_BYTES]
+        head = decoded_head(response)
+        if head.startswith(BINARY):  # an image, a PDF, an archive: never a block page (and no 16 kB to scan)
+            return None
         lowered = head.lower()
         for needs_refusal in (False, True):
             pattern = self.body[needs_refusal]

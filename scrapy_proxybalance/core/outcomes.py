@@ -9,7 +9,8 @@ from email.utils import parsedate_to_datetime
 from enum import Enum
 from typing import Any
 
-from .blocks import BODY_SCAN_BYTES, BlockPages
+from .blocks import BlockPages
+from .bodies import BODY_SCAN_BYTES, decoded_head
 
 
 class Outcome(Enum):
@@ -86,7 +87,7 @@ class BanPolicy:
         if status in self.overload_statuses:
             asked = getattr(response, "headers", {}).get(b"Retry-After")
             return Outcome.RATE_LIMITED if asked else Outcome.OVERLOADED
-        if self.body_patterns and 200 <= status < 300 and self.body_is_ban(response.body):
+        if self.body_patterns and 200 <= status < 300 and self.body_is_ban(decoded_head(response)):
             return Outcome.BAN
         return Outcome.SUCCESS
 

@@ -4,6 +4,8 @@ of a site each service protects (which must not read as a block)."""
 
 from __future__ import annotations
 
+import gzip
+
 from .wire import response
 
 PAGES: dict[str, tuple[str, bytes]] = {  # name -> (extra header lines, body)
@@ -56,7 +58,9 @@ ORDINARY: dict[str, tuple[str, bytes]] = {  # an ordinary page of a site each se
 }
 
 
-def block_response(name: str, status: int = 403) -> bytes:
-    """The service's block page as the farm sends it."""
+def block_response(name: str, status: int = 403, gzipped: bool = False) -> bytes:
+    """The service's block page as the farm sends it (``gzipped``: with ``Content-Encoding: gzip``)."""
     headers, body = PAGES[name]
+    if gzipped:
+        return response(status, gzip.compress(body), headers + "Content-Encoding: gzip\r\n")
     return response(status, body, headers)

@@ -60,8 +60,11 @@ class Block:
     status: int = 403
     until: int | None = None
 
-    def answer(self) -> bytes:
-        return response(self.status, BLOCKED) if self.page == "blocked" else block_response(self.page, self.status)
+    def answer(self, gzipped: bool = False) -> bytes:
+        """The block page; gzipped when the request accepts it, as the services serve theirs."""
+        if self.page == "blocked":
+            return response(self.status, BLOCKED)
+        return block_response(self.page, self.status, gzipped)
 
 
 class Site:
@@ -78,17 +81,17 @@ class Site:
         self.sessions: dict[str, str] = {}  # session cookie -> the exit that logged in
         self.flaky_seen: set[tuple[str, str]] = set()  # /flaky/ pages that failed once already
 
-    def _refusal(self, host: str, peer: str) -> bytes | None:
+    def _refusal(self, host: str, peer: str, headers: dict[str, str]) -> bytes | None:
         """The host's block page for an exit it refuses (now)."""
         self.asked[host] += 1
         block = self.blocks.get(host)
         if block is None or peer not in block.exits or (block.until is not None and self.asked[host] > block.until):
             return None
         self.refused[host] += 1
-        return block.answer()
+        return block.answer(gzipped="gzip" in headers.get("accept-encoding", ""))
 
     def answer(self, host: str, path: str, headers: dict[str, str], peer: str, now: float) -> bytes | None:
-        refusal = self._refusal(host, peer)
+        refusal = self._refusal(host, peer, headers)
         if refusal is not None:
             return refusal
         if self.interval and path != "/ip":
