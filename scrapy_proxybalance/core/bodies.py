@@ -16,13 +16,18 @@ from collections.abc import Callable
 from typing import Any
 
 BODY_SCAN_BYTES = 16384  # what a body's markers and patterns are looked for in
+_has = dict.__contains__  # a dict's own lookup, past a case-insensitive subclass's Python-level one
 
 
 def decoded_head(response: Any, limit: int = BODY_SCAN_BYTES) -> bytes:
     """The first ``limit`` bytes of the response's body, decoded by its ``Content-Encoding``."""
     body = getattr(response, "body", b"")
     headers = getattr(response, "headers", None)
-    coding = headers.get("content-encoding") if headers is not None else None
+    if headers is None or (isinstance(headers, dict) and not (  # the common case, at C speed: Scrapy's
+            _has(headers, b"Content-Encoding") or _has(headers, "content-encoding")  # headers are a dict of
+            or _has(headers, "Content-Encoding"))):  # title-cased bytes; a test's may be of strings
+        return body[:limit]
+    coding = headers.get("content-encoding")
     if not coding:
         return body[:limit]
     data = body
