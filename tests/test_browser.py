@@ -1,6 +1,7 @@
 """Pages rendered by scrapy-playwright in headless Chromium (Debian's), through the balancer's
 proxies: a browser context per proxy, bounded, with failures, bans and credentials."""
 
+import re
 import shutil
 from collections import defaultdict
 from itertools import pairwise
@@ -60,7 +61,9 @@ def test_rendered_pages_go_through_the_balancer_s_proxies_one_bounded_browser_co
     failures = stats.get("proxybalance/proxy/dead/failures", 0)
     assert 1 <= failures <= 3 and (failures < 3 or stats["proxybalance/proxy/dead/ejections"] >= 1)
     assert all(page["server"] != f"http://127.0.0.1:{specs[3].port}" for page in result["pages"])
-    assert "ERR_PROXY_CONNECTION_FAILED" in result["log"]
+    # its retries name the browser's error: Chromium's (ERR_PROXY_CONNECTION_FAILED), or, on a
+    # busy machine, the trial timeout an unproven proxy gets
+    assert re.search(r"\(failed \d+ times\): playwright\.(ERR_PROXY_CONNECTION_FAILED|TimeoutError)", result["log"])
     # the proxy shop-b bans: kept off shop-b after its bans; the one wanting credentials carried pages
     assert stats["proxybalance/proxy/picky/bans"] >= 1
     picky = [s for s in specs[4].seen if s.host == "shop-b.test"]
