@@ -48,8 +48,7 @@ class CostBook:
         if tier is None:
             tier = self.tiers[proxy.tier] = Spent()
         tier.add(nbytes, cost)
-        site = self.sites.get(lease.site)
-        (site if site is not None else self._site(lease.site)).add(nbytes, cost)
+        self._site(lease.site).add(nbytes, cost)
         return cost
 
     @property

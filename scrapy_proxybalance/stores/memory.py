@@ -108,9 +108,7 @@ class MemoryStore(Alone):
         return pair.answered if pair else -math.inf
 
     def take(self, key: str, site: str, now: float, lease: int) -> None:
-        pairs = self.pairs.get(site)
-        pair = pairs.get(key) if pairs is not None else None
-        (pair if pair is not None else self._pair(key, site)).busy += 1
+        self._pair(key, site).busy += 1
 
     def untake(self, key: str, site: str, lease: int) -> None:
         pairs = self.pairs.get(site)
