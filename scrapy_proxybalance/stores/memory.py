@@ -7,7 +7,6 @@ import heapq
 import math
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..core.ejection import HEALTHY, ProxyFacts
@@ -16,6 +15,7 @@ from ..core.sessions import Binding
 from ..core.store import Listener, PoolChangeListener
 from ..core.tiers import NO_TIER, SiteTier
 from .bindings import Bindings
+from .forgetting import Forgetting, Pair
 from .sweep import Sweep
 
 if TYPE_CHECKING:
@@ -46,18 +46,7 @@ class Alone:
         return []
 
 
-@dataclass(slots=True)
-class _Pair:
-    busy: int = 0
-    answered: float = -math.inf  # the last answer through the pair
-    hold: float = -math.inf  # paused until then (Retry-After)
-    fleet: float = -math.inf  # held by another process until then, as the shared store last said
-    ban_until: float = -math.inf
-    ban_level: int = 0
-    level_until: float = -math.inf  # the ban level is remembered until then (as long again as the ban)
-
-
-class MemoryStore(Alone):
+class MemoryStore(Forgetting, Alone):
     """The store in this process's memory.
 
     Per site, a dict of pairs and heaps of their last answers within the gap and of pause and
@@ -74,7 +63,7 @@ class MemoryStore(Alone):
     shared = False
 
     def __init__(self) -> None:
-        self.pairs: dict[str, dict[str, _Pair]] = {}
+        self.pairs: dict[str, dict[str, Pair]] = {}
         self.memory = 60.0  # seconds a pair's last answer is kept (the longest gap)
         self.recent: dict[str, deque[tuple[float, str]]] = {}  # site -> (answered, proxy) within its gap, in order
         self.sweep = Sweep()  # when to look at each pair (and at a site's pace and tier: proxy "")
@@ -115,8 +104,8 @@ class MemoryStore(Alone):
         pair = pairs.get(key) if pairs else None
         if pair is not None:
             pair.busy = max(0, pair.busy - 1)
-            if not pair.busy:
-                self._due(self._idle_at(pair), site, key)
+            if not pair.busy and not pair.watched:
+                self._watch(pair, site, key)
 
     async def claim(self, site: str, keys: Sequence[str], lease: int, limit: int, gap: float,
                     book: float = 0.0) -> tuple[str, float] | None:
@@ -124,9 +113,13 @@ class MemoryStore(Alone):
 
     def give_back(self, key: str, site: str, now: float, gap: float, lease: int,
                   hold_until: float = -math.inf) -> None:
-        pair = self._pair(key, site)
-        if pair.busy:
-            pair.busy -= 1
+        pairs = self.pairs.get(site)
+        pair = pairs.get(key) if pairs is not None else None
+        if pair is None:
+            pair = self._pair(key, site)
+        busy = pair.busy
+        if busy:
+            pair.busy = busy = busy - 1
         pair.answered = now
         if gap > 0:
             recent = self.recent.get(site)
@@ -141,8 +134,8 @@ class MemoryStore(Alone):
         if hold_until > pair.hold:
             pair.hold = hold_until
             heapq.heappush(self.holds.setdefault(site, []), (hold_until, key))
-        if not pair.busy:
-            self._due(self._idle_at(pair), site, key)
+        if not busy and not pair.watched:
+            self._watch(pair, site, key)
         ends = self.sweep.ends
         if ends and ends[0] <= now:
             self._forget_due(now)
@@ -158,9 +151,11 @@ class MemoryStore(Alone):
                 pair.fleet = -math.inf
         for key, until in reported.items():
             if key != taken:
-                self._pair(key, site).fleet = until
+                pair = self._pair(key, site)
+                pair.fleet = until
                 heapq.heappush(self.holds.setdefault(site, []), (until, key))
-                self._due(until, site, key)
+                if not pair.watched:
+                    self._watch(pair, site, key)
 
     def ban(self, key: str, site: str, now: float, until: float, level: int) -> None:
         pair = self._pair(key, site)
@@ -171,7 +166,8 @@ class MemoryStore(Alone):
             self.bans.setdefault(site, {})[key] = until
             self.bans_of.setdefault(key, {})[site] = until
             heapq.heappush(self.holds.setdefault(site, []), (until, key))
-        self._due(self._idle_at(pair), site, key)
+        if not pair.watched:
+            self._watch(pair, site, key)
 
     def unban(self, key: str, site: str) -> None:
         pairs = self.pairs.get(site)
@@ -220,90 +216,15 @@ class MemoryStore(Alone):
     def banned_proxies(self, now: float) -> list[str]:
         return [key for key in list(self.bans_of) if _current(self.bans_of, key, now)]
 
-    def _pair(self, key: str, site: str) -> _Pair:
+    def _pair(self, key: str, site: str) -> Pair:
         pairs = self.pairs.get(site)
         if pairs is None:
             pairs = self.pairs[site] = {}
         pair = pairs.get(key)
         if pair is None:
-            pair = pairs[key] = _Pair()
+            pair = pairs[key] = Pair()
             self.held += 1
         return pair
-
-    def _idle_at(self, pair: _Pair) -> float:
-        """When a pair not in use holds nothing any more: its answer out of memory, its pause,
-        fleet hold and ban over, its ban level forgotten."""
-        level = pair.level_until if pair.ban_level else -math.inf
-        return max(pair.answered + self.memory, pair.hold, pair.ban_until, pair.fleet, level)
-
-    def _tidy(self, site: str, key: str, pair: _Pair, now: float) -> None:
-        """Drop a pair that holds nothing any more; with a site's last pair, what else the
-        store keeps of the site's pairs."""
-        if pair.busy or self._idle_at(pair) > now:
-            return
-        pairs = self.pairs[site]
-        del pairs[key]
-        self.held -= 1
-        for index, name, other in ((self.bans, site, key), (self.bans_of, key, site)):
-            held = index.get(name)
-            if held is not None and held.pop(other, None) is not None and not held:
-                del index[name]
-        if not pairs:
-            del self.pairs[site]
-            self.recent.pop(site, None)
-            self.holds.pop(site, None)
-
-    def _due(self, when: float, site: str, key: str) -> None:
-        """The sweep looks at the pair (``key``; a site's pace and tier: ``""``) at ``when``."""
-        sweep = self.sweep
-        sweep.add(when, site, key)
-        if sweep.size > 4096 + 4 * (self.held + len(self.paces) + len(self.site_tiers)):
-            self._compact()
-
-    def _forget_due(self, now: float) -> None:
-        """Forget what has come due and holds nothing any more (amortized: each entry once)."""
-        sweep, all_pairs = self.sweep, self.pairs
-        while (due := sweep.take(now)) is not None:
-            for site, key in due:
-                if not key:
-                    self._forget_site(site, now)
-                    continue
-                pairs = all_pairs.get(site)
-                pair = pairs.get(key) if pairs else None
-                if pair is None or pair.busy:
-                    continue  # gone, or its answer or untake will be due
-                idle = self._idle_at(pair)
-                if idle <= now:
-                    self._tidy(site, key, pair, now)
-                else:
-                    sweep.add(idle, site, key)
-
-    def _forget_site(self, site: str, now: float) -> None:
-        """Forget the site's pace and tier if they no longer matter, else look again when they may not."""
-        later = math.inf
-        pace = self.paces.get(site)
-        if pace is not None:
-            if (idle := pace.idle_at(self.memory)) <= now:
-                del self.paces[site]
-            else:
-                later = idle
-        tier = self.site_tiers.get(site)
-        if tier is not None:
-            if (idle := tier.idle_at()) <= now:
-                del self.site_tiers[site]
-            else:
-                later = min(later, idle)
-        if later < math.inf:
-            self.sweep.add(later, site, "")
-
-    def _compact(self) -> None:
-        """Rebuild the sweep from what is held (superseded entries pile up on busy pairs)."""
-        self.sweep.rebuild([(self._idle_at(pair), site, key) for site, pairs in self.pairs.items()
-                            for key, pair in pairs.items() if not pair.busy]
-                           + [(-math.inf, site, "") for site in self.paces.keys() | self.site_tiers.keys()])
-
-    def remember_answers(self, seconds: float) -> None:
-        self.memory = seconds
 
     # -- sites
     def pace(self, site: str) -> SitePace:
@@ -311,14 +232,14 @@ class MemoryStore(Alone):
 
     def set_pace(self, site: str, pace: SitePace) -> None:
         self.paces[site] = pace
-        self._due(pace.idle_at(self.memory), site, "")
+        self._due(pace.idle_at(self.memory), site)
 
     def tier(self, site: str) -> SiteTier:
         return self.site_tiers.get(site, NO_TIER)
 
     def set_tier(self, site: str, tier: SiteTier) -> None:
         self.site_tiers[site] = tier
-        self._due(tier.idle_at(), site, "")
+        self._due(tier.idle_at(), site)
 
     def tiers(self) -> dict[str, SiteTier]:
         return self.site_tiers

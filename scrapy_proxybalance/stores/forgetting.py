@@ -1,0 +1,138 @@
+"""What a memory store forgets, and when: a pair, or a site's pace and tier, once it holds nothing.
+
+Every pair in memory has one entry in the sweep (see :mod:`.sweep`), due when it may hold
+nothing any more; when the entry comes due, a pair in use or still holding something is looked
+at again later, the others are dropped. A pair in use moves its idle time on with each answer
+without touching the sweep: its one entry, when due, finds the later time.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+
+from ..core.pace import SitePace
+from ..core.tiers import SiteTier
+from .sweep import Sweep
+
+
+@dataclass(slots=True)
+class Pair:
+    busy: int = 0
+    answered: float = -math.inf  # the last answer through the pair
+    hold: float = -math.inf  # paused until then (Retry-After)
+    fleet: float = -math.inf  # held by another process until then, as the shared store last said
+    ban_until: float = -math.inf
+    ban_level: int = 0
+    level_until: float = -math.inf  # the ban level is remembered until then (as long again as the ban)
+    watched: bool = False  # the sweep holds an entry for it (it looks again then if need be)
+
+
+class Forgetting:
+    """The forgetting half of :class:`.MemoryStore` (what it holds is declared there)."""
+
+    pairs: dict[str, dict[str, Pair]]
+    memory: float
+    recent: dict[str, deque[tuple[float, str]]]
+    sweep: Sweep
+    held: int
+    holds: dict[str, list[tuple[float, str]]]
+    bans: dict[str, dict[str, float]]
+    bans_of: dict[str, dict[str, float]]
+    paces: dict[str, SitePace]
+    site_tiers: dict[str, SiteTier]
+
+    def remember_answers(self, seconds: float) -> None:
+        self.memory = seconds
+
+    def _idle_at(self, pair: Pair) -> float:
+        """When a pair not in use holds nothing any more: its answer out of memory, its pause,
+        fleet hold and ban over, its ban level forgotten."""
+        level = pair.level_until if pair.ban_level else -math.inf
+        return max(pair.answered + self.memory, pair.hold, pair.ban_until, pair.fleet, level)
+
+    def _tidy(self, site: str, key: str, pair: Pair, now: float) -> None:
+        """Drop a pair that holds nothing any more; with a site's last pair, what else the
+        store keeps of the site's pairs."""
+        if pair.busy or self._idle_at(pair) > now:
+            return
+        pairs = self.pairs[site]
+        del pairs[key]
+        self.held -= 1
+        for index, name, other in ((self.bans, site, key), (self.bans_of, key, site)):
+            held = index.get(name)
+            if held is not None and held.pop(other, None) is not None and not held:
+                del index[name]
+        if not pairs:
+            del self.pairs[site]
+            self.recent.pop(site, None)
+            self.holds.pop(site, None)
+
+    def _watch(self, pair: Pair, site: str, key: str) -> None:
+        """The sweep looks at the pair once it may hold nothing any more. One entry a pair at a
+        time: a pair in use moves its idle time on with every answer, and its entry, when due,
+        looks again then (a pair whose idle time came sooner waits for its entry)."""
+        pair.watched = True
+        self.sweep.add(self._idle_at(pair), site, key)
+
+    def _due(self, when: float, site: str) -> None:
+        """The sweep looks at a site's pace and tier at ``when``."""
+        self.sweep.add(when, site, "")
+        self._compact_if_piled()
+
+    def _compact_if_piled(self) -> None:
+        """Rebuild the sweep once it holds far more entries than what it watches (a site's pace
+        and tier get an entry each time they change)."""
+        if self.sweep.size > 4096 + 4 * (self.held + len(self.paces) + len(self.site_tiers)):
+            self._compact()
+
+    def _forget_due(self, now: float) -> None:
+        """Forget what has come due and holds nothing any more (amortized: each entry once)."""
+        self._compact_if_piled()
+        sweep, all_pairs = self.sweep, self.pairs
+        while (due := sweep.take(now)) is not None:
+            for site, key in due:
+                if not key:
+                    self._forget_site(site, now)
+                    continue
+                pairs = all_pairs.get(site)
+                pair = pairs.get(key) if pairs else None
+                if pair is None:
+                    continue
+                pair.watched = False
+                if pair.busy:
+                    continue  # its answer or untake will watch it
+                idle = self._idle_at(pair)
+                if idle <= now:
+                    self._tidy(site, key, pair, now)
+                else:
+                    pair.watched = True
+                    sweep.add(idle, site, key)
+
+    def _forget_site(self, site: str, now: float) -> None:
+        """Forget the site's pace and tier if they no longer matter, else look again when they may not."""
+        later = math.inf
+        pace = self.paces.get(site)
+        if pace is not None:
+            if (idle := pace.idle_at(self.memory)) <= now:
+                del self.paces[site]
+            else:
+                later = idle
+        tier = self.site_tiers.get(site)
+        if tier is not None:
+            if (idle := tier.idle_at()) <= now:
+                del self.site_tiers[site]
+            else:
+                later = min(later, idle)
+        if later < math.inf:
+            self.sweep.add(later, site, "")
+
+    def _compact(self) -> None:
+        """Rebuild the sweep from what is held (a site's pace and tier entries pile up)."""
+        for pairs in self.pairs.values():
+            for pair in pairs.values():
+                pair.watched = not pair.busy
+        self.sweep.rebuild([(self._idle_at(pair), site, key) for site, pairs in self.pairs.items()
+                            for key, pair in pairs.items() if pair.watched]
+                           + [(-math.inf, site, "") for site in self.paces.keys() | self.site_tiers.keys()])
