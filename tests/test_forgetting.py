@@ -38,6 +38,19 @@ def test_a_site_seen_once_is_forgotten_once_its_answer_is_out_of_memory():
     assert set(store.pairs) == {"late.test"} and store.held == 1
 
 
+def test_a_pair_answering_again_and_again_keeps_one_sweep_entry_and_is_forgotten_after_its_last_answer():
+    store = MemoryStore()
+    store.remember_answers(MEMORY)
+    for i in range(5000):  # 500 s of answers through one pair, each 0.1 s after the last
+        answered(store, "p", "hot.test", 1000.0 + i * 0.1)
+    assert len(store.sweep) == 1 and store.held == 1
+    last = 1000.0 + 4999 * 0.1
+    answered(store, "q", "other.test", last + MEMORY - 1)
+    assert "hot.test" in store.pairs  # its entry came due and found the later answer
+    answered(store, "q", "other.test", last + MEMORY + 2)
+    assert "hot.test" not in store.pairs and store.held == 1
+
+
 def test_a_pair_in_use_paused_or_banned_is_kept_as_long_as_that_runs():
     store = MemoryStore()
     store.remember_answers(MEMORY)
