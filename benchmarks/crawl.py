@@ -250,15 +250,28 @@ def _fresh_notes(results: dict[str, list[dict]]) -> list[str]:
 PLAIN_PACED = Stack("plain", "plain paced", {"DOWNLOAD_DELAY": 0.05})
 
 
+def _per_page(run: dict) -> float | None:
+    return run["cpu"] / run["ok"] if run.get("ok") else None
+
+
+def _paired(results: dict[str, list[dict]], name: str, base: str) -> list[tuple[float, float]]:
+    """(CPU per page of ``name``, of ``base``) round by round: the stacks of a round run back
+    to back, so the machine's drift between rounds cancels out of their difference."""
+    if base not in results:
+        return []
+    pairs = [(_per_page(a), _per_page(b)) for a, b in zip(results[name], results[base], strict=True)]
+    return [(a, b) for a, b in pairs if a is not None and b is not None]
+
+
 def _paced_notes(results: dict[str, list[dict]]) -> list[str]:
-    """CPU per page of each stack against plain's, and against plain's at the same pace."""
-    per_page = {name: statistics.median(r["cpu"] / r["ok"] for r in runs if r.get("ok"))
-                for name, runs in results.items() if any(r.get("ok") for r in runs)}
+    """CPU per page of each stack against plain's, and against plain's at the same pace: the
+    median of the rounds' own ratios (see :func:`_paired`)."""
     notes = []
     for base in ("plain", PLAIN_PACED.name):
-        if base in per_page:
-            notes += [f"CPU per page, {name} / {base}: {value / per_page[base]:.2f}x"
-                      for name, value in per_page.items() if name not in ("plain", PLAIN_PACED.name)]
+        for name in results:
+            if name not in ("plain", PLAIN_PACED.name) and (ratios := [a / b for a, b in _paired(results, name, base)]):
+                notes.append(f"CPU per page, {name} / {base}: {statistics.median(ratios):.2f}x"
+                             f" (rounds {min(ratios):.2f}x to {max(ratios):.2f}x)")
     return notes
 
 
@@ -270,18 +283,18 @@ def _limit_notes(results: dict[str, list[dict]]) -> list[str]:
 
 
 def _floor_notes(results: dict[str, list[dict]]) -> list[str]:
-    """CPU per page of each plugin stack above random-choice's (ms) and against rotating's."""
-    per_page = {name: statistics.median(r["cpu"] / r["ok"] for r in runs if r.get("ok"))
-                for name, runs in results.items() if any(r.get("ok") for r in runs)}
-    bare, rotating = per_page.get("random-choice"), per_page.get("rotating")
+    """CPU per page of each plugin stack above random-choice's (ms) and against rotating's, each
+    the median of the rounds' own differences and ratios (with their range)."""
     notes = []
-    for name, value in per_page.items():
+    for name in results:
         if name in ("plain", "random-choice", "rotating"):
             continue
-        if bare:
-            notes.append(f"CPU per page, {name} - random-choice: {(value - bare) * 1000:+.3f} ms (target <= +0.1 ms)")
-        if rotating:
-            notes.append(f"CPU per page, {name} / rotating: {value / rotating:.2f}x (target <= 1.00x)")
+        if diffs := [(a - b) * 1000 for a, b in _paired(results, name, "random-choice")]:
+            notes.append(f"CPU per page, {name} - random-choice: {statistics.median(diffs):+.3f} ms"
+                         f" (rounds {min(diffs):+.3f} to {max(diffs):+.3f}; target <= +0.1 ms)")
+        if ratios := [a / b for a, b in _paired(results, name, "rotating")]:
+            notes.append(f"CPU per page, {name} / rotating: {statistics.median(ratios):.2f}x"
+                         f" (rounds {min(ratios):.2f}x to {max(ratios):.2f}x; target <= 1.00x)")
     return notes
 
 
