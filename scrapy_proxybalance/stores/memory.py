@@ -113,10 +113,7 @@ class MemoryStore(Forgetting, Alone):
 
     def give_back(self, key: str, site: str, now: float, gap: float, lease: int,
                   hold_until: float = -math.inf) -> None:
-        pairs = self.pairs.get(site)
-        pair = pairs.get(key) if pairs is not None else None
-        if pair is None:
-            pair = self._pair(key, site)
+        pair = self._pair(key, site)
         busy = pair.busy
         if busy:
             pair.busy = busy = busy - 1
