@@ -1,9 +1,10 @@
 """What a memory store forgets, and when: a pair, or a site's pace and tier, once it holds nothing.
 
-Every pair in memory has one entry in the sweep (see :mod:`.sweep`), due when it may hold
-nothing any more; when the entry comes due, a pair in use or still holding something is looked
-at again later, the others are dropped. A pair in use moves its idle time on with each answer
-without touching the sweep: its one entry, when due, finds the later time.
+Every pair in memory not in use has an entry in the sweep (see :mod:`.sweep`), one at a time,
+due when it may hold nothing any more; when the entry comes due, a pair in use or still holding
+something is looked at again later, the others are dropped. A pair answering again moves its
+idle time on without touching the sweep: its entry, when due, finds the later time. (A pair
+dropped and made again before its old entry came due has two for a while.)
 """
 
 from __future__ import annotations
