@@ -10,28 +10,12 @@ SUCCESS_ALPHA = 0.1  # weight of the newest outcome in the success rate
 
 
 @dataclass(slots=True)
-class PeakEwma:
-    """Latency that jumps to a worse sample at once and otherwise decays toward new ones.
-
-    ``w = exp(-dt / tau)``; ``value = max(sample, value * w + sample * (1 - w))``.
-    ``None`` until the first sample.
-    """
-
-    value: float | None = None
-    stamp: float = 0.0
-
-    def observe(self, sample: float, now: float) -> None:
-        if self.value is None or sample > self.value:
-            self.value = sample
-        else:
-            w = math.exp(-max(0.0, now - self.stamp) / LATENCY_TAU)
-            self.value = self.value * w + sample * (1.0 - w)
-        self.stamp = now
-
-
-@dataclass(slots=True)
 class Metrics:
-    """Counters for reports plus the EWMAs strategies read."""
+    """Counters for reports plus the EWMAs strategies read.
+
+    The latency is a peak EWMA (Finagle's): it jumps to a worse sample at once and otherwise
+    decays toward new ones, ``w = exp(-dt / LATENCY_TAU)``, ``value * w + sample * (1 - w)``.
+    """
 
     requests: int = 0
     successes: int = 0
@@ -44,7 +28,8 @@ class Metrics:
     latency_total: float = 0.0
     latency_samples: int = 0
     success_rate: float | None = None  # EWMA of 1 (success) / 0 (failure or ban)
-    latency: PeakEwma | None = None
+    latency: float | None = None  # peak EWMA of the latency (None until the first sample)
+    latency_at: float = 0.0  # when its last sample came
 
     def observe_success(self, latency: float | None, now: float) -> None:
         """A success, answered after ``latency`` seconds if known."""
@@ -52,9 +37,13 @@ class Metrics:
         rate = self.success_rate
         self.success_rate = 1.0 if rate is None else rate + SUCCESS_ALPHA * (1.0 - rate)
         if latency is not None:
-            if self.latency is None:
-                self.latency = PeakEwma()
-            self.latency.observe(latency, now)
+            ewma = self.latency
+            if ewma is None or latency > ewma:
+                self.latency = latency
+            else:
+                w = math.exp(-max(0.0, now - self.latency_at) / LATENCY_TAU)
+                self.latency = ewma * w + latency * (1.0 - w)
+            self.latency_at = now
             self.latency_total += latency
             self.latency_samples += 1
 

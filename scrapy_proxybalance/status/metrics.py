@@ -108,8 +108,8 @@ class PoolCollector(Collector):
             for s in STATES:
                 states.add_metric([label, s], 1 if s == state else 0)
             ejections.add_metric([label], v.balancer.facts(p).ejections)
-            if m.latency is not None and m.latency.value is not None:
-                latency.add_metric([label], m.latency.value)
+            if m.latency is not None:
+                latency.add_metric([label], m.latency)
             banned.add_metric([label], len(banning))
         yield from (requests, in_flight, states, ejections, latency, banned)
 

@@ -126,7 +126,7 @@ class View:
             "in_flight": p.in_flight, "limit": p.limit.allowed, "requests": m.requests, "successes": m.successes,
             "failures": m.failures, "bans": m.bans, "rate_limited": m.rate_limits, "overloaded": m.overloads,
             "success_rate": _rate(m.successes, m.successes + m.failures + m.bans),
-            "latency_ms": _ms(m.mean_latency), "latency_ewma_ms": _ms(m.latency.value if m.latency else None),
+            "latency_ms": _ms(m.mean_latency), "latency_ewma_ms": _ms(m.latency),
             "ejections": facts.ejections, "next_trial_s": None if ejected_for is None else round(ejected_for, 1),
             "exit_ip": checker.ip_of.get(p.key) if checker else None,
             "region": p.proxy.region, "backup": p.proxy.backup, "weight": p.proxy.weight,

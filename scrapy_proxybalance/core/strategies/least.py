@@ -93,7 +93,7 @@ class LeastLatency(MemberStrategy):
         ewma = p.metrics.latency
         if ewma is None:  # no sample yet: free to try once, then wait for its answer
             return 0.0 if p.in_flight == 0 and not p.metrics.failures else math.inf
-        return ewma.value * (p.in_flight + 1)  # type: ignore[operator]
+        return ewma * (p.in_flight + 1)
 
     def _push(self, p: ProxyState) -> None:
         version = self.version[p.id] = next(self.versions)
