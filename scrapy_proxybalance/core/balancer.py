@@ -294,8 +294,8 @@ class Balancer:
             self.members.acquired(p)
         if number is None:
             number = next(self.lease_numbers)
-        self.store.take(p.key, ask.site, now, number)
-        return Lease(p, ask.site, ask.region, number, now, not p.limit.proven, probe)
+        pair = self.store.take(p.key, ask.site, now, number)
+        return Lease(p, ask.site, ask.region, number, now, not p.limit.proven, pair, probe)
 
     def release(self, lease: Lease, outcome: Outcome, latency: float | None = None,
                 retry_after: float | None = None, reason: str = "") -> Released:

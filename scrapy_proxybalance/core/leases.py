@@ -5,10 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .outcomes import Outcome
 from .proxy import Proxy
 from .state import ProxyState
+
+if TYPE_CHECKING:
+    from .store import PairRecord
 
 
 @dataclass(slots=True, eq=False)  # made for each request: not frozen, which would cost it twice the time
@@ -43,6 +47,7 @@ class Lease:
     number: int  # leases are numbered: an overload answer cuts a limit once per round
     at: float  # when it was taken
     unproven: bool  # the proxy has not succeeded since it joined, came back or last failed
+    pair: PairRecord  # the store's record of its (proxy, site) pair, given back with it
     probe: bool = False  # a panic probe of an ejected proxy
     released: bool = False
     alternates: tuple[str, ...] = ()  # other proxies that could serve it (for a shared store's claim)

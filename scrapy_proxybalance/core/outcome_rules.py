@@ -71,7 +71,7 @@ class OutcomeRules:
         if lease.exit:
             b.exits.answered(lease, now, gap)
         store.give_back(p.key, site, now, 0.0 if p.proxy.rotating else gap, lease.number,
-                        now + hold if hold else -math.inf)
+                        now + hold if hold else -math.inf, lease.pair)
         if facts is old:
             return _SUCCEEDED if outcome is _SUCCESS else _RELEASED[outcome]
         b.recovery.set_facts(p, old, facts, now)
@@ -113,7 +113,7 @@ class OutcomeRules:
         if p.streak % FORGIVE_AFTER == 0:
             facts = forgive(facts)
         store, rules = self.store, self.rules
-        if store.ban_of(p.key, lease.site)[1]:
+        if lease.pair.ban_level:
             store.unban(p.key, lease.site)  # the site takes it again: forget its ban level
         if rules.pace_floor < rules.cooldown:  # PROXY_PACE_BELOW_COOLDOWN: the pace looks for the site's limit
             pace = self.store.pace(lease.site)

@@ -67,7 +67,7 @@ class Picker:
         lease = self.b.lease(p, ask, now)
         flying = self.b.pilots and self._pilot_flying(ask.site, now)  # (no call when no site has a pilot)
         if self.keep > -math.inf and not p.proxy.rotating and not flying:
-            since = now - self.b.store.answered_at(p.key, ask.site)
+            since = now - lease.pair.answered
             if since < self.keep:
                 lease.pilot = since
                 self.b.pilots[ask.site] = lease

@@ -29,6 +29,15 @@ Listener = Callable[[str], None]  # called with the key of a proxy whose facts c
 PoolChangeListener = Callable[[str, str], None]  # called with ("add", a pool entry as JSON) or ("remove", a proxy key)
 
 
+class PairRecord(Protocol):
+    """A pair as the store holds it in this process, handed to the lease that takes it: the
+    rules read it without a call, and give it back with the lease (a pair with a request in
+    flight is never forgotten, so the record stays the pair's)."""
+
+    answered: float  # the pair's last answer (-inf: none remembered)
+    ban_level: int  # the site's bans of the proxy in a row
+
+
 class PairStore(Protocol):
     """(proxy, site) pairs: requests in flight, last answers, pauses and bans."""
 
@@ -40,13 +49,14 @@ class PairStore(Protocol):
     def answered_at(self, key: str, site: str) -> float:
         """The pair's last answer (``-inf``: none remembered)."""
 
-    def take(self, key: str, site: str, now: float, lease: int) -> None:
-        """One more request (lease number ``lease``) in flight through the pair."""
+    def take(self, key: str, site: str, now: float, lease: int) -> PairRecord:
+        """One more request (lease number ``lease``) in flight through the pair; its record."""
 
     def give_back(self, key: str, site: str, now: float, gap: float, lease: int,
-                  hold_until: float = -math.inf) -> None:
+                  hold_until: float = -math.inf, pair: PairRecord | None = None) -> None:
         """Lease ``lease`` through the pair was answered at ``now``: the site's ``gap`` (now)
-        counts from here; with ``hold_until``, the pair also pauses until then (``Retry-After``)."""
+        counts from here; with ``hold_until``, the pair also pauses until then (``Retry-After``).
+        ``pair``: the record :meth:`take` returned for the lease, if at hand."""
 
     def untake(self, key: str, site: str, lease: int) -> None:
         """Lease ``lease`` was never used (its request went through another pair)."""

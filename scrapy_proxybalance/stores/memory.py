@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from ..core.ejection import HEALTHY, ProxyFacts
 from ..core.pace import SitePace
 from ..core.sessions import Binding
-from ..core.store import Listener, PoolChangeListener
+from ..core.store import Listener, PairRecord, PoolChangeListener
 from ..core.tiers import NO_TIER, SiteTier
 from .bindings import Bindings
 from .forgetting import Forgetting, Pair
@@ -96,8 +96,10 @@ class MemoryStore(Forgetting, Alone):
         pair = pairs.get(key) if pairs else None
         return pair.answered if pair else -math.inf
 
-    def take(self, key: str, site: str, now: float, lease: int) -> None:
-        self._pair(key, site).busy += 1
+    def take(self, key: str, site: str, now: float, lease: int) -> Pair:
+        pair = self._pair(key, site)
+        pair.busy += 1
+        return pair
 
     def untake(self, key: str, site: str, lease: int) -> None:
         pairs = self.pairs.get(site)
@@ -112,8 +114,9 @@ class MemoryStore(Forgetting, Alone):
         return keys[0], -math.inf  # this process is the whole fleet: its own pick stands, now
 
     def give_back(self, key: str, site: str, now: float, gap: float, lease: int,
-                  hold_until: float = -math.inf) -> None:
-        pair = self._pair(key, site)
+                  hold_until: float = -math.inf, pair: PairRecord | None = None) -> None:
+        if not isinstance(pair, Pair):  # (a record of this store's is a Pair)
+            pair = self._pair(key, site)
         busy = pair.busy
         if busy:
             pair.busy = busy = busy - 1

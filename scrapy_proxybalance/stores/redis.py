@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from ..core.ejection import ProxyFacts
 from ..core.pace import SitePace
 from ..core.sessions import Binding
-from ..core.store import Listener, PoolChangeListener
+from ..core.store import Listener, PairRecord, PoolChangeListener
 from ..core.tiers import SiteTier
 from .memory import MemoryStore
 from .redis_link import RedisLink
@@ -135,8 +135,8 @@ class RedisStore:
         return self.mirror.session(key, now)
 
     # -- this process only: its own bookkeeping (a claim takes the pair in Redis)
-    def take(self, key: str, site: str, now: float, lease: int) -> None:
-        self.mirror.take(key, site, now, lease)
+    def take(self, key: str, site: str, now: float, lease: int) -> PairRecord:
+        return self.mirror.take(key, site, now, lease)
 
     def remember_answers(self, seconds: float) -> None:
         self.mirror.remember_answers(seconds)
@@ -176,8 +176,8 @@ class RedisStore:
 
     # -- writes: the mirror now, Redis behind (each names its script)
     def give_back(self, key: str, site: str, now: float, gap: float, lease: int,
-                  hold_until: float = -math.inf) -> None:
-        self.mirror.give_back(key, site, now, gap, lease, hold_until)
+                  hold_until: float = -math.inf, pair: PairRecord | None = None) -> None:
+        self.mirror.give_back(key, site, now, gap, lease, hold_until, pair)
         hold = int((hold_until - now) * 1000) if hold_until > now else 0
         keep = int(self.mirror.memory * 1000) + ANSWER_MARGIN  # the pair's answer matters that long
         self.link.send("give_back", [*self._pair_keys(key, site), self.link.key("held", site)],
