@@ -37,7 +37,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from .bodies import decoded_head
+from .bodies import decoded_head, header_keys, may_have
 
 REFUSAL = 403  # how the services refuse: the status their refusal-only markers need
 # the first bytes of files no block page is: PNG, JPEG, GIF, WebP (RIFF), PDF, ZIP, gzip, WOFF
@@ -97,7 +97,8 @@ class BlockPages:
             raise ValueError(f"no block preset {unknown[0]!r}; the presets: {', '.join(PRESETS)}")
         # the header markers (preset, header, pattern) a response is looked at for: any response
         # (False), a refusal (True: those that decide alone too)
-        self.headers: dict[bool, list[tuple[str, str, re.Pattern[bytes] | None]]] = {False: [], True: []}
+        self.headers: dict[bool, list[tuple[str, str, tuple[bytes, str, str], re.Pattern[bytes] | None]]] = {
+            False: [], True: []}
         bodies: dict[bool, list[str]] = {False: [], True: []}
         self.needles: dict[bool, list[bytes]] = {False: [], True: []}
         for name in self.names:
@@ -105,7 +106,7 @@ class BlockPages:
                 if marker.header is not None:
                     pattern = re.compile(marker.pattern, re.I) if marker.pattern else None
                     for refusal in (True,) if marker.refusal else (False, True):
-                        self.headers[refusal].append((name, marker.header, pattern))
+                        self.headers[refusal].append((name, marker.header, header_keys(marker.header), pattern))
                 else:
                     assert marker.pattern is not None and marker.needle == marker.needle.lower() != b""
                     self.needles[marker.refusal].append(marker.needle)
@@ -122,8 +123,8 @@ class BlockPages:
         status = getattr(response, "status", 200)
         refusal = status == REFUSAL
         headers = getattr(response, "headers", {})
-        for name, header, pattern in self.headers[refusal]:
-            value = headers.get(header)
+        for name, header, keys, pattern in self.headers[refusal]:
+            value = headers.get(header) if may_have(headers, keys) else None
             if value is not None and (pattern is None or pattern.search(_bytes(value).strip())):
                 return name
         head = decoded_head(response)

@@ -19,13 +19,27 @@ BODY_SCAN_BYTES = 16384  # what a body's markers and patterns are looked for in
 _has = dict.__contains__  # a dict's own lookup, past a case-insensitive subclass's Python-level one
 
 
+def header_keys(name: str) -> tuple[bytes, str, str]:
+    """The keys a dict of headers may hold header ``name`` under: Scrapy's are title-cased
+    bytes; a test's may be strings."""
+    return name.title().encode("latin-1"), name.lower(), name.title()
+
+
+def may_have(headers: Any, keys: tuple[bytes, str, str]) -> bool:
+    """Whether ``headers`` may hold the header of ``keys`` (:func:`header_keys`): a dict that
+    holds none of them is told at C speed, the common case (a header's absence), past a
+    case-insensitive subclass's Python-level ``get``."""
+    return not isinstance(headers, dict) or _has(headers, keys[0]) or _has(headers, keys[1]) or _has(headers, keys[2])
+
+
+_CONTENT_ENCODING = header_keys("Content-Encoding")
+
+
 def decoded_head(response: Any, limit: int = BODY_SCAN_BYTES) -> bytes:
     """The first ``limit`` bytes of the response's body, decoded by its ``Content-Encoding``."""
     body = getattr(response, "body", b"")
     headers = getattr(response, "headers", None)
-    if headers is None or (isinstance(headers, dict) and not (  # the common case, at C speed: Scrapy's
-            _has(headers, b"Content-Encoding") or _has(headers, "content-encoding")  # headers are a dict of
-            or _has(headers, "Content-Encoding"))):  # title-cased bytes; a test's may be of strings
+    if headers is None or not may_have(headers, _CONTENT_ENCODING):
         return body[:limit]
     coding = headers.get("content-encoding")
     if not coding:
