@@ -52,7 +52,7 @@ nitpick_ignore_regex = [
     # the middleware's collaborators, named in its signature (see the architecture page)
     (r"py:class", r"(Admission|Sending|Answers|Crawl|Ledger|Carriers|Balancer|StateStore|Config|StatsCollector|Lifecycle)"),
     (r"py:mod", r".*"),
-    (r"py:.*", r"(ProxyState|Accept|Ask|Released|Outcome|Lease|Wait|Config|Rules|StateStore|Clock)"),
+    (r"py:.*", r"(ProxyState|Accept|Ask|Released|Outcome|Lease|Wait|Config|Rules|StateStore|PairRecord|Clock)"),
 ]
 nitpicky = True
 

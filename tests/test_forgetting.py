@@ -51,6 +51,22 @@ def test_a_pair_answering_again_and_again_keeps_one_sweep_entry_and_is_forgotten
     assert "hot.test" not in store.pairs and store.held == 1
 
 
+def test_the_record_a_lease_takes_stays_the_pair_s_while_in_flight_however_long():
+    store = MemoryStore()
+    store.remember_answers(MEMORY)
+    answered(store, "p", "a.test", 1000.0)
+    store.ban("p", "a.test", 1000.0, 1001.0, level=2)
+    record = store.take("p", "a.test", 1002.0, 7)
+    assert (record.answered, record.ban_level) == (1000.0, 2)
+    for i in range(100):  # ten minutes of other answers: the sweep looks at the pair and keeps it
+        answered(store, "q", f"s{i}.test", 1000.0 + i * 6)
+    assert store.pairs["a.test"]["p"] is record
+    store.give_back("p", "a.test", 1700.0, 1.0, 7, pair=record)  # no lookup: the record is the pair
+    assert store.answered_at("p", "a.test") == record.answered == 1700.0
+    answered(store, "q", "later.test", 1700.0 + MEMORY + 2)
+    assert "a.test" not in store.pairs  # answered, it is forgotten as any other
+
+
 def test_a_pair_in_use_paused_or_banned_is_kept_as_long_as_that_runs():
     store = MemoryStore()
     store.remember_answers(MEMORY)

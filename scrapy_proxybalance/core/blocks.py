@@ -95,7 +95,7 @@ class BlockPages:
         unknown = [n for n in self.names if n not in PRESETS]
         if unknown:
             raise ValueError(f"no block preset {unknown[0]!r}; the presets: {', '.join(PRESETS)}")
-        # the header markers (preset, header, pattern) a response is looked at for: any response
+        # the header markers (preset, header, its keys, pattern) a response is looked at for: any response
         # (False), a refusal (True: those that decide alone too)
         self.headers: dict[bool, list[tuple[str, str, tuple[bytes, str, str], re.Pattern[bytes] | None]]] = {
             False: [], True: []}
