@@ -92,6 +92,7 @@ $(BENCH_VENV)/.installed: pyproject.toml benchmarks/requirements.txt
 bench: $(BENCH_VENV)/.installed
 	$(BENCH_VENV)/bin/python benchmarks/selection.py --baseline 95ae433
 	$(BENCH_VENV)/bin/python benchmarks/crawl.py
+	$(BENCH_VENV)/bin/python benchmarks/instructions.py --repeat 3
 	$(BENCH_VENV)/bin/python benchmarks/waiting.py
 	$(BENCH_VENV)/bin/python benchmarks/sessions.py
 	$(BENCH_VENV)/bin/python benchmarks/fleet.py
