@@ -37,7 +37,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from .bodies import decoded_head, header_keys, may_have
+from .bodies import decoded_head, header_keys, header_value
 
 REFUSAL = 403  # how the services refuse: the status their refusal-only markers need
 # the first bytes of files no block page is: PNG, JPEG, GIF, WebP (RIFF), PDF, ZIP, gzip, WOFF
@@ -124,7 +124,7 @@ class BlockPages:
         refusal = status == REFUSAL
         headers = getattr(response, "headers", {})
         for name, header, keys, pattern in self.headers[refusal]:
-            value = headers.get(header) if may_have(headers, keys) else None
+            value = header_value(headers, header, keys)
             if value is not None and (pattern is None or pattern.search(_bytes(value).strip())):
                 return name
         head = decoded_head(response)
