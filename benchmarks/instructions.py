@@ -109,6 +109,7 @@ def main() -> None:
     print(f"{time.strftime('%Y-%m-%d')}, Scrapy {scrapy.__version__}, python {sys.version.split()[0]}; floor crawl"
           f" (5,000 proxies, no cooldown), {short} and {long} pages a stack under valgrind, {repeat} round(s)")
     per_page: dict[str, list[float]] = {name: [] for name in names}
+    baseline_long: list[float] = []  # random-choice's instructions over LONG pages, each round
     with Farm([*floor().specs(), ProxySpec(crawl.PLAIN_PROXY)]) as farm, tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
 
@@ -124,8 +125,10 @@ def main() -> None:
             for name in names:
                 counts = [crawled(stacks[name], n, valgrind=True)[1] for n in (short, long)]
                 per_page[name].append((counts[1] - counts[0]) / (long - short))
-        baseline_instructions = crawled(stacks[BASELINE], long, valgrind=True)[1]
+                if name == BASELINE:
+                    baseline_long.append(counts[1])
         cpu = crawled(stacks[BASELINE], long, valgrind=False)[1]
+    baseline_instructions = statistics.median(baseline_long)
     rate = baseline_instructions / (cpu * 1000)  # random-choice's instructions a millisecond of CPU
     base = statistics.median(per_page[BASELINE])
     print(f"\nrandom-choice runs {rate / 1e6:.2f}M instructions a millisecond of CPU ({long} pages:"
