@@ -75,16 +75,20 @@ class LeastLatency(MemberStrategy):
     their concurrency limit are not offered). Members with no latency yet are tried first, one
     request at a time; those that failed without ever answering come last.
 
-    A heap keyed by that cost, updated as requests start and end, finds the cheapest in
-    O(log n); a pick looks at the :data:`SCAN` cheapest, then samples (power of two choices),
-    then sweeps, so a pool whose cheapest members are all cooling on a site stays cheap."""
+    The untried members (cost 0) wait in order of arrival; a heap keyed by the others' cost,
+    updated as requests start and end, finds the cheapest of them in O(log n). A pick looks at
+    the :data:`SCAN` cheapest, then samples (power of two choices), then sweeps, so a pool whose
+    cheapest members are all cooling on a site stays cheap."""
 
     name = "least_latency"
 
     def __init__(self, rng: random.Random) -> None:
         super().__init__(rng)
-        self.heap: list[tuple[float, int, int]] = []  # (cost, version, member id); stale entries skipped
-        self.version: dict[int, int] = {}  # member id -> the version of its current entry
+        # members of cost 0 (no latency, nothing in flight, no failure); OrderedDict: the first
+        # stays O(1) to find however many left from the front
+        self.untried: OrderedDict[int, ProxyState] = OrderedDict()
+        self.heap: list[tuple[float, int, int]] = []  # (cost, version, member id) of the others; stale ones skipped
+        self.version: dict[int, int] = {}  # member id -> the version of its current place
         self.by_id: dict[int, ProxyState] = {}
         self.versions = itertools.count()
 
@@ -95,46 +99,63 @@ class LeastLatency(MemberStrategy):
             return 0.0 if p.in_flight == 0 and not p.metrics.failures else math.inf
         return ewma * (p.in_flight + 1)
 
-    def _push(self, p: ProxyState) -> None:
+    def _place(self, p: ProxyState) -> None:
+        """Put ``p`` where its cost says: with the untried, or in the heap (its old entry goes stale)."""
         version = self.version[p.id] = next(self.versions)
-        heapq.heappush(self.heap, (self.cost(p), version, p.id))
+        cost = self.cost(p)
+        if not cost:
+            self.untried[p.id] = p
+            return
+        if self.untried:
+            self.untried.pop(p.id, None)
+        heapq.heappush(self.heap, (cost, version, p.id))
         if len(self.heap) > 64 + 4 * len(self.by_id):  # drop superseded entries
-            self.heap = [(self.cost(q), self.version[q.id], q.id) for q in self.by_id.values()]
+            self.heap = [(self.cost(q), self.version[q.id], q.id) for q in self.by_id.values()
+                         if q.id not in self.untried]
             heapq.heapify(self.heap)
 
     def add(self, p: ProxyState) -> None:
         if p.id not in self.by_id:
             super().add(p)
             self.by_id[p.id] = p
-            self._push(p)
+            self._place(p)
 
     def remove(self, p: ProxyState) -> None:
         super().remove(p)
         if self.by_id.pop(p.id, None) is not None:
             del self.version[p.id]
+            self.untried.pop(p.id, None)
 
     def on_acquire(self, p: ProxyState) -> None:
         if p.id in self.by_id:
-            self._push(p)
+            self._place(p)
 
     on_release = on_acquire
 
     def pick(self, accept: Accept) -> ProxyState | None:
         if not self.by_id:
             return None
-        heap, chosen = self.heap, None
+        looked = 0
+        for p in self.untried.values():  # the cheapest, in order of arrival
+            if accept(p):
+                return p
+            looked += 1
+            if looked == SCAN:
+                break
+        heap, version, chosen = self.heap, self.version, None
         seen: list[tuple[float, int, int]] = []
-        while heap and len(seen) < SCAN:
+        while heap and looked < SCAN:
             entry = heapq.heappop(heap)
-            if self.version.get(entry[2]) != entry[1]:
+            if version.get(entry[2]) != entry[1]:
                 continue  # superseded, or its member left
             seen.append(entry)
+            looked += 1
             if accept(self.by_id[entry[2]]):
                 chosen = self.by_id[entry[2]]
                 break
         for entry in seen:  # a pick changes nothing: the acquire that follows re-keys the chosen
             heapq.heappush(heap, entry)
-        if chosen is not None or len(seen) == len(self.by_id):
+        if chosen is not None or looked == len(self.by_id):
             return chosen
         for _ in range(SAMPLES // 2):
             a, b = self._draw(), self._draw()
