@@ -75,8 +75,8 @@ class LeastLatency(MemberStrategy):
     their concurrency limit are not offered). Members with no latency yet are tried first, one
     request at a time; those that failed without ever answering come last.
 
-    The untried members (cost 0) wait in order of arrival; a heap keyed by the others' cost,
-    updated as requests start and end, finds the cheapest of them in O(log n). A pick looks at
+    The untried members (cost 0) wait in order of arrival; a heap keyed by the measured ones'
+    cost, updated as requests start and end, finds the cheapest of them in O(log n). A pick looks at
     the :data:`SCAN` cheapest, then samples (power of two choices), then sweeps, so a pool whose
     cheapest members are all cooling on a site stays cheap."""
 
@@ -100,7 +100,9 @@ class LeastLatency(MemberStrategy):
         return ewma * (p.in_flight + 1)
 
     def _place(self, p: ProxyState) -> None:
-        """Put ``p`` where its cost says: with the untried, or in the heap (its old entry goes stale)."""
+        """Put ``p`` where its cost says: with the untried, in the heap, or (untried and
+        waiting for its answer, or failed without ever answering: the last choice) only in the
+        members a pick samples. Its old entry in the heap goes stale."""
         version = self.version[p.id] = next(self.versions)
         cost = self.cost(p)
         if not cost:
@@ -108,10 +110,12 @@ class LeastLatency(MemberStrategy):
             return
         if self.untried:
             self.untried.pop(p.id, None)
+        if cost == math.inf:
+            return
         heapq.heappush(self.heap, (cost, version, p.id))
         if len(self.heap) > 64 + 4 * len(self.by_id):  # drop superseded entries
-            self.heap = [(self.cost(q), self.version[q.id], q.id) for q in self.by_id.values()
-                         if q.id not in self.untried]
+            self.heap = [(cost, self.version[q.id], q.id) for q in self.by_id.values()
+                         if 0.0 < (cost := self.cost(q)) < math.inf]
             heapq.heapify(self.heap)
 
     def add(self, p: ProxyState) -> None:
@@ -142,19 +146,7 @@ class LeastLatency(MemberStrategy):
             looked += 1
             if looked == SCAN:
                 break
-        heap, version, chosen = self.heap, self.version, None
-        seen: list[tuple[float, int, int]] = []
-        while heap and looked < SCAN:
-            entry = heapq.heappop(heap)
-            if version.get(entry[2]) != entry[1]:
-                continue  # superseded, or its member left
-            seen.append(entry)
-            looked += 1
-            if accept(self.by_id[entry[2]]):
-                chosen = self.by_id[entry[2]]
-                break
-        for entry in seen:  # a pick changes nothing: the acquire that follows re-keys the chosen
-            heapq.heappush(heap, entry)
+        chosen, looked = self._cheapest(accept, looked)
         if chosen is not None or looked == len(self.by_id):
             return chosen
         for _ in range(SAMPLES // 2):
@@ -166,3 +158,22 @@ class LeastLatency(MemberStrategy):
             if accept(b):
                 return b
         return self._sweep(accept)
+
+    def _cheapest(self, accept: Accept, looked: int) -> tuple[ProxyState | None, int]:
+        """The first the heap offers of its cheapest, until :data:`SCAN` members were looked at
+        (``looked`` already): the one ``accept`` takes, if any, and how many were looked at."""
+        heap, version = self.heap, self.version
+        seen: list[tuple[float, int, int]] = []
+        chosen = None
+        while heap and looked < SCAN:
+            entry = heapq.heappop(heap)
+            if version.get(entry[2]) != entry[1]:
+                continue  # superseded, or its member left
+            seen.append(entry)
+            looked += 1
+            if accept(self.by_id[entry[2]]):
+                chosen = self.by_id[entry[2]]
+                break
+        for entry in seen:  # a pick changes nothing: the acquire that follows re-keys the chosen
+            heapq.heappush(heap, entry)
+        return chosen, looked

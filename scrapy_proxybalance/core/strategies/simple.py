@@ -18,7 +18,7 @@ class RoundRobin(MemberStrategy):
         self.cursor = 0
 
     def pick(self, accept: Accept) -> ProxyState | None:
-        n = len(self.members)
+        n = len(self.members.items)
         if not n:
             return None
         p = self.members.sweep(self.cursor % n, accept)

@@ -196,16 +196,20 @@ class WeightedRandom(Strategy):
                 self._enter(p, w)
 
     def _draw(self) -> ProxyState:
+        """One random number a try: where it falls in the envelope names the class, the member
+        (each has a slot of its class's bound) and the point in its slot, kept if below its weight."""
         rand = self.rng.random
         while True:
             target = rand() * self.envelope
             for cls in self.classes.values():
-                target -= len(cls.items) * cls.bound
-                if target < 0:
+                span = len(cls.items) * cls.bound
+                if target < span:
+                    point = target / cls.bound
+                    i = int(point)
+                    if i < len(cls.items) and (point - i) * cls.bound < cls.weights[i]:
+                        return cls.items[i]
                     break
-            i = int(rand() * len(cls.items))
-            if rand() * cls.bound < cls.weights[i]:
-                return cls.items[i]
+                target -= span
 
     def pick(self, accept: Accept) -> ProxyState | None:
         if not self.weight_of:
