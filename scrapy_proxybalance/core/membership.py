@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from .ejection import State
 from .errors import UnknownProxy
@@ -34,6 +34,7 @@ class Membership:
         self.schemes: Counter[str] = Counter()  # proxies of the pool by scheme (a direct entry has none)
         self.tiers: Counter[int] = Counter()  # proxies of the pool by price tier
         self.tier_order: list[int] = []  # the tiers of the pool, cheapest first
+        self.orders: dict[str | None, list[Strategy]] = {}  # region -> its groups in picking order (see order)
         self.memberships: list[list[Strategy]] = []  # proxy id -> the strategies holding it
         self.on_acquire = self.on_release = False  # the strategies follow acquires, releases (most do not)
         self.disabled = 0
@@ -53,6 +54,7 @@ class Membership:
             self.schemes[proxy.scheme] += 1
         if proxy.tier not in self.tiers:
             self.tier_order = sorted([*self.tiers, proxy.tier])
+            self.orders.clear()
         self.tiers[proxy.tier] += 1
         groups: list[Group] = [(None, proxy.backup, proxy.tier)]
         self.region_size[None] += 1
@@ -62,6 +64,7 @@ class Membership:
         for g in groups:
             if g not in self.groups:
                 s = self.groups[g] = self.strategy(self.rng)
+                self.orders.clear()
                 self.on_acquire |= type(s).on_acquire is not Strategy.on_acquire
                 self.on_release |= type(s).on_release is not Strategy.on_release
         self.memberships[p.id] = [self.groups[g] for g in groups]
@@ -76,6 +79,7 @@ class Membership:
         _drop(self.tiers, p.proxy.tier)
         if p.proxy.tier not in self.tiers:
             self.tier_order.remove(p.proxy.tier)
+            self.orders.clear()
         self.region_size[None] -= 1
         if p.proxy.region is not None:
             self.region_size[p.proxy.region] -= 1
@@ -124,6 +128,17 @@ class Membership:
     def beyond(self, schemes: frozenset[str]) -> bool:
         """Whether some proxy of the pool has a scheme outside ``schemes``."""
         return not self.schemes.keys() <= schemes
+
+    def order(self, region: str | None, tiers: Sequence[int] | None = None) -> list[Strategy]:
+        """The groups a request for ``region`` picks from, in order: cheapest tier first (of
+        ``tiers``, else of the pool), each tier's primaries before its backups."""
+        if tiers is None:
+            found = self.orders.get(region)
+            if found is None:
+                found = self.orders[region] = self.order(region, self.tier_order)
+            return found
+        return [s for tier in tiers for backup in (False, True)
+                if (s := self.groups.get((region, backup, tier))) is not None]
 
     def group(self, region: str | None, backup: bool, tier: int = 0) -> Strategy | None:
         return self.groups.get((region, backup, tier))

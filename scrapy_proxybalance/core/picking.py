@@ -13,7 +13,7 @@ keep that least gap (see :mod:`.pace`).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from .candidates import Candidates
@@ -116,24 +116,16 @@ class Picker:
         """A lease from the region's primaries, else its backups, of the request's cheapest
         tier, else of the next (a group is passed over only while none of its members could
         ever take the request: members only busy or cooling are waited for)."""
-        groups = self.b.members.groups
-        for tier in self._tiers_of(ask):
-            for backup in (False, True):
-                s = groups.get((ask.region, backup, tier))
-                if s is None:
-                    continue
-                p = s.pick(candidates)
-                if p is not None:
-                    lease = self._lease(p, ask, now)
-                    if alternates:  # free now, or within a gap (a shared store books the soonest)
-                        lease.alternates = _alternates(s, candidates.within_gap(), p, alternates)
-                    return lease
-                if len(s) > self._unusable(s, ask, now):
-                    return None
+        for s in self.b.members.order(ask.region, ask.tiers):
+            p = s.pick(candidates)
+            if p is not None:
+                lease = self._lease(p, ask, now)
+                if alternates:  # free now, or within a gap (a shared store books the soonest)
+                    lease.alternates = _alternates(s, candidates.within_gap(), p, alternates)
+                return lease
+            if len(s) > self._unusable(s, ask, now):
+                return None
         return None
-
-    def _tiers_of(self, ask: Ask) -> Sequence[int]:
-        return self.b.members.tier_order if ask.tiers is None else ask.tiers
 
     def _unusable(self, s: Strategy, ask: Ask, now: float) -> int:
         """Members of ``s`` that cannot serve this request however long it waits: tried by
@@ -145,9 +137,7 @@ class Picker:
         return len(ids)
 
     def _wait(self, ask: Ask, now: float, candidates: Candidates) -> Wait:
-        region = ask.region
-        usable = sum(len(s) - self._unusable(s, ask, now) for tier in self._tiers_of(ask)
-                     for backup in (False, True) if (s := self.b.members.group(region, backup, tier)))
+        usable = sum(len(s) - self._unusable(s, ask, now) for s in self.b.members.order(ask.region, ask.tiers))
         return next_wait(self.b, ask, now, candidates, usable)
 
     # -- outcomes --------------------------------------------------------------------
