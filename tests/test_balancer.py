@@ -46,7 +46,7 @@ def test_shared_state_goes_through_the_store(clock):
     outcome(b, 1, Outcome.FAILURE)
     outcome(b, 2, Outcome.RATE_LIMITED, site="b")
     b.disable(b.states[2].key)
-    for call in ("pair_free_at", "take", "give_back", "ban", "ban_of", "banned_sites", "facts", "set_facts",
+    for call in ("pairs_of", "take", "give_back", "ban", "ban_of", "banned_sites", "facts", "set_facts",
                  "pace", "set_pace"):
         assert call in store.calls, call
 

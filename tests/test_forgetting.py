@@ -3,6 +3,7 @@
 import math
 
 from scrapy_proxybalance.core.balancer import Ask
+from scrapy_proxybalance.core.candidates import pair_free_at
 from scrapy_proxybalance.core.outcomes import Outcome
 from scrapy_proxybalance.core.pace import SitePace
 from scrapy_proxybalance.core.tiers import CLIMB_WINDOW, SiteTier
@@ -62,7 +63,7 @@ def test_the_record_a_lease_takes_stays_the_pair_s_while_in_flight_however_long(
         answered(store, "q", f"s{i}.test", 1000.0 + i * 6)
     assert store.pairs["a.test"]["p"] is record
     store.give_back("p", "a.test", 1700.0, 1.0, 7, pair=record)  # no lookup: the record is the pair
-    assert store.answered_at("p", "a.test") == record.answered == 1700.0
+    assert store.pairs_of("a.test")["p"].answered == record.answered == 1700.0
     answered(store, "q", "later.test", 1700.0 + MEMORY + 2)
     assert "a.test" not in store.pairs  # answered, it is forgotten as any other
 
@@ -76,7 +77,7 @@ def test_a_pair_in_use_paused_or_banned_is_kept_as_long_as_that_runs():
     store.ban("banned", "b.test", 1000.0, 1000.0 + 200, level=1)
     store.give_back("banned", "b.test", 1000.0, 1.0, 2)
     answered(store, "other", "c.test", 1000.0 + 150)
-    assert store.pair_free_at("paused", "a.test", 1150.0, 8, 1.0) == 1300.0
+    assert pair_free_at(store.pairs_of("a.test")["paused"], 1150.0, 8, 1.0) == 1300.0
     assert store.ban_of("banned", "b.test") == (1200.0, 1)
     assert store.banned("b.test", 1150.0) == ["banned"]
     answered(store, "other", "c.test", 1000.0 + 350)  # the pause is over, the ban too

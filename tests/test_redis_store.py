@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from scrapy_proxybalance.core.candidates import pair_free_at
 from scrapy_proxybalance.core.ejection import ProxyFacts
 from scrapy_proxybalance.core.pace import SitePace
 from scrapy_proxybalance.core.sessions import Binding
@@ -43,7 +44,8 @@ def test_a_pair_is_claimed_once_for_the_whole_fleet_and_alternates_are_tried_in_
         assert (await one.claim("s", [A, B], 1, limit=1, gap=0.3))[0] == A
         assert (await two.claim("s", [A, B], 1, limit=1, gap=0.3))[0] == B  # A is in use elsewhere
         assert await two.claim("s", [A, B], 2, limit=1, gap=0.3) is None
-        assert two.pair_free_at(A, "s", time.monotonic(), 1, 0.3) > time.monotonic()  # it learned both are held
+        held_until = pair_free_at(two.pairs_of("s").get(A), time.monotonic(), 1, 0.3)
+        assert held_until > time.monotonic()  # it learned both are held
         assert (await two.claim("other", [A], 3, limit=1, gap=0.3))[0] == A  # another site: another pair
         await close(one, two)
 
@@ -56,12 +58,12 @@ def test_what_a_claim_taught_of_a_pair_in_flight_is_shortened_once_its_answer_is
         assert (await one.claim("s", [A], 1, limit=1, gap=0.5))[0] == A
         assert await two.claim("s", [A], 1, limit=1, gap=0.5) is None  # in flight: held for a guess
         now = time.monotonic()
-        guessed = two.pair_free_at(A, "s", now, 1, 0.5)
+        guessed = pair_free_at(two.pairs_of("s").get(A), now, 1, 0.5)
         assert guessed > now + 0.5
         one.give_back(A, "s", now, 0.5, 1)  # answered now: the pair is free half a second from now
         await one.flush()
         assert (await two.claim("s", [B], 2, limit=1, gap=0.5))[0] == B  # any claim brings the news
-        assert abs(two.pair_free_at(A, "s", time.monotonic(), 1, 0.5) - (now + 0.5)) < 0.1 < guessed - now - 0.5
+        assert abs(pair_free_at(two.pairs_of("s").get(A), time.monotonic(), 1, 0.5) - (now + 0.5)) < 0.1 < guessed - now - 0.5
         await close(one, two)
 
     run(scenario())

@@ -12,6 +12,7 @@ address does not cost a site the whole gateway.
 
 from __future__ import annotations
 
+from .candidates import pair_free_at
 from .leases import Lease
 from .listener import PoolListener
 from .store import PairStore
@@ -31,7 +32,7 @@ class Exits:
     def answered(self, lease: Lease, now: float, gap: float) -> None:
         """The exit answered the site: its gap there counts from now."""
         key, site = exit_key(lease.state.key, lease.exit), lease.site
-        if self.store.pair_free_at(key, site, now, 1 << 30, gap) > now:
+        if pair_free_at(self.store.pairs_of(site).get(key), now, 1 << 30, gap) > now:
             self.listener.same_exit(lease.state, site)
         self.store.take(key, site, now, lease.number)
         self.store.give_back(key, site, now, gap, lease.number)

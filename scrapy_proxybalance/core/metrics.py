@@ -35,13 +35,13 @@ class Metrics:
         """A success, answered after ``latency`` seconds if known."""
         self.successes += 1
         rate = self.success_rate
-        self.success_rate = 1.0 if rate is None else rate + SUCCESS_ALPHA * (1.0 - rate)
+        self.success_rate = rate + SUCCESS_ALPHA * (1.0 - rate) if rate is not None and rate < 1.0 else 1.0
         if latency is not None:
             ewma = self.latency
             if ewma is None or latency > ewma:
                 self.latency = latency
-            else:
-                w = math.exp(-max(0.0, now - self.latency_at) / LATENCY_TAU)
+            elif now > self.latency_at:
+                w = math.exp((self.latency_at - now) / LATENCY_TAU)
                 self.latency = ewma * w + latency * (1.0 - w)
             self.latency_at = now
             self.latency_total += latency

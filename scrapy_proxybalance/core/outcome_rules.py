@@ -43,35 +43,34 @@ class OutcomeRules:
         self.b = balancer
         self.rules = balancer.rules
         self.store = balancer.store
+        self.descends = self.rules.pace_floor < self.rules.cooldown  # PROXY_PACE_BELOW_COOLDOWN
 
     def apply(self, lease: Lease, outcome: Outcome, now: float, latency: float | None, retry_after: float | None,
               reason: str) -> Released:
         """Release ``lease`` (not released before) with ``outcome``."""
-        b, p, site, store = self.b, lease.state, lease.site, self.store
-        others_in_flight = p.in_flight > 1
+        b, p, store = self.b, lease.state, self.store
         p.in_flight -= 1
         if lease.probe:
             b.recovery.probe_ended(p, now, failed=outcome is _FAILURE)
         if outcome is not _SUCCESS:
-            outcome = _counted_as(lease, outcome, others_in_flight)
+            outcome = _counted_as(lease, outcome, p.in_flight > 0)
         if lease.pilot is not None:
             self._pilot_landed(lease, outcome, now)
         if outcome is _SUCCESS:  # the common case first
             old, facts = self._succeeded(lease, store.facts(p.key), now, latency)
-            hold = 0.0
+            hold = _NEVER
         else:
             old, facts, hold = self._judged(lease, outcome, store.facts(p.key), now, retry_after, reason)
-        if not lease.probe and b.members.on_release:
+        if b.members.on_release and not lease.probe:
             b.members.released(p)
         if lease.session is not None:
             b.sessions.released(lease, outcome, now)
         if lease.site_tier is not None:
-            b.tiers.answered(site, p.proxy.tier, p.key, outcome, lease.tier_probe, now)
-        gap = b.rule_of(store.pace(site), now)[0]  # the pair rule's gap
+            b.tiers.answered(lease.site, p.proxy.tier, p.key, outcome, lease.tier_probe, now)
+        gap = b.rule_of(store.pace(lease.site), now)[0]  # the pair rule's gap
         if lease.exit:
             b.exits.answered(lease, now, gap)
-        store.give_back(p.key, site, now, 0.0 if p.proxy.rotating else gap, lease.number,
-                        now + hold if hold else -math.inf, lease.pair)
+        store.give_back(p.key, lease.site, now, 0.0 if p.proxy.rotating else gap, lease.number, hold, lease.pair)
         if facts is old:
             return _SUCCEEDED if outcome is _SUCCESS else _RELEASED[outcome]
         b.recovery.set_facts(p, old, facts, now)
@@ -81,19 +80,20 @@ class OutcomeRules:
 
     def _judged(self, lease: Lease, outcome: Outcome, old: ProxyFacts, now: float, retry_after: float | None,
                 reason: str) -> tuple[ProxyFacts, ProxyFacts, float]:
-        """The proxy's facts before and after an outcome other than success, and the pair's
-        pause (a rate-limit answer's, beyond the site's gap)."""
+        """The proxy's facts before and after an outcome other than success, and the end of the
+        pair's pause (a rate-limit answer's, beyond the site's gap; ``-inf``: none)."""
         if outcome is _FAILURE:
-            return old, self._failed(lease, old, now, reason), 0.0
+            return old, self._failed(lease, old, now, reason), _NEVER
         if outcome is _BAN:
-            return old, self._banned(lease, old, now, retry_after, reason), 0.0
+            return old, self._banned(lease, old, now, retry_after, reason), _NEVER
         if outcome is _RATE_LIMITED:
-            return old, old, self._rate_limited(lease, now, retry_after)
+            pause = self._rate_limited(lease, now, retry_after)
+            return old, old, now + pause if pause else _NEVER
         if outcome is _OVERLOADED:
             p = lease.state
             p.metrics.overloads += 1
             p.limit.on_overload(lease.number, next(self.b.lease_numbers))
-        return old, old, 0.0
+        return old, old, _NEVER
 
     def _succeeded(self, lease: Lease, facts: ProxyFacts, now: float,
                    latency: float | None) -> tuple[ProxyFacts, ProxyFacts]:
@@ -107,17 +107,16 @@ class OutcomeRules:
             self.b.recovery.set_facts(p, facts, revived, now, "probe")
             facts = revived
         before = facts
-        if facts is not HEALTHY:  # the common case: nothing to end
-            facts = after_success(facts, now)
         p.streak += 1
-        if p.streak % FORGIVE_AFTER == 0:
-            facts = forgive(facts)
-        store, rules = self.store, self.rules
+        if facts is not HEALTHY:  # the common case: nothing to end, nothing to forgive
+            facts = after_success(facts, now)
+            if p.streak % FORGIVE_AFTER == 0:
+                facts = forgive(facts)
         if lease.pair.ban_level:
-            store.unban(p.key, lease.site)  # the site takes it again: forget its ban level
-        if rules.pace_floor < rules.cooldown:  # PROXY_PACE_BELOW_COOLDOWN: the pace looks for the site's limit
+            self.store.unban(p.key, lease.site)  # the site takes it again: forget its ban level
+        if self.descends:  # the pace looks for the site's limit
             pace = self.store.pace(lease.site)
-            descended = pace.descended(now, rules.pace_floor, rules.cooldown, lease.at)
+            descended = pace.descended(now, self.rules.pace_floor, self.rules.cooldown, lease.at)
             if descended is not pace:
                 self.store.set_pace(lease.site, descended)
         if lease.exit:
@@ -172,7 +171,7 @@ class OutcomeRules:
         p, site, rules, b = lease.state, lease.site, self.rules, self.b
         p.metrics.rate_limits += 1
         before = self.store.pace(site)
-        went = lease.at - self.store.answered_at(p.key, site)  # its pair's gap (given back after this)
+        went = lease.at - lease.pair.answered  # its pair's gap (given back after this)
         pace = before.rate_limited(now, rules.pace_floor, rules.cooldown_max, lease.at, p.key, len(b.by_key),
                                    rules.cooldown, went if went < math.inf else 0.0)
         self.store.set_pace(site, pace)
@@ -185,6 +184,7 @@ class OutcomeRules:
         return 0.0
 
 
+_NEVER = -math.inf  # no pause
 _RELEASED = {outcome: Released(outcome) for outcome in Outcome}  # as released, when nothing was ejected
 _SUCCEEDED = _RELEASED[_SUCCESS]
 

@@ -30,24 +30,43 @@ PoolChangeListener = Callable[[str, str], None]  # called with ("add", a pool en
 
 
 class PairRecord(Protocol):
-    """A pair as the store holds it in this process, handed to the lease that takes it: the
-    rules read it without a call, and give it back with the lease (a pair with a request in
-    flight is never forgotten, so the record stays the pair's)."""
+    """A pair as the store holds it in this process: the rules read it without a call (see
+    :meth:`PairStore.pairs_of`), and a lease that takes the pair holds its record and gives it
+    back with it (a pair with a request in flight is never forgotten, so the record stays the
+    pair's)."""
 
-    answered: float  # the pair's last answer (-inf: none remembered)
-    ban_level: int  # the site's bans of the proxy in a row
+    @property
+    def busy(self) -> int:
+        """Requests this process has in flight through the pair."""
+
+    @property
+    def answered(self) -> float:
+        """The pair's last answer (-inf: none remembered)."""
+
+    @property
+    def hold(self) -> float:
+        """The end of its pause (``Retry-After``; -inf: none)."""
+
+    @property
+    def fleet(self) -> float:
+        """Until when another process holds it, as the shared store last said (-inf: none)."""
+
+    @property
+    def ban_until(self) -> float:
+        """The end of the site's ban of the proxy (-inf: none)."""
+
+    @property
+    def ban_level(self) -> int:
+        """The site's bans of the proxy in a row."""
 
 
 class PairStore(Protocol):
     """(proxy, site) pairs: requests in flight, last answers, pauses and bans."""
 
-    def pair_free_at(self, key: str, site: str, now: float, limit: int, gap: float) -> float:
-        """When the pair may take one more request: ``-inf`` if now (fewer than ``limit`` in
-        flight, ``gap`` seconds since its last answer, not paused, not banned), ``inf`` if
-        only a request ending frees it, else when that gap, its pause or its ban ends."""
-
-    def answered_at(self, key: str, site: str) -> float:
-        """The pair's last answer (``-inf``: none remembered)."""
+    def pairs_of(self, site: str) -> Mapping[str, PairRecord]:
+        """The records of the site's pairs held in this process, by proxy key (a pair without
+        one is free and remembers no answer). Read it, never write it; it is good until the
+        store is next written to."""
 
     def take(self, key: str, site: str, now: float, lease: int) -> PairRecord:
         """One more request (lease number ``lease``) in flight through the pair; its record."""

@@ -6,7 +6,8 @@ import bisect
 import heapq
 import math
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from ..core.ejection import HEALTHY, ProxyFacts
@@ -81,20 +82,8 @@ class MemoryStore(Forgetting, Alone):
         return cls()
 
     # -- pairs
-    def pair_free_at(self, key: str, site: str, now: float, limit: int, gap: float) -> float:
-        pairs = self.pairs.get(site)
-        pair = pairs.get(key) if pairs else None
-        if pair is None:
-            return -math.inf
-        held = max(pair.answered + gap, pair.hold, pair.ban_until, pair.fleet)
-        if held > now:
-            return held
-        return math.inf if pair.busy >= limit else -math.inf
-
-    def answered_at(self, key: str, site: str) -> float:
-        pairs = self.pairs.get(site)
-        pair = pairs.get(key) if pairs else None
-        return pair.answered if pair else -math.inf
+    def pairs_of(self, site: str) -> Mapping[str, Pair]:
+        return self.pairs.get(site) or _NO_PAIRS
 
     def take(self, key: str, site: str, now: float, lease: int) -> Pair:
         pair = self._pair(key, site)
@@ -134,8 +123,12 @@ class MemoryStore(Forgetting, Alone):
         if hold_until > pair.hold:
             pair.hold = hold_until
             heapq.heappush(self.holds.setdefault(site, []), (hold_until, key))
-        if not busy and not pair.watched:
-            self._watch(pair, site, key)
+        if not busy and not pair.watched:  # (what _watch does, without its two calls: each new pair comes here)
+            pair.watched = True
+            idle = now + self.memory
+            if pair.ban_level or max(pair.hold, pair.ban_until, pair.fleet) > idle:
+                idle = self._idle_at(pair)
+            self.sweep.add(idle, site, key)
         ends = self.sweep.ends
         if ends and ends[0] <= now:
             self._forget_due(now)
@@ -279,6 +272,7 @@ class MemoryStore(Forgetting, Alone):
 
 
 _NO_PACE = SitePace()
+_NO_PAIRS: Mapping[str, Pair] = MappingProxyType({})
 
 
 def _current(index: dict[str, dict[str, float]], name: str, now: float) -> list[str]:

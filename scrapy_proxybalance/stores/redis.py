@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, fields
 from typing import TYPE_CHECKING, Any
 
@@ -95,11 +95,8 @@ class RedisStore:
         await self.link.sync()
 
     # -- reads: the mirror's
-    def pair_free_at(self, key: str, site: str, now: float, limit: int, gap: float) -> float:
-        return self.mirror.pair_free_at(key, site, now, limit, gap)
-
-    def answered_at(self, key: str, site: str) -> float:
-        return self.mirror.answered_at(key, site)
+    def pairs_of(self, site: str) -> Mapping[str, PairRecord]:
+        return self.mirror.pairs_of(site)
 
     def ban_of(self, key: str, site: str) -> tuple[float, int]:
         return self.mirror.ban_of(key, site)
