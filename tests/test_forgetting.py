@@ -7,6 +7,7 @@ from scrapy_proxybalance.core.candidates import pair_free_at
 from scrapy_proxybalance.core.outcomes import Outcome
 from scrapy_proxybalance.core.pace import SitePace
 from scrapy_proxybalance.core.tiers import CLIMB_WINDOW, SiteTier
+from scrapy_proxybalance.stores.answers import COMPACT_AFTER
 from scrapy_proxybalance.stores.memory import MemoryStore
 
 from .conftest import make_balancer
@@ -20,7 +21,7 @@ def answered(store, key, site, now, gap=1.0, hold_until=-math.inf):
 
 
 def sites_held(store):
-    return set(store.pairs) | set(store.recent) | set(store.holds) | set(store.bans) | set(store.paces) \
+    return set(store.pairs) | set(store.answers) | set(store.holds) | set(store.bans) | set(store.paces) \
         | set(store.site_tiers)
 
 
@@ -128,3 +129,28 @@ def test_unavailability_episodes_nobody_waits_on_are_dropped():
     assert len(episodes.episodes) <= 1025 and "site-4999.test" in episodes.episodes
     kept = episodes.waiting("site-4999.test", 1.0, True, 1000.0 + 4999 + GAP / 2, "it")  # its episode runs on
     assert kept == 1.0 and episodes.episodes["site-4999.test"][0] == 1000.0 + 4999
+
+
+def test_the_soonest_gap_to_end_is_the_earliest_answer_still_its_pair_s_last():
+    store = MemoryStore()
+    store.remember_answers(MEMORY)
+    answered(store, "a", "s.test", 100.0)
+    answered(store, "b", "s.test", 100.4)
+    answered(store, "a", "s.test", 100.6)  # a's first answer is no longer its last
+    assert store.soonest("s.test", 100.7, 1.0) == 101.4  # b's gap ends first
+    assert store.soonest("s.test", 101.5, 1.0) == 101.6
+    assert store.soonest("s.test", 101.7, 1.0) is None
+    assert store.soonest("s.test", 101.7, 2.0) == 102.4  # a site that slowed holds the pairs longer at once
+    answered(store, "c", "s.test", 100.5)  # a clock that went back: still in order
+    assert store.soonest("s.test", 100.7, 1.0) == 101.4 and store.soonest("s.test", 101.45, 1.0) == 101.5
+
+
+def test_a_site_s_answers_are_dropped_as_they_come_due():
+    store = MemoryStore()
+    store.remember_answers(MEMORY)
+    for i in range(20000):  # 2,000 s of answers through 5 pairs, 10 a second
+        answered(store, f"p{i % 5}", "s.test", 1000.0 + i * 0.1)
+    log = store.answers["s.test"]
+    assert len(log.log) - log.start <= (MEMORY + 1) / 0.1 + 1  # the last minute's, looked at within a second
+    assert len(log.log) <= 2 * COMPACT_AFTER + 2 * (MEMORY + 1) / 0.1  # the ones looked at are dropped
+    assert store.held == 5 and len(store.sweep) <= 2

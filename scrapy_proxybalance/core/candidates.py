@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 
 from .state import ProxyState
-from .store import PairRecord, PairStore
+from .store import PairRecord
 
 
 def pair_free_at(pair: PairRecord | None, now: float, limit: int, gap: float) -> float:
@@ -22,27 +22,49 @@ def pair_free_at(pair: PairRecord | None, now: float, limit: int, gap: float) ->
     return math.inf if pair.busy >= limit else -math.inf
 
 
+BUSY, PAIR_BUSY, HELD, PILOTED = 1, 2, 4, 8  # what stopped a proxy (see Candidates.stopped)
+
+
 class Candidates:
     """The filter a strategy's pick offers its members to: a proxy may take the request if
     the request has not tried it, ``accept`` (a session's, say) takes it, its pair with the
-    site is free, and it is below its concurrency limit. What stopped the others tells the
-    wait that follows how long it may be. While a pilot tries the site's gap (see
-    :mod:`.pace`), ``keep`` is the gap the other pairs keep since their last answer."""
+    site is free (``pairs``: the site's pair records, see :meth:`.PairStore.pairs_of`), and it
+    is below its concurrency limit. What stopped the others tells the wait that follows how
+    long it may be. While a pilot tries the site's gap (see :mod:`.pace`), ``keep`` is the gap
+    the other pairs keep since their last answer."""
 
-    __slots__ = ("accept", "busy", "gap", "held", "keep", "limit", "now", "pair_busy", "pairs", "piloted",
-                 "rotating_limit", "site", "store", "tried")
+    __slots__ = ("accept", "gap", "keep", "limit", "now", "pairs", "rotating_limit", "stopped", "tried")
 
-    def __init__(self, store: PairStore, site: str, now: float, gap: float, limit: int, tried: Collection[str],
-                 accept: Callable[[ProxyState], bool] | None = None, rotating_limit: int = 1 << 30) -> None:
-        self.store, self.site, self.now, self.gap, self.limit = store, site, now, gap, limit
-        self.pairs = store.pairs_of(site)
+    def __init__(self, pairs: Mapping[str, PairRecord], now: float, gap: float, limit: int,
+                 tried: Collection[str], accept: Callable[[ProxyState], bool] | None = None,
+                 rotating_limit: int = 1 << 30) -> None:
+        self.pairs = pairs
+        self.now = now
+        self.gap = gap
+        self.limit = limit
+        self.tried = tried
+        self.accept = accept
         self.rotating_limit = rotating_limit  # a rotating gateway's pair: its exits keep the gap, not it
-        self.tried, self.accept = tried, accept
-        self.busy = False  # a proxy at its concurrency limit
-        self.pair_busy = False  # a pair at its limit in flight
-        self.held = False  # a pair cooling down, paused or banned
-        self.keep = -math.inf  # while a pilot tries the site's gap: the gap the other pairs keep
-        self.piloted = False  # a pair waiting for a pilot's answer (or to keep the proven gap)
+        self.keep = -math.inf
+        self.stopped = 0  # what stopped the others: BUSY (a proxy at its concurrency limit), PAIR_BUSY (a
+        # pair at its limit in flight), HELD (a pair cooling down, paused or banned), PILOTED (a pair
+        # waiting for a pilot's answer, or keeping the proven gap)
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.stopped & BUSY)
+
+    @property
+    def pair_busy(self) -> bool:
+        return bool(self.stopped & PAIR_BUSY)
+
+    @property
+    def held(self) -> bool:
+        return bool(self.stopped & HELD)
+
+    @property
+    def piloted(self) -> bool:
+        return bool(self.stopped & PILOTED)
 
     def __call__(self, p: ProxyState) -> bool:
         if (self.tried and p.key in self.tried) or (self.accept is not None and not self.accept(p)):
@@ -51,7 +73,7 @@ class Candidates:
         if pair is not None and not self._open(p, pair):  # (no record: free, the common case at a large pool)
             return False
         if p.in_flight > p.limit.limit - 1:  # at its limit: in_flight >= int(limit), its ``allowed``
-            self.busy = True
+            self.stopped |= BUSY
             return False
         return True
 
@@ -59,7 +81,7 @@ class Candidates:
     def freed_by_a_release(self) -> bool:
         """Whether a request ending somewhere may free one of those stopped: a proxy at its
         concurrency limit, a pair at its limit without a gap, one waiting for a pilot."""
-        return self.busy or self.piloted or (self.pair_busy and not self.gap)
+        return bool(self.stopped & (BUSY | PILOTED) or (self.stopped & PAIR_BUSY and not self.gap))
 
     def copy(self) -> Candidates:
         """The same filter, with its own record of what stopped the others."""
@@ -71,7 +93,7 @@ class Candidates:
         return self._with(self.now + self.gap)
 
     def _with(self, now: float) -> Candidates:
-        c = Candidates(self.store, self.site, now, self.gap, self.limit, self.tried, self.accept, self.rotating_limit)
+        c = Candidates(self.pairs, now, self.gap, self.limit, self.tried, self.accept, self.rotating_limit)
         c.keep = self.keep
         return c
 
@@ -88,11 +110,8 @@ class Candidates:
             free_at = pair_free_at(pair, self.now, self.limit, self.gap)
         if free_at <= self.now:
             if self.keep > self.gap and not p.proxy.rotating and pair.answered + self.keep > self.now:
-                self.piloted = True
+                self.stopped |= PILOTED
                 return False
             return True
-        if free_at == math.inf:
-            self.pair_busy = True
-        else:
-            self.held = True
+        self.stopped |= PAIR_BUSY if free_at == math.inf else HELD
         return False

@@ -31,6 +31,7 @@ class Picker:
     def __init__(self, balancer: Balancer) -> None:
         self.b = balancer
         self.keep = -math.inf  # the gap the pairs of the site being picked for keep while a pilot tries its gap
+        self.rotating_limit = balancer.rules.pair_limit or 1 << 30  # (see Candidates)
 
     def pick(self, ask: Ask, now: float, *, only: ProxyState | None = None,
              accept: Callable[[ProxyState], bool] | None = None, alternates: int = 0,
@@ -55,7 +56,7 @@ class Picker:
             accept = _of_schemes(schemes, accept)
         if ask.tiers is not None and len(ask.tiers) < len(b.tier_sizes()):
             accept = _of_tiers(frozenset(ask.tiers), accept)
-        candidates = Candidates(b.store, ask.site, now, gap, limit, ask.tried, accept, b.rules.pair_limit or 1 << 30)
+        candidates = Candidates(b.store.pairs_of(ask.site), now, gap, limit, ask.tried, accept, self.rotating_limit)
         self.keep = keep
         if keep > gap and b.pilots and self._pilot_flying(ask.site, now):  # a pilot tries the gap: the others keep
             candidates.keep = keep  # the proven one
@@ -65,8 +66,7 @@ class Picker:
         """Lease ``p``; the site's pilot if the site's gap is unproven and ``p`` answered there
         more recently than the proven gap (see :mod:`.pace`)."""
         lease = self.b.lease(p, ask, now)
-        flying = self.b.pilots and self._pilot_flying(ask.site, now)  # (no call when no site has a pilot)
-        if self.keep > -math.inf and not p.proxy.rotating and not flying:
+        if self.keep > _NO_KEEP and not p.proxy.rotating and not (self.b.pilots and self._pilot_flying(ask.site, now)):
             since = now - lease.pair.answered
             if since < self.keep:
                 lease.pilot = since
@@ -141,6 +141,9 @@ class Picker:
         return next_wait(self.b, ask, now, candidates, usable)
 
     # -- outcomes --------------------------------------------------------------------
+
+
+_NO_KEEP = -math.inf
 
 
 def _of_schemes(schemes: frozenset[str], accept: Callable[[ProxyState], bool] | None) -> Callable[[ProxyState], bool]:

@@ -1,20 +1,22 @@
 """What a memory store forgets, and when: a pair, or a site's pace and tier, once it holds nothing.
 
-Every pair in memory not in use has an entry in the sweep (see :mod:`.sweep`), one at a time,
-due when it may hold nothing any more; when the entry comes due, a pair in use or still holding
-something is looked at again later, the others are dropped. A pair answering again moves its
-idle time on without touching the sweep: its entry, when due, finds the later time. (A pair
-dropped and made again before its old entry came due has two for a while.)
+A pair that answered is looked at once its last answer is as old as the store remembers
+answers: the site's answers (see :mod:`.answers`) come due in order, one sweep entry a site (see
+:mod:`.sweep`). A pair held otherwise (paused, banned, held by the fleet, or taken and never
+answered) has an entry of its own in the sweep, one at a time, due when it may hold nothing any
+more. When one comes due, a pair in use or still holding something is looked at again later,
+the others are dropped. (A pair dropped and made again before its old entry came due has two for
+a while.)
 """
 
 from __future__ import annotations
 
 import math
-from collections import deque
 from dataclasses import dataclass
 
 from ..core.pace import SitePace
 from ..core.tiers import SiteTier
+from .answers import ANSWERS, Answers
 from .sweep import Sweep
 
 
@@ -27,7 +29,7 @@ class Pair:
     ban_until: float = -math.inf
     ban_level: int = 0
     level_until: float = -math.inf  # the ban level is remembered until then (as long again as the ban)
-    watched: bool = False  # the sweep holds an entry for it (it looks again then if need be)
+    watched: bool = False  # the sweep holds an entry of its own for it (it looks again then if need be)
 
 
 class Forgetting:
@@ -35,7 +37,7 @@ class Forgetting:
 
     pairs: dict[str, dict[str, Pair]]
     memory: float
-    recent: dict[str, deque[tuple[float, str]]]
+    answers: dict[str, Answers]
     sweep: Sweep
     held: int
     holds: dict[str, list[tuple[float, str]]]
@@ -67,7 +69,7 @@ class Forgetting:
                 del index[name]
         if not pairs:
             del self.pairs[site]
-            self.recent.pop(site, None)
+            self.answers.pop(site, None)
             self.holds.pop(site, None)
 
     def _watch(self, pair: Pair, site: str, key: str) -> None:
@@ -85,7 +87,7 @@ class Forgetting:
     def _compact_if_piled(self) -> None:
         """Rebuild the sweep once it holds far more entries than what it watches (a site's pace
         and tier get an entry each time they change)."""
-        if self.sweep.size > 4096 + 4 * (self.held + len(self.paces) + len(self.site_tiers)):
+        if self.sweep.size > 4096 + 4 * (self.held + len(self.paces) + len(self.site_tiers) + len(self.answers)):
             self._compact()
 
     def _forget_due(self, now: float) -> None:
@@ -94,6 +96,9 @@ class Forgetting:
         sweep, all_pairs = self.sweep, self.pairs
         while (due := sweep.take(now)) is not None:
             for site, key in due:
+                if key == ANSWERS:
+                    self._forget_answered(site, now)
+                    continue
                 if not key:
                     self._forget_site(site, now)
                     continue
@@ -110,6 +115,26 @@ class Forgetting:
                 else:
                     pair.watched = True
                     sweep.add(idle, site, key)
+
+    def _forget_answered(self, site: str, now: float) -> None:
+        """Look at the pairs whose answers to the site have come due: forget those that hold
+        nothing else, watch the others; book the sweep for the next answer."""
+        answers = self.answers.get(site)
+        if answers is None or answers.due > now:
+            return
+        pairs = self.pairs.get(site) or {}
+        for answered, key in answers.take_due(now, self.memory):
+            pair = pairs.get(key)
+            if pair is None or pair.answered != answered or pair.busy or pair.watched:
+                continue  # gone, answered again since (that answer comes due later), in use, or watched
+            if self._idle_at(pair) <= now:
+                self._tidy(site, key, pair, now)
+            else:
+                self._watch(pair, site, key)
+        if answers.due < math.inf:
+            self.sweep.add(answers.due, site, ANSWERS)
+        elif self.answers.get(site) is answers:
+            del self.answers[site]
 
     def _forget_site(self, site: str, now: float) -> None:
         """Forget the site's pace and tier if they no longer matter, else look again when they may not."""
@@ -136,4 +161,5 @@ class Forgetting:
                 pair.watched = not pair.busy
         self.sweep.rebuild([(self._idle_at(pair), site, key) for site, pairs in self.pairs.items()
                             for key, pair in pairs.items() if pair.watched]
-                           + [(-math.inf, site, "") for site in self.paces.keys() | self.site_tiers.keys()])
+                           + [(-math.inf, site, "") for site in self.paces.keys() | self.site_tiers.keys()]
+                           + [(answers.due, site, ANSWERS) for site, answers in self.answers.items()])

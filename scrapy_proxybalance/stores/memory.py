@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import bisect
 import heapq
 import math
-from collections import deque
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import TYPE_CHECKING
@@ -15,6 +13,7 @@ from ..core.pace import SitePace
 from ..core.sessions import Binding
 from ..core.store import Listener, PairRecord, PoolChangeListener
 from ..core.tiers import NO_TIER, SiteTier
+from .answers import ANSWERS, Answers
 from .bindings import Bindings
 from .forgetting import Forgetting, Pair
 from .sweep import Sweep
@@ -66,8 +65,8 @@ class MemoryStore(Forgetting, Alone):
     def __init__(self) -> None:
         self.pairs: dict[str, dict[str, Pair]] = {}
         self.memory = 60.0  # seconds a pair's last answer is kept (the longest gap)
-        self.recent: dict[str, deque[tuple[float, str]]] = {}  # site -> (answered, proxy) within its gap, in order
-        self.sweep = Sweep()  # when to look at each pair (and at a site's pace and tier: proxy "")
+        self.answers: dict[str, Answers] = {}  # site -> its answers in order (its gaps, and what to forget)
+        self.sweep = Sweep()  # when to look at a pair, a site's answers (proxy ANSWERS), its pace and tier (proxy "")
         self.held = 0  # pairs in self.pairs
         self.holds: dict[str, list[tuple[float, str]]] = {}  # site -> heap of (pause or ban end, proxy)
         self.bans: dict[str, dict[str, float]] = {}  # site -> proxy -> ban end (for `banned`)
@@ -110,25 +109,16 @@ class MemoryStore(Forgetting, Alone):
         if busy:
             pair.busy = busy = busy - 1
         pair.answered = now
-        if gap > 0:
-            recent = self.recent.get(site)
-            if recent is None:
-                recent = self.recent[site] = deque()
-            if recent and now < recent[-1][0]:  # a clock that went back: keep the order
-                recent.insert(bisect.bisect(recent, (now, key)), (now, key))
-            else:
-                recent.append((now, key))
-            while recent[0][0] + gap <= now:  # only the last gap's answers
-                recent.popleft()
+        answers = self.answers.get(site)
+        if answers is None:
+            answers = self.answers[site] = Answers()
+        answers.add(now, key)
+        if answers.due == math.inf:  # the sweep looks at them once the first may be forgotten
+            answers.due = now + self.memory
+            self.sweep.add(answers.due, site, ANSWERS)
         if hold_until > pair.hold:
             pair.hold = hold_until
             heapq.heappush(self.holds.setdefault(site, []), (hold_until, key))
-        if not busy and not pair.watched:  # (what _watch does, without its two calls: each new pair comes here)
-            pair.watched = True
-            idle = now + self.memory
-            if pair.ban_level or max(pair.hold, pair.ban_until, pair.fleet) > idle:
-                idle = self._idle_at(pair)
-            self.sweep.add(idle, site, key)
         ends = self.sweep.ends
         if ends and ends[0] <= now:
             self._forget_due(now)
@@ -176,14 +166,11 @@ class MemoryStore(Forgetting, Alone):
     def soonest(self, site: str, now: float, gap: float) -> float | None:
         pairs = self.pairs.get(site, {})
         ends = []
-        recent = self.recent.get(site)
-        while recent:  # the earliest answer still within its gap (answers share the site's gap)
-            answered, key = recent[0]
-            pair = pairs.get(key)
-            if pair is not None and pair.answered == answered and answered + gap > now:
-                ends.append(answered + gap)
-                break
-            recent.popleft()
+        answers = self.answers.get(site)
+        if answers is not None and gap > 0:
+            end = answers.soonest(pairs, now, gap)
+            if end is not None:
+                ends.append(end)
         holds = self.holds.get(site)
         while holds:
             until, key = holds[0]
@@ -194,8 +181,6 @@ class MemoryStore(Forgetting, Alone):
             heapq.heappop(holds)
             if pair is not None:
                 self._tidy(site, key, pair, now)
-        if recent is not None and not recent:
-            self.recent.pop(site, None)
         if holds is not None and not holds:
             self.holds.pop(site, None)
         return min(ends) if ends else None
