@@ -280,7 +280,7 @@ class Balancer:
         p.metrics.requests -= 1
         if lease.probe:
             p.probing = False
-        elif p.in_rotation:
+        elif p.in_rotation and self.members.on_release:
             self.members.released(p)
         self.store.untake(p.key, lease.site, lease.number)
 

@@ -38,6 +38,7 @@ class Membership:
         self.memberships: list[list[Strategy]] = []  # proxy id -> the strategies holding it
         self.on_acquire = self.on_release = False  # the strategies follow acquires, releases (most do not)
         self.disabled = 0
+        self.sole: Strategy | None = None  # the one group's strategy, while the pool has one group
 
     def new(self, proxy: Proxy) -> ProxyState:
         """A proxy joins the pool (out of rotation until :meth:`sync`)."""
@@ -67,6 +68,7 @@ class Membership:
                 self.orders.clear()
                 self.on_acquire |= type(s).on_acquire is not Strategy.on_acquire
                 self.on_release |= type(s).on_release is not Strategy.on_release
+                self.sole = s if len(self.groups) == 1 else None
         self.memberships[p.id] = [self.groups[g] for g in groups]
         if self.store.facts(p.key).disabled:
             self.disabled += 1
@@ -105,14 +107,21 @@ class Membership:
                 s.remove(p)
 
     def acquired(self, p: ProxyState) -> None:
-        if self.on_acquire:
-            for s in self.memberships[p.id]:
-                s.on_acquire(p)
+        """``p`` took a request: the strategies that follow acquires see it (callers check
+        :attr:`on_acquire` first)."""
+        if self.sole is not None:  # (each strategy ignores a proxy it does not hold)
+            self.sole.on_acquire(p)
+            return
+        for s in self.memberships[p.id]:
+            s.on_acquire(p)
 
     def released(self, p: ProxyState) -> None:
-        if self.on_release:
-            for s in self.memberships[p.id]:
-                s.on_release(p)
+        """A request through ``p`` ended (callers check :attr:`on_release` first)."""
+        if self.sole is not None:
+            self.sole.on_release(p)
+            return
+        for s in self.memberships[p.id]:
+            s.on_release(p)
 
     def get(self, key: str) -> ProxyState:
         p = self.by_key.get(key)

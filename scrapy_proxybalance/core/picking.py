@@ -37,30 +37,33 @@ class Picker:
              accept: Callable[[ProxyState], bool] | None = None, alternates: int = 0,
              binding: bool = False) -> Lease | Wait:
         """See :meth:`.Balancer.pick`."""
-        candidates = self._candidates(ask, now, accept)
+        b = self.b
+        gap, limit, keep = b.rule_of(b.store.pace(ask.site), now)
+        if ask.schemes is not None or ask.tiers is not None:
+            accept = self._narrowed(ask, accept)
+        candidates = Candidates(b.store.pairs_of(ask.site), now, gap, limit, ask.tried, accept, self.rotating_limit)
+        self.keep = keep
+        if keep > gap and b.pilots and self._pilot_flying(ask.site, now):  # a pilot tries the gap: the others keep
+            candidates.keep = keep  # the proven one
         if only is not None:
             if only.in_rotation and candidates(only):
                 return self._lease(only, ask, now)
             return self._wait(ask, now, candidates)
-        if binding or ask.prefer or self.b.recovery.probes or self.b.gateways.by_key:
+        if binding or ask.prefer or b.recovery.probes or b.gateways.by_key:
             lease = self._choose(ask, now, candidates, alternates, binding)
         else:  # the common case: the strategy's pick
             lease = self._from_groups(ask, now, candidates, alternates)
         return lease if lease is not None else self._wait(ask, now, candidates)
 
-    def _candidates(self, ask: Ask, now: float, accept: Callable[[ProxyState], bool] | None) -> Candidates:
-        b = self.b
-        gap, limit, keep = b.rule_of(b.store.pace(ask.site), now)
+    def _narrowed(self, ask: Ask, accept: Callable[[ProxyState], bool] | None) -> Callable[[ProxyState], bool] | None:
+        """``accept``, also refusing proxies of a scheme the request's download path cannot
+        carry, or of a tier not chosen for it."""
         schemes = ask.schemes
-        if schemes is not None and b.members.beyond(schemes):  # its download path cannot carry them all
+        if schemes is not None and self.b.members.beyond(schemes):  # its download path cannot carry them all
             accept = _of_schemes(schemes, accept)
-        if ask.tiers is not None and len(ask.tiers) < len(b.tier_sizes()):
+        if ask.tiers is not None and len(ask.tiers) < len(self.b.tier_sizes()):
             accept = _of_tiers(frozenset(ask.tiers), accept)
-        candidates = Candidates(b.store.pairs_of(ask.site), now, gap, limit, ask.tried, accept, self.rotating_limit)
-        self.keep = keep
-        if keep > gap and b.pilots and self._pilot_flying(ask.site, now):  # a pilot tries the gap: the others keep
-            candidates.keep = keep  # the proven one
-        return candidates
+        return accept
 
     def _lease(self, p: ProxyState, ask: Ask, now: float) -> Lease:
         """Lease ``p``; the site's pilot if the site's gap is unproven and ``p`` answered there
@@ -116,10 +119,12 @@ class Picker:
         """A lease from the region's primaries, else its backups, of the request's cheapest
         tier, else of the next (a group is passed over only while none of its members could
         ever take the request: members only busy or cooling are waited for)."""
-        for s in self.b.members.order(ask.region, ask.tiers):
+        members = self.b.members
+        order = members.orders.get(ask.region) if ask.tiers is None else None
+        for s in order or members.order(ask.region, ask.tiers):
             p = s.pick(candidates)
             if p is not None:
-                lease = self._lease(p, ask, now)
+                lease = self._lease(p, ask, now) if self.keep > _NO_KEEP else self.b.lease(p, ask, now)
                 if alternates:  # free now, or within a gap (a shared store books the soonest)
                     lease.alternates = _alternates(s, candidates.within_gap(), p, alternates)
                 return lease

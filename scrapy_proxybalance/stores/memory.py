@@ -85,7 +85,10 @@ class MemoryStore(Forgetting, Alone):
         return self.pairs.get(site) or _NO_PAIRS
 
     def take(self, key: str, site: str, now: float, lease: int) -> Pair:
-        pair = self._pair(key, site)
+        pairs = self.pairs.get(site)
+        pair = pairs.get(key) if pairs is not None else None
+        if pair is None:
+            pair = self._pair(key, site)
         pair.busy += 1
         return pair
 
@@ -112,7 +115,11 @@ class MemoryStore(Forgetting, Alone):
         answers = self.answers.get(site)
         if answers is None:
             answers = self.answers[site] = Answers()
-        answers.add(now, key)
+        log = answers.log
+        if log and now < log[-1][0]:
+            answers.add(now, key)
+        else:
+            log.append((now, key))
         if answers.due == math.inf:  # the sweep looks at them once the first may be forgotten
             answers.due = now + self.memory
             self.sweep.add(answers.due, site, ANSWERS)
