@@ -35,13 +35,10 @@ class Answers:
         self.start = 0
         self.due = math.inf
 
-    def add(self, now: float, key: str) -> None:
-        """An answer at ``now`` (in order, even from a clock that went back)."""
-        log = self.log
-        if log and now < log[-1][0]:
-            bisect.insort(log, (now, key), lo=self.start)
-        else:
-            log.append((now, key))
+    def insert(self, now: float, key: str) -> None:
+        """An answer at ``now``, earlier than the last (a clock that went back), in its place;
+        the store appends one in order to :attr:`log` itself (the common case, per request)."""
+        bisect.insort(self.log, (now, key), lo=self.start)
 
     def soonest(self, pairs: Mapping[str, Pair], now: float, gap: float) -> float | None:
         """When the first pair still within ``gap`` of its last answer ends it, if one is."""

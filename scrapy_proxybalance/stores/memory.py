@@ -117,7 +117,7 @@ class MemoryStore(Forgetting, Alone):
             answers = self.answers[site] = Answers()
         log = answers.log
         if log and now < log[-1][0]:
-            answers.add(now, key)
+            answers.insert(now, key)
         else:
             log.append((now, key))
         if answers.due == math.inf:  # the sweep looks at them once the first may be forgotten
