@@ -8,6 +8,8 @@ PROTOCOL = sorted({name for cls in StateStore.__mro__[:-1] for name in vars(cls)
 
 
 class RecordingStore:
+    shared = False
+
     def __init__(self) -> None:
         self._inner = MemoryStore()
         self.calls: list[str] = []

@@ -67,16 +67,25 @@ class OutcomeRules:
             b.sessions.released(lease, outcome, now)
         if lease.site_tier is not None:
             b.tiers.answered(lease.site, p.proxy.tier, p.key, outcome, lease.tier_probe, now)
-        gap = b.rule_of(store.pace(lease.site), now)[0]  # the pair rule's gap
-        if lease.exit:
-            b.exits.answered(lease, now, gap)
-        store.give_back(p.key, lease.site, now, 0.0 if p.proxy.rotating else gap, lease.number, hold, lease.pair)
+        if lease.exit or store.shared:
+            self._answered_with_gap(lease, now, hold)
+        else:  # the store applies the site's gap when asked
+            store.give_back(p.key, lease.site, now, 0.0, lease.number, hold, lease.pair)
         if facts is old:
             return _SUCCEEDED if outcome is _SUCCESS else _RELEASED[outcome]
         b.recovery.set_facts(p, old, facts, now)
         if facts.ejected_until > now >= old.ejected_until:
             return Released(outcome, facts.ejected_until - now)
         return _RELEASED[outcome]
+
+    def _answered_with_gap(self, lease: Lease, now: float, hold: float) -> None:
+        """The pair's answer to a store that records the site's gap with it (a shared store),
+        or through a rotating gateway's exit (its own pair keeps the gap)."""
+        p, store = lease.state, self.store
+        gap = self.b.rule_of(store.pace(lease.site), now)[0]  # the pair rule's gap
+        if lease.exit:
+            self.b.exits.answered(lease, now, gap)
+        store.give_back(p.key, lease.site, now, 0.0 if p.proxy.rotating else gap, lease.number, hold, lease.pair)
 
     def _judged(self, lease: Lease, outcome: Outcome, old: ProxyFacts, now: float, retry_after: float | None,
                 reason: str) -> tuple[ProxyFacts, ProxyFacts, float]:

@@ -75,7 +75,8 @@ class PairStore(Protocol):
                   hold_until: float = -math.inf, pair: PairRecord | None = None) -> None:
         """Lease ``lease`` through the pair was answered at ``now``: the site's ``gap`` (now)
         counts from here; with ``hold_until``, the pair also pauses until then (``Retry-After``).
-        ``pair``: the record :meth:`take` returned for the lease, if at hand."""
+        ``pair``: the record :meth:`take` returned for the lease, if at hand. A store that is
+        not :attr:`~StateStore.shared` applies the site's gap when asked, and is given 0."""
 
     def untake(self, key: str, site: str, lease: int) -> None:
         """Lease ``lease`` was never used (its request went through another pair)."""
