@@ -56,17 +56,21 @@ class Forgetting:
         return max(pair.answered + self.memory, pair.hold, pair.ban_until, pair.fleet, level)
 
     def _tidy(self, site: str, key: str, pair: Pair, now: float) -> None:
-        """Drop a pair that holds nothing any more; with a site's last pair, what else the
+        """Drop a pair that holds nothing any more."""
+        if not pair.busy and self._idle_at(pair) <= now:
+            self._drop(site, key, pair)
+
+    def _drop(self, site: str, key: str, pair: Pair) -> None:
+        """Drop a pair not in use that holds nothing; with a site's last pair, what else the
         store keeps of the site's pairs."""
-        if pair.busy or self._idle_at(pair) > now:
-            return
         pairs = self.pairs[site]
         del pairs[key]
         self.held -= 1
-        for index, name, other in ((self.bans, site, key), (self.bans_of, key, site)):
-            held = index.get(name)
-            if held is not None and held.pop(other, None) is not None and not held:
-                del index[name]
+        if pair.ban_until > -math.inf:  # (only a pair ever banned is in the ban indexes)
+            for index, name, other in ((self.bans, site, key), (self.bans_of, key, site)):
+                held = index.get(name)
+                if held is not None and held.pop(other, None) is not None and not held:
+                    del index[name]
         if not pairs:
             del self.pairs[site]
             self.answers.pop(site, None)
@@ -111,7 +115,7 @@ class Forgetting:
                     continue  # its answer or untake will watch it
                 idle = self._idle_at(pair)
                 if idle <= now:
-                    self._tidy(site, key, pair, now)
+                    self._drop(site, key, pair)
                 else:
                     pair.watched = True
                     sweep.add(idle, site, key)
@@ -128,7 +132,7 @@ class Forgetting:
             if pair is None or pair.answered != answered or pair.busy or pair.watched:
                 continue  # gone, answered again since (that answer comes due later), in use, or watched
             if self._idle_at(pair) <= now:
-                self._tidy(site, key, pair, now)
+                self._drop(site, key, pair)
             else:
                 self._watch(pair, site, key)
         if answers.due < math.inf:

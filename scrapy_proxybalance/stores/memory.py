@@ -86,9 +86,12 @@ class MemoryStore(Forgetting, Alone):
 
     def take(self, key: str, site: str, now: float, lease: int) -> Pair:
         pairs = self.pairs.get(site)
-        pair = pairs.get(key) if pairs is not None else None
-        if pair is None:
-            pair = self._pair(key, site)
+        if pairs is None:
+            pairs = self.pairs[site] = {}
+        pair = pairs.get(key)
+        if pair is None:  # (what _pair does, inline: most takes at a large pool make one)
+            pair = pairs[key] = Pair()
+            self.held += 1
         pair.busy += 1
         return pair
 
