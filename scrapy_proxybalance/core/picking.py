@@ -69,12 +69,16 @@ class Picker:
         """Lease ``p``; the site's pilot if the site's gap is unproven and ``p`` answered there
         more recently than the proven gap (see :mod:`.pace`)."""
         lease = self.b.lease(p, ask, now)
-        if self.keep > _NO_KEEP and not p.proxy.rotating and not (self.b.pilots and self._pilot_flying(ask.site, now)):
-            since = now - lease.pair.answered
-            if since < self.keep:
-                lease.pilot = since
-                self.b.pilots[ask.site] = lease
+        if now - lease.pair.answered < self.keep:
+            self._pilot(lease, now)
         return lease
+
+    def _pilot(self, lease: Lease, now: float) -> None:
+        """Make ``lease``, whose pair answered within the proven gap, the site's pilot, unless
+        one flies or its proxy is a rotating gateway (its exits keep the gap, not it)."""
+        if not lease.state.proxy.rotating and not (self.b.pilots and self._pilot_flying(lease.site, now)):
+            lease.pilot = now - lease.pair.answered
+            self.b.pilots[lease.site] = lease
 
     def _pilot_flying(self, site: str, now: float) -> bool:
         """Whether a pilot tries the site's gap; one slower than :data:`.PILOT_PATIENCE` (a hung
@@ -124,7 +128,9 @@ class Picker:
         for s in order or members.order(ask.region, ask.tiers):
             p = s.pick(candidates)
             if p is not None:
-                lease = self._lease(p, ask, now) if self.keep > _NO_KEEP else self.b.lease(p, ask, now)
+                lease = self.b.lease(p, ask, now)  # (what _lease does, inline)
+                if now - lease.pair.answered < self.keep:
+                    self._pilot(lease, now)
                 if alternates:  # free now, or within a gap (a shared store books the soonest)
                     lease.alternates = _alternates(s, candidates.within_gap(), p, alternates)
                 return lease
@@ -147,8 +153,6 @@ class Picker:
 
     # -- outcomes --------------------------------------------------------------------
 
-
-_NO_KEEP = -math.inf
 
 
 def _of_schemes(schemes: frozenset[str], accept: Callable[[ProxyState], bool] | None) -> Callable[[ProxyState], bool]:
