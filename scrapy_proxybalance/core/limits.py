@@ -43,8 +43,10 @@ class ConcurrencyLimit:
 
     def on_success(self) -> None:
         self.proven = True
-        if self.limit < self.threshold:
-            self.limit = min(self.limit + 1.0, self.threshold, MAX_LIMIT)
+        limit = self.limit
+        if limit < self.threshold:  # slow start (no min(): this runs for every success)
+            limit += 1.0
+            self.limit = limit if limit <= self.threshold and limit <= MAX_LIMIT else min(self.threshold, MAX_LIMIT)
             return
         step = 1.0 / self.limit
         if self.limit + 1.0 > self.ceiling:
