@@ -42,7 +42,7 @@ class Membership:
 
     def new(self, proxy: Proxy) -> ProxyState:
         """A proxy joins the pool (out of rotation until :meth:`sync`)."""
-        p = ProxyState(len(self.states), proxy, proxy.key)
+        p = ProxyState(len(self.states), proxy, proxy.key, proxy.weight)
         self.states.append(p)
         self.memberships.append([])
         self.join(p)

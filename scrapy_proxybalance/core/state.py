@@ -20,7 +20,8 @@ class ProxyState:
 
     id: int
     proxy: Proxy
-    key: str
+    key: str  # the proxy's, and its weight, kept beside it: read for every request
+    weight: float
     in_flight: int = 0
     limit: ConcurrencyLimit = field(default_factory=ConcurrencyLimit)
     metrics: Metrics = field(default_factory=Metrics)
@@ -28,7 +29,3 @@ class ProxyState:
     removed: bool = False  # no longer in the pool; its last requests may still be in flight
     streak: int = 0  # successes in a row, for forgiving old ejections
     probing: bool = False  # a panic probe is in flight through it
-
-    @property
-    def weight(self) -> float:
-        return self.proxy.weight

@@ -152,7 +152,7 @@ class WeightedRandom(Strategy):
 
     def _effective(self, p: ProxyState) -> float:
         rate = p.metrics.success_rate
-        return p.weight * (1.0 if rate is None else max(self.FLOOR, rate))
+        return p.weight * (1.0 if rate is None else rate if rate > self.FLOOR else self.FLOOR)
 
     def _enter(self, p: ProxyState, w: float) -> None:
         k = math.frexp(w)[1]  # 2**(k-1) <= w < 2**k
