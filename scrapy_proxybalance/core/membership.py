@@ -38,7 +38,11 @@ class Membership:
         self.memberships: list[list[Strategy]] = []  # proxy id -> the strategies holding it
         self.on_acquire = self.on_release = False  # the strategies follow acquires, releases (most do not)
         self.disabled = 0
-        self.sole: Strategy | None = None  # the one group's strategy, while the pool has one group
+        # ``p`` took a request, a request through ``p`` ended: the strategies that follow acquires
+        # and releases see it (callers check on_acquire, on_release first); while the pool has one
+        # group, its strategy's own (each strategy ignores a proxy it does not hold)
+        self.acquired: Callable[[ProxyState], None] = self._acquired_by_all
+        self.released: Callable[[ProxyState], None] = self._released_by_all
 
     def new(self, proxy: Proxy) -> ProxyState:
         """A proxy joins the pool (out of rotation until :meth:`sync`)."""
@@ -68,7 +72,10 @@ class Membership:
                 self.orders.clear()
                 self.on_acquire |= type(s).on_acquire is not Strategy.on_acquire
                 self.on_release |= type(s).on_release is not Strategy.on_release
-                self.sole = s if len(self.groups) == 1 else None
+                if len(self.groups) == 1:
+                    self.acquired, self.released = s.on_acquire, s.on_release
+                else:
+                    self.acquired, self.released = self._acquired_by_all, self._released_by_all
         self.memberships[p.id] = [self.groups[g] for g in groups]
         if self.store.facts(p.key).disabled:
             self.disabled += 1
@@ -106,20 +113,11 @@ class Membership:
             for s in self.memberships[p.id]:
                 s.remove(p)
 
-    def acquired(self, p: ProxyState) -> None:
-        """``p`` took a request: the strategies that follow acquires see it (callers check
-        :attr:`on_acquire` first)."""
-        if self.sole is not None:  # (each strategy ignores a proxy it does not hold)
-            self.sole.on_acquire(p)
-            return
+    def _acquired_by_all(self, p: ProxyState) -> None:
         for s in self.memberships[p.id]:
             s.on_acquire(p)
 
-    def released(self, p: ProxyState) -> None:
-        """A request through ``p`` ended (callers check :attr:`on_release` first)."""
-        if self.sole is not None:
-            self.sole.on_release(p)
-            return
+    def _released_by_all(self, p: ProxyState) -> None:
         for s in self.memberships[p.id]:
             s.on_release(p)
 

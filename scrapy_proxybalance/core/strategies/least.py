@@ -24,8 +24,8 @@ class LeastConnections(Strategy):
         self.buckets: dict[int, OrderedDict[int, ProxyState]] = {}
         self.count: dict[int, int] = {}  # member id -> bucket it sits in
 
-    def _place(self, p: ProxyState, k: int) -> None:
-        old = self.count.get(p.id)
+    def _place(self, p: ProxyState, old: int | None, k: int) -> None:
+        """Move ``p`` from bucket ``old`` (``None``: it joins) to the back of bucket ``k``."""
         if old is not None:
             bucket = self.buckets[old]
             del bucket[p.id]
@@ -39,7 +39,7 @@ class LeastConnections(Strategy):
 
     def add(self, p: ProxyState) -> None:
         if p.id not in self.count:
-            self._place(p, p.in_flight)
+            self._place(p, None, p.in_flight)
 
     def remove(self, p: ProxyState) -> None:
         k = self.count.pop(p.id, None)
@@ -56,8 +56,9 @@ class LeastConnections(Strategy):
         return p.id in self.count
 
     def on_acquire(self, p: ProxyState) -> None:
-        if p.id in self.count:
-            self._place(p, p.in_flight)
+        old = self.count.get(p.id)
+        if old is not None:
+            self._place(p, old, p.in_flight)
 
     on_release = on_acquire
 
