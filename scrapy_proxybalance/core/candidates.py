@@ -38,17 +38,23 @@ class Candidates:
     def __init__(self, pairs: Mapping[str, PairRecord], now: float, gap: float, limit: int,
                  tried: Collection[str], accept: Callable[[ProxyState], bool] | None = None,
                  rotating_limit: int = 1 << 30) -> None:
+        self.rotating_limit = rotating_limit  # a rotating gateway's pair: its exits keep the gap, not it
+        self.renewed(pairs, now, gap, limit, tried, accept)
+
+    def renewed(self, pairs: Mapping[str, PairRecord], now: float, gap: float, limit: int, tried: Collection[str],
+                accept: Callable[[ProxyState], bool] | None) -> Candidates:
+        """This filter made anew for another request (cheaper than a new one, on every pick)."""
         self.pairs = pairs
         self.now = now
         self.gap = gap
         self.limit = limit
         self.tried = tried
         self.accept = accept
-        self.rotating_limit = rotating_limit  # a rotating gateway's pair: its exits keep the gap, not it
         self.keep = -math.inf
         self.stopped = 0  # what stopped the others: BUSY (a proxy at its concurrency limit), PAIR_BUSY (a
         # pair at its limit in flight), HELD (a pair cooling down, paused or banned), PILOTED (a pair
         # waiting for a pilot's answer, or keeping the proven gap)
+        return self
 
     @property
     def busy(self) -> bool:

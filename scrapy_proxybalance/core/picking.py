@@ -31,7 +31,8 @@ class Picker:
     def __init__(self, balancer: Balancer) -> None:
         self.b = balancer
         self.keep = -math.inf  # the gap the pairs of the site being picked for keep while a pilot tries its gap
-        self.rotating_limit = balancer.rules.pair_limit or 1 << 30  # (see Candidates)
+        # one filter, renewed for each pick (a pick never runs within another, nor keeps it)
+        self.candidates = Candidates({}, -math.inf, 0.0, 1, (), None, balancer.rules.pair_limit or 1 << 30)
 
     def pick(self, ask: Ask, now: float, *, only: ProxyState | None = None,
              accept: Callable[[ProxyState], bool] | None = None, alternates: int = 0,
@@ -41,7 +42,7 @@ class Picker:
         gap, limit, keep = b.rule_of(b.store.pace(ask.site), now)
         if ask.schemes is not None or ask.tiers is not None:
             accept = self._narrowed(ask, accept)
-        candidates = Candidates(b.store.pairs_of(ask.site), now, gap, limit, ask.tried, accept, self.rotating_limit)
+        candidates = self.candidates.renewed(b.store.pairs_of(ask.site), now, gap, limit, ask.tried, accept)
         self.keep = keep
         if keep > gap and b.pilots and self._pilot_flying(ask.site, now):  # a pilot tries the gap: the others keep
             candidates.keep = keep  # the proven one
