@@ -107,26 +107,26 @@ class WeightedRoundRobin(Strategy):
 
 
 class _WeightClass:
-    """Members whose weight lies in ``[bound / 2, bound)``, weights kept beside them."""
+    """Members whose weight lies in ``[2**(k-1), 2**k)``; ``bound``: the most one of them weighs
+    (or weighed, while the class lasts)."""
 
-    __slots__ = ("bound", "items", "pos", "weights")
+    __slots__ = ("bound", "items", "pos")
 
-    def __init__(self, bound: float) -> None:
-        self.bound = bound
+    def __init__(self) -> None:
+        self.bound = 0.0
         self.items: list[ProxyState] = []
-        self.weights: list[float] = []
         self.pos: dict[int, int] = {}
 
-    def add(self, p: ProxyState, w: float) -> None:
+    def add(self, p: ProxyState) -> None:
         self.pos[p.id] = len(self.items)
         self.items.append(p)
-        self.weights.append(w)
+        self.bound = max(self.bound, p.weight)
 
     def remove(self, p: ProxyState) -> None:
         i = self.pos.pop(p.id)
-        last, w = self.items.pop(), self.weights.pop()
+        last = self.items.pop()
         if last is not p:
-            self.items[i], self.weights[i] = last, w
+            self.items[i] = last
             self.pos[last.id] = i
 
 
@@ -134,10 +134,13 @@ class WeightedRandom(Strategy):
     """Each pick draws a member with probability proportional to
     ``weight * max(0.1, recent success rate)`` (a proxy with no outcome yet counts 1.0).
 
-    Members sit in classes by power of two of their weight (``2**k <= w < 2**(k+1)``). A draw
-    picks a class in proportion to ``members * 2**(k+1)``, a uniform member in it, and keeps it
-    with probability ``w / 2**(k+1)`` (at least 1/2): every member is kept with probability
-    proportional to ``w``, and a draw costs O(1) expected.
+    Members sit in classes by power of two of their weight (``2**(k-1) <= w < 2**k``), each with
+    the most one of them weighs as its bound. A draw picks a class in proportion to ``members *
+    bound``, a uniform member in it, and keeps it with probability ``w * max(0.1, rate) / bound``
+    (the success rate read as it is drawn): every member is kept with probability proportional
+    to its weight times its success rate, and a draw costs O(1) expected: one try while the
+    class's members weigh the same and succeed, two or fewer while they succeed, at most 20 if
+    every member fails. Nothing moves as requests end.
     """
 
     name = "weighted_random"
@@ -147,75 +150,65 @@ class WeightedRandom(Strategy):
         super().__init__(rng)
         self.members = Members()  # every member, for the rare sweep
         self.classes: dict[int, _WeightClass] = {}
-        self.weight_of: dict[int, float] = {}
-        self.envelope = 0.0  # sum over members of their class bound: exact in floating point
-
-    def _effective(self, p: ProxyState) -> float:
-        rate = p.metrics.success_rate
-        return p.weight * (1.0 if rate is None else rate if rate > self.FLOOR else self.FLOOR)
-
-    def _enter(self, p: ProxyState, w: float) -> None:
-        k = math.frexp(w)[1]  # 2**(k-1) <= w < 2**k
-        cls = self.classes.get(k)
-        if cls is None:
-            cls = self.classes[k] = _WeightClass(2.0**k)
-        cls.add(p, w)
-        self.weight_of[p.id] = w
-        self.envelope += cls.bound
-
-    def _leave(self, p: ProxyState) -> None:
-        k = math.frexp(self.weight_of.pop(p.id))[1]
-        cls = self.classes[k]
-        cls.remove(p)
-        self.envelope -= cls.bound
-        if not cls.items:
-            del self.classes[k]
+        self.class_of: dict[int, int] = {}  # member id -> its class (k)
+        self.envelope: float | None = 0.0  # sum over the classes of members * bound (None: to be summed again)
 
     def add(self, p: ProxyState) -> None:
-        if p.id not in self.weight_of:
+        if p.id not in self.class_of:
             self.members.add(p)
-            self._enter(p, self._effective(p))
+            k = math.frexp(p.weight)[1]
+            cls = self.classes.get(k)
+            if cls is None:
+                cls = self.classes[k] = _WeightClass()
+            cls.add(p)
+            self.class_of[p.id] = k
+            self.envelope = None
 
     def remove(self, p: ProxyState) -> None:
-        if p.id in self.weight_of:
+        k = self.class_of.pop(p.id, None)
+        if k is not None:
             self.members.remove(p)
-            self._leave(p)
+            cls = self.classes[k]
+            cls.remove(p)
+            if not cls.items:
+                del self.classes[k]
+            self.envelope = None
 
     def __len__(self) -> int:
-        return len(self.weight_of)
+        return len(self.class_of)
 
     def __contains__(self, p: ProxyState) -> bool:
-        return p.id in self.weight_of
+        return p.id in self.class_of
 
-    def on_release(self, p: ProxyState) -> None:
-        old = self.weight_of.get(p.id)
-        if old is not None:
-            w = self._effective(p)
-            if w != old:
-                self._leave(p)
-                self._enter(p, w)
-
-    def _draw(self) -> ProxyState:
+    def _draw(self, envelope: float) -> ProxyState:
         """One random number a try: where it falls in the envelope names the class, the member
-        (each has a slot of its class's bound) and the point in its slot, kept if below its weight."""
-        rand = self.rng.random
+        (each has a slot of its class's bound) and the point in its slot, kept if below its weight
+        times its success rate."""
+        rand, floor = self.rng.random, self.FLOOR
         while True:
-            target = rand() * self.envelope
+            target = rand() * envelope
             for cls in self.classes.values():
                 span = len(cls.items) * cls.bound
                 if target < span:
                     point = target / cls.bound
                     i = int(point)
-                    if i < len(cls.items) and (point - i) * cls.bound < cls.weights[i]:
-                        return cls.items[i]
+                    if i < len(cls.items):
+                        p = cls.items[i]
+                        rate = p.metrics.success_rate
+                        keep = p.weight if rate is None or rate >= 1.0 else p.weight * (rate if rate > floor else floor)
+                        if (point - i) * cls.bound < keep:
+                            return p
                     break
                 target -= span
 
     def pick(self, accept: Accept) -> ProxyState | None:
-        if not self.weight_of:
+        if not self.class_of:
             return None
+        envelope = self.envelope
+        if envelope is None:
+            envelope = self.envelope = math.fsum(len(cls.items) * cls.bound for cls in self.classes.values())
         for _ in range(SAMPLES):
-            p = self._draw()
+            p = self._draw(envelope)
             if accept(p):
                 return p
         return self.members.sweep(int(self.rng.random() * len(self.members)), accept)
