@@ -39,6 +39,43 @@ def test_weighted_round_robin_gives_exactly_5_3_1_interleaved(clock):
     assert max(len(run) for run in "".join(map(str, seq)).replace("2", " ").replace("3", " ").split()) <= 2
 
 
+def test_weighted_round_robin_keeps_weights_when_members_refuse_and_come_and_go():
+    import random
+
+    from scrapy_proxybalance.core.proxy import Proxy
+    from scrapy_proxybalance.core.state import ProxyState
+    from scrapy_proxybalance.core.strategies import WeightedRoundRobin
+
+    rng = random.Random(5)
+    weights = [1, 2, 3, 1, 2, 5, 0.5, 3]
+    members = [ProxyState(i, Proxy("http", f"10.0.0.{i}", 1, weight=w), f"k{i}", w) for i, w in enumerate(weights)]
+    s = WeightedRoundRobin(rng)
+    for p in members:
+        s.add(p)
+    counts: Counter[int] = Counter()
+    for step in range(20000):
+        refused = {p.id for p in members if rng.random() < 0.3}
+        got = s.pick(lambda p: p.id not in refused)  # noqa: B023
+        if got is None:
+            assert len(refused) == len(members)
+        else:
+            assert got.id not in refused
+            counts[got.id] += 1
+        if step == 10000:  # one leaves and comes back: it starts at the current turn, not owed any
+            s.remove(members[5])
+            s.add(members[5])
+    shares = {i: counts[i] / sum(counts.values()) for i in counts}
+    for p in members:  # a refusal costs a member its turn only while it refuses
+        assert abs(shares[p.id] - p.weight / sum(weights)) < 0.02, shares
+    # lane-mates (the same weight) take turns: the one picked ahead of a refusing mate goes behind it
+    a, b = (ProxyState(i, Proxy("http", f"10.0.1.{i}", 1), f"m{i}", 1.0) for i in (1, 2))
+    s = WeightedRoundRobin(rng)
+    s.add(a)
+    s.add(b)
+    assert s.pick(lambda p: p is b) is b
+    assert [s.pick(lambda p: True).id for _ in range(4)] == [a.id, b.id, a.id, b.id]
+
+
 def test_least_connections_picks_the_proxy_with_fewest_in_flight(clock):
     b = make_balancer(clock, strategy="least_connections")
     held = [b.acquire(Ask("a")), b.acquire(Ask("a"))]

@@ -6,6 +6,7 @@ import heapq
 import itertools
 import math
 import random
+from collections import OrderedDict
 
 from ..state import ProxyState
 from .base import SAMPLES, Accept, Members, Strategy
@@ -14,42 +15,47 @@ from .base import SAMPLES, Accept, Members, Strategy
 class WeightedRoundRobin(Strategy):
     """Earliest deadline first: a picked proxy's next turn is ``deadline + 1/weight``.
 
-    This is Envoy's O(log n) form of nginx's smooth weighted round robin: weights 5:3:1
-    get exactly 5, 3 and 1 of every 9 picks, interleaved (``a b a a b a a b c``).
+    nginx's smooth weighted round robin in Envoy's EDF form: weights 5:3:1 get exactly 5, 3 and
+    1 of every 9 picks, interleaved (``a b a a b a a b c``). Members of one weight wait in a lane,
+    a queue in deadline order (a member picked goes to its back), so a pick costs O(1) for the
+    lane plus O(log lanes) for a heap of the lanes' fronts, whatever the pool's size. A member
+    picked ahead of lane-mates that could not take the request goes to the back behind them
+    (its next turn no sooner than theirs); those keep their turns.
     """
 
     name = "weighted_round_robin"
 
     def __init__(self, rng: random.Random) -> None:
         super().__init__(rng)
-        self.heap: list[list] = []  # [deadline, seq, ProxyState | None]; None = stale
-        self.entries: dict[int, list] = {}
+        self.lanes: dict[float, OrderedDict[int, list]] = {}  # weight -> id -> [deadline, seq, member, weight]
+        self.entries: dict[int, list] = {}  # member id -> its entry in its lane
+        self.fronts: list[tuple[float, int, float]] = []  # heap of (deadline, seq, weight) of the lanes' fronts;
+        # one whose lane's front has changed since is stale, skipped when it comes up
         self.seq = itertools.count()
         self.vtime = 0.0  # deadline of the latest pick
-        self.stale = 0
-
-    def _push(self, p: ProxyState, deadline: float) -> None:
-        entry = [deadline, next(self.seq), p]
-        self.entries[p.id] = entry
-        heapq.heappush(self.heap, entry)
 
     def add(self, p: ProxyState) -> None:
         if p.id not in self.entries:
-            self._push(p, self.vtime + 1.0 / p.weight)
+            w = p.weight
+            lane = self.lanes.get(w)
+            if lane is None:
+                lane = self.lanes[w] = OrderedDict()
+            turn = self.vtime + 1.0 / w
+            entry: list = [turn, 0, p, w]
+            self.entries[p.id] = entry
+            self._to_back(lane, entry, turn)
 
     def remove(self, p: ProxyState) -> None:
         entry = self.entries.pop(p.id, None)
-        if entry is not None:
-            self._retire(entry)
-
-    def _retire(self, entry: list) -> None:
-        """Mark ``entry`` stale; rebuild the heap when stale entries outnumber live ones."""
-        entry[2] = None
-        self.stale += 1
-        if self.stale > len(self.entries) + 16:
-            self.heap = [e for e in self.heap if e[2] is not None]
-            heapq.heapify(self.heap)
-            self.stale = 0
+        if entry is None:
+            return
+        lane = self.lanes[entry[3]]
+        front = next(iter(lane.values()))
+        del lane[p.id]
+        if not lane:
+            del self.lanes[entry[3]]
+        elif front is entry:
+            self._front_changed(lane)
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -57,52 +63,76 @@ class WeightedRoundRobin(Strategy):
     def __contains__(self, p: ProxyState) -> bool:
         return p.id in self.entries
 
+    def _to_back(self, lane: OrderedDict[int, list], entry: list, deadline: float) -> None:
+        """Put ``entry`` at the back of its lane with its next turn at ``deadline``, or at the
+        back's turn if that is later (the lane stays in deadline order)."""
+        was_front = False
+        if lane:
+            back = lane[next(reversed(lane))]
+            if back is not entry and back[0] > deadline:
+                deadline = back[0]
+            was_front = next(iter(lane.values())) is entry
+        entry[0], entry[1] = deadline, next(self.seq)
+        lane[entry[2].id] = entry
+        lane.move_to_end(entry[2].id)
+        if was_front or len(lane) == 1:
+            self._front_changed(lane)
+
+    def _front_changed(self, lane: OrderedDict[int, list]) -> None:
+        front = next(iter(lane.values()))
+        heapq.heappush(self.fronts, (front[0], front[1], front[3]))
+        if len(self.fronts) > 2 * len(self.lanes) + 16:  # stale fronts piled up (pool changes)
+            self.fronts = [(e[0], e[1], e[3]) for e in (next(iter(lane.values())) for lane in self.lanes.values())]
+            heapq.heapify(self.fronts)
+
+    def _top(self) -> list | None:
+        """The entry of earliest deadline: the front of the lane the heap's top names."""
+        fronts, lanes = self.fronts, self.lanes
+        while fronts:
+            _, seq, w = fronts[0]
+            lane = lanes.get(w)
+            if lane is not None:
+                front = next(iter(lane.values()))
+                if front[1] == seq:
+                    return front
+            heapq.heappop(fronts)
+        return None
+
     def pick(self, accept: Accept) -> ProxyState | None:
-        heap = self.heap
-        while heap and heap[0][2] is None:
-            heapq.heappop(heap)
-            self.stale -= 1
-        if not heap:
+        top = self._top()
+        if top is None:
             return None
-        top = heap[0]
-        if accept(top[2]):  # the common case: the earliest deadline is free
-            p = top[2]
-            self.vtime = max(self.vtime, top[0])
-            entry = [top[0] + 1.0 / p.weight, next(self.seq), p]
-            self.entries[p.id] = entry
-            heapq.heapreplace(heap, entry)
+        p = top[2]
+        if accept(p):  # the common case: the earliest deadline is free
+            lane, d = self.lanes[top[3]], top[0]
+            if d > self.vtime:
+                self.vtime = d
+            turn, back = d + 1.0 / top[3], lane[next(reversed(lane))]
+            top[0], top[1] = turn if back[0] <= turn else back[0], next(self.seq)  # (_to_back, inline)
+            lane.move_to_end(p.id)
+            front = next(iter(lane.values()))
+            heapq.heapreplace(self.fronts, (front[0], front[1], top[3]))
             return p
         later = self._next_accepted(accept)
         if later is None:
             return None
-        p = later[2]
         self.vtime = max(self.vtime, later[0])
-        self._push(p, later[0] + 1.0 / p.weight)
-        self._retire(later)  # superseded by the entry just pushed
-        return p
+        self._to_back(self.lanes[later[3]], later, later[0] + 1.0 / later[3])
+        return later[2]
 
     def _next_accepted(self, accept: Accept) -> list | None:
-        """The entry of earliest deadline after the top whose member ``accept`` takes: the
-        next few in deadline order (a frontier of heap indices, nothing popped), then, when
-        those are all refused (a saturated pool refuses most), the least of one pass over all."""
-        heap = self.heap
-        frontier = [(heap[i][0], heap[i][1], i) for i in (1, 2) if i < len(heap)]
-        heapq.heapify(frontier)
-        for _ in range(SAMPLES):
-            if not frontier:
-                return None
-            _, _, i = heapq.heappop(frontier)
-            entry = heap[i]
-            if entry[2] is not None and accept(entry[2]):
-                return entry
-            for child in (2 * i + 1, 2 * i + 2):
-                if child < len(heap):
-                    heapq.heappush(frontier, (heap[child][0], heap[child][1], child))
+        """The entry of earliest deadline whose member ``accept`` takes: each lane's first (a
+        lane is in deadline order), the earliest of those; a lane is left once its entries come
+        later than the best found."""
         best = None
-        for entry in heap[1:]:
-            p = entry[2]
-            if p is not None and (best is None or entry[:2] < best[:2]) and accept(p):
-                best = entry
+        for lane in self.lanes.values():
+            for entry in lane.values():
+                if best is not None and entry[0] > best[0]:
+                    break
+                if accept(entry[2]):
+                    if best is None or (entry[0], entry[1]) < (best[0], best[1]):
+                        best = entry
+                    break
         return best
 
 
