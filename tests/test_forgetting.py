@@ -151,6 +151,6 @@ def test_a_site_s_answers_are_dropped_as_they_come_due():
     for i in range(20000):  # 2,000 s of answers through 5 pairs, 10 a second
         answered(store, f"p{i % 5}", "s.test", 1000.0 + i * 0.1)
     log = store.answers["s.test"]
-    assert len(log.log) - log.start <= (MEMORY + 1) / 0.1 + 1  # the last minute's, looked at within a second
-    assert len(log.log) <= 2 * COMPACT_AFTER + 2 * (MEMORY + 1) / 0.1  # the ones looked at are dropped
+    assert len(log.times) - log.start <= (MEMORY + 1) / 0.1 + 1  # the last minute's, looked at within a second
+    assert len(log.times) <= 2 * COMPACT_AFTER + 2 * (MEMORY + 1) / 0.1  # the ones looked at are dropped
     assert store.held == 5 and len(store.sweep) <= 2

@@ -118,11 +118,12 @@ class MemoryStore(Forgetting, Alone):
         answers = self.answers.get(site)
         if answers is None:
             answers = self.answers[site] = Answers()
-        log = answers.log
-        if log and now < log[-1][0]:
+        times = answers.times
+        if times and now < times[-1]:
             answers.insert(now, key)
         else:
-            log.append((now, key))
+            times.append(now)
+            answers.keys.append(key)
         if answers.due == math.inf:  # the sweep looks at them once the first may be forgotten
             answers.due = now + self.memory
             self.sweep.add(answers.due, site, ANSWERS)
