@@ -48,7 +48,7 @@ def test_weighted_round_robin_keeps_weights_when_members_refuse_and_come_and_go(
 
     rng = random.Random(5)
     weights = [1, 2, 3, 1, 2, 5, 0.5, 3]
-    members = [ProxyState(i, Proxy("http", f"10.0.0.{i}", 1, weight=w), f"k{i}", w) for i, w in enumerate(weights)]
+    members = [ProxyState.of(i, Proxy("http", f"10.0.0.{i}", 1, weight=w)) for i, w in enumerate(weights)]
     s = WeightedRoundRobin(rng)
     for p in members:
         s.add(p)
@@ -68,7 +68,7 @@ def test_weighted_round_robin_keeps_weights_when_members_refuse_and_come_and_go(
     for p in members:  # a refusal costs a member its turn only while it refuses
         assert abs(shares[p.id] - p.weight / sum(weights)) < 0.02, shares
     # lane-mates (the same weight) take turns: the one picked ahead of a refusing mate goes behind it
-    a, b = (ProxyState(i, Proxy("http", f"10.0.1.{i}", 1), f"m{i}", 1.0) for i in (1, 2))
+    a, b = (ProxyState.of(i, Proxy("http", f"10.0.1.{i}", 1)) for i in (1, 2))
     s = WeightedRoundRobin(rng)
     s.add(a)
     s.add(b)

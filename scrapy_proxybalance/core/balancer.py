@@ -154,7 +154,7 @@ class Balancer:
             elif present[key] != proxy:
                 for p, new in self.gateways.update(proxy) if proxy.sessions else [(self.by_key[key], proxy)]:
                     self.members.part(p)
-                    p.proxy, p.weight = new, new.weight
+                    p.follow(new)
                     self.members.join(p)
                     self.members.sync(p, self.clock())
                 updated += 1

@@ -16,7 +16,13 @@ def pair_free_at(pair: PairRecord | None, now: float, limit: int, gap: float) ->
     holds nothing of (free)."""
     if pair is None:
         return -math.inf
-    held = max(pair.answered + gap, pair.hold, pair.ban_until, pair.fleet)
+    held = pair.answered + gap  # the latest of its gap's end, pause, ban and fleet hold (no max(): per candidate)
+    if pair.hold > held:
+        held = pair.hold
+    if pair.ban_until > held:
+        held = pair.ban_until
+    if pair.fleet > held:
+        held = pair.fleet
     if held > now:
         return held
     return math.inf if pair.busy >= limit else -math.inf
@@ -110,12 +116,12 @@ class Candidates:
 
     def _open(self, p: ProxyState, pair: PairRecord) -> bool:
         """Whether the pair, of which the store holds ``pair``, may take one more request now."""
-        if p.proxy.rotating:
+        if p.rotating:
             free_at = pair_free_at(pair, self.now, self.rotating_limit, 0.0)
         else:
             free_at = pair_free_at(pair, self.now, self.limit, self.gap)
         if free_at <= self.now:
-            if self.keep > self.gap and not p.proxy.rotating and pair.answered + self.keep > self.now:
+            if self.keep > self.gap and not p.rotating and pair.answered + self.keep > self.now:
                 self.stopped |= PILOTED
                 return False
             return True

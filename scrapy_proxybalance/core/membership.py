@@ -46,7 +46,7 @@ class Membership:
 
     def new(self, proxy: Proxy) -> ProxyState:
         """A proxy joins the pool (out of rotation until :meth:`sync`)."""
-        p = ProxyState(len(self.states), proxy, proxy.key, proxy.weight)
+        p = ProxyState.of(len(self.states), proxy)
         self.states.append(p)
         self.memberships.append([])
         self.join(p)

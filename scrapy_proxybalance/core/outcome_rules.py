@@ -85,7 +85,7 @@ class OutcomeRules:
         gap = self.b.rule_of(store.pace(lease.site), now)[0]  # the pair rule's gap
         if lease.exit:
             self.b.exits.answered(lease, now, gap)
-        store.give_back(p.key, lease.site, now, 0.0 if p.proxy.rotating else gap, lease.number, hold, lease.pair)
+        store.give_back(p.key, lease.site, now, 0.0 if p.rotating else gap, lease.number, hold, lease.pair)
 
     def _judged(self, lease: Lease, outcome: Outcome, old: ProxyFacts, now: float, retry_after: float | None,
                 reason: str) -> tuple[ProxyFacts, ProxyFacts, float]:

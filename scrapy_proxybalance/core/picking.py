@@ -77,7 +77,7 @@ class Picker:
     def _pilot(self, lease: Lease, now: float) -> None:
         """Make ``lease``, whose pair answered within the proven gap, the site's pilot, unless
         one flies or its proxy is a rotating gateway (its exits keep the gap, not it)."""
-        if not lease.state.proxy.rotating and not (self.b.pilots and self._pilot_flying(lease.site, now)):
+        if not lease.state.rotating and not (self.b.pilots and self._pilot_flying(lease.site, now)):
             lease.pilot = now - lease.pair.answered
             self.b.pilots[lease.site] = lease
 

@@ -20,8 +20,9 @@ class ProxyState:
 
     id: int
     proxy: Proxy
-    key: str  # the proxy's, and its weight, kept beside it: read for every request
+    key: str  # the proxy's key, weight and whether it rotates, kept beside it: read for every request
     weight: float
+    rotating: bool
     in_flight: int = 0
     limit: ConcurrencyLimit = field(default_factory=ConcurrencyLimit)
     metrics: Metrics = field(default_factory=Metrics)
@@ -29,3 +30,12 @@ class ProxyState:
     removed: bool = False  # no longer in the pool; its last requests may still be in flight
     streak: int = 0  # successes in a row, for forgiving old ejections
     probing: bool = False  # a panic probe is in flight through it
+
+    @classmethod
+    def of(cls, id: int, proxy: Proxy) -> ProxyState:
+        """The state of a proxy joining the pool as member ``id``."""
+        return cls(id, proxy, proxy.key, proxy.weight, proxy.rotating)
+
+    def follow(self, proxy: Proxy) -> None:
+        """Its proxy changed in place (the same key): what is kept beside it follows."""
+        self.proxy, self.weight, self.rotating = proxy, proxy.weight, proxy.rotating
