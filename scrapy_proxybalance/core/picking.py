@@ -152,9 +152,6 @@ class Picker:
         usable = sum(len(s) - self._unusable(s, ask, now) for s in self.b.members.order(ask.region, ask.tiers))
         return next_wait(self.b, ask, now, candidates, usable)
 
-    # -- outcomes --------------------------------------------------------------------
-
-
 
 def _of_schemes(schemes: frozenset[str], accept: Callable[[ProxyState], bool] | None) -> Callable[[ProxyState], bool]:
     if accept is None:
