@@ -63,8 +63,15 @@ class LeastConnections(Strategy):
     on_release = on_acquire
 
     def pick(self, accept: Accept) -> ProxyState | None:
-        for k in sorted(self.buckets):  # few distinct in-flight counts
-            for p in self.buckets[k].values():
+        buckets = self.buckets
+        if not buckets:
+            return None
+        least = min(buckets)  # the bucket most picks end in, without sorting the few counts
+        for p in buckets[least].values():
+            if accept(p):
+                return p
+        for k in sorted(buckets)[1:]:
+            for p in buckets[k].values():
                 if accept(p):
                     return p
         return None
